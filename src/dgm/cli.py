@@ -1,0 +1,225 @@
+"""The `dgm` command: parses, calls the library, prints. No logic of its own."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+import typing
+from pathlib import Path
+from typing import List, Optional
+
+from .errors import DgmError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports mistakes as one-line DgmErrors."""
+
+    def error(self, message):
+        raise DgmError(f"{message} (see `{self.prog} --help`)")
+
+
+def _field_type(f: dataclasses.Field):
+    t = f.type
+    if isinstance(t, str):
+        t = {"int": int, "float": float, "bool": bool, "str": str}.get(t.replace("Optional[", "").rstrip("]"), str)
+    args = [a for a in typing.get_args(t) if a is not type(None)]
+    return args[0] if args else t
+
+
+def _add_config_options(parser, config_cls, skip=(), group_title: Optional[str] = None):
+    group = parser.add_argument_group(group_title) if group_title else parser
+    for f in dataclasses.fields(config_cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = _field_type(f)
+        if kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                               help=f"(default: {f.default})")
+        else:
+            group.add_argument(flag, type=kind, default=None, help=f"(default: {f.default})")
+
+
+def _collect(ns, config_cls, skip=()):
+    out = {}
+    for f in dataclasses.fields(config_cls):
+        if f.name in skip:
+            continue
+        v = getattr(ns, f.name, None)
+        if v is not None:
+            out[f.name] = v
+    return out
+
+
+def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
+    from .models import DATA_FIELDS, MODELS
+    from .sampling import REGIONS
+    from .training import TrainConfig
+
+    p = _Parser(prog="dgm", description="Deep generative models of images: train, sample, evaluate.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train a model; writes a run directory",
+                       description="Train MODEL on a dataset. `dgm train MODEL --help` lists the model's options.")
+    t.add_argument("model", help="model name (dgm list models)")
+    t.add_argument("--data", default="digits", help="dataset name (dgm list datasets; default: digits)")
+    t.add_argument("--data-dir", default=None, help="folder holding the dataset's files")
+    t.add_argument("--binarize", nargs="?", const="fixed", default=None, choices=["fixed", "dynamic"],
+                   help="binarize images: fixed threshold at half range (default when given) or dynamic (Bernoulli)")
+    t.add_argument("--quantize", type=int, default=None, dest="quantize", metavar="K",
+                   help="quantise images to K grey levels")
+    t.add_argument("--image-size", type=int, default=None, help="(images dataset) resize to this size")
+    t.add_argument("--image-channels", type=int, default=None, choices=[1, 3], help="(images dataset) 1 grey or 3 RGB")
+    t.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA[-N])")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    _add_config_options(t, TrainConfig, group_title="training")
+    model_name = argv[1] if len(argv) > 1 and argv[0] == "train" and not argv[1].startswith("-") else None
+    if model_name in MODELS:
+        _add_config_options(t, MODELS.get(model_name).Config, skip=DATA_FIELDS, group_title=f"{model_name} options")
+
+    s = sub.add_parser("sample", help="sample a grid of images from a trained run")
+    s.add_argument("run", help="run directory")
+    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("--out", default=None, help="PNG file to write (default: RUN/samples/sample-seedS.png)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--label", type=int, default=None, dest="label", help="class to sample (conditional models)")
+    s.add_argument("--complete-from", default=None, metavar="IMAGE_FILE",
+                   help="keep part of this image and sample the rest (n completions)")
+    s.add_argument("--observe", default="top", choices=REGIONS, help="which half of --complete-from is kept")
+    s.add_argument("--device", default="cpu")
+    s.add_argument("--save-tensor", default=None, metavar="FILE.pt", help="also save the samples as a tensor")
+
+    e = sub.add_parser("eval", help="evaluate a trained run; prints one JSON object")
+    e.add_argument("run", help="run directory")
+    e.add_argument("--metric", default="nll", help="metric name(s), comma-separated (dgm list metrics)")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--progress", action="store_true", help="show a progress bar")
+
+    li = sub.add_parser("list", help="list registered names")
+    li.add_argument("what", choices=["models", "datasets", "metrics", "families"])
+    return p
+
+
+def _train(args) -> int:
+    from .models import MODELS, DATA_FIELDS
+    from .training import TrainConfig
+    from .training.run import train_run
+
+    cls = MODELS.get(args.model)
+    options = {}
+    if args.image_size is not None:
+        options["image_size"] = args.image_size
+    if args.image_channels is not None:
+        options["channels"] = args.image_channels
+    data_cfg = {"name": args.data, "data_dir": args.data_dir, "binarize": args.binarize, "levels": args.quantize,
+                "scale": "levels", "options": options}
+    given = _collect(args, TrainConfig)
+    cfg = TrainConfig.from_dict(given)
+    model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
+    summary = train_run(args.model, data_cfg, model_opts, cfg, out=args.out, resume=args.resume,
+                        overrides={k: v for k, v in given.items() if k in ("steps", "epochs", "max_minutes", "max_cpu_minutes", "progress")},
+                        command="dgm " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    if summary["is_main"]:
+        val = summary["val"]
+        nll = (f"; val NLL {val['nll_nats']:.3f} nats/example = {val['bits_per_dim']:.4f} bits/dim" if "nll_nats" in val else "")
+        print(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s ({summary['images_per_sec']:.0f} images/s, "
+              f"{summary['world_size']} process(es)){nll}\n"
+              f"samples: {summary['samples']}\nrun: {summary['run_dir']}  (evaluate: dgm eval {summary['run_dir']} --metric nll)")
+    from .training.distributed import teardown
+
+    teardown()
+    return 0
+
+
+def _sample(args) -> int:
+    import torch
+
+    from . import load
+    from .sampling import complete_from_file
+    from .viz import save_grid
+
+    if args.n < 1:
+        raise DgmError(f"-n must be >= 1, got {args.n}")
+    model = load(args.run, device=args.device)
+    c = model.config
+    y = None
+    if args.label is not None:
+        if not c.num_classes:
+            raise DgmError("--label needs a class-conditional model (train with --conditional)")
+        if not 0 <= args.label < c.num_classes:
+            raise DgmError(f"--label must be in 0..{c.num_classes - 1}, got {args.label}")
+        y = torch.full((args.n,), args.label, dtype=torch.long)
+    gen = torch.Generator().manual_seed(args.seed)
+    if args.complete_from:
+        shown, x = complete_from_file(model, args.complete_from, args.n, args.observe, y=y, generator=gen)
+        images = torch.cat([shown[None].to(x.device), x])
+        default = Path(args.run) / "samples" / f"completion-{args.observe}-seed{args.seed}.png"
+    else:
+        x = model.sample(args.n, y=y, generator=gen)
+        images = x
+        default = Path(args.run) / "samples" / f"sample-seed{args.seed}.png"
+    path = save_grid(images / (c.levels - 1), args.out or default)
+    if args.save_tensor:
+        torch.save(x.cpu(), args.save_tensor)
+    print(path)
+    return 0
+
+
+def _eval(args) -> int:
+    from . import load
+    from .metrics import METRICS
+    from .training.run import load_data
+
+    names = [m.strip() for m in args.metric.split(",") if m.strip()]
+    fns = {m: METRICS.get(m) for m in names}
+    if args.batch_size < 1:
+        raise DgmError(f"--batch-size must be >= 1, got {args.batch_size}")
+    model = load(args.run, device=args.device)
+    data = load_data(model.run_config["data"], args.split)
+    result = {"run": str(args.run), "step": model.trained_steps, "split": args.split}
+    for name, fn in fns.items():
+        result.update(fn(model, data, batch_size=args.batch_size, progress=args.progress))
+    print(json.dumps(result))
+    return 0
+
+
+def _list(args) -> int:
+    from .data import DATASETS
+    from .metrics import METRICS
+    from .models import MODELS
+    from .training import STEPS
+
+    reg = {"models": MODELS, "datasets": DATASETS, "metrics": METRICS, "families": STEPS}[args.what]
+    width = max(len(n) for n in reg.names())
+    for name in reg.names():
+        print(f"{name:<{width}}  {reg.help(name)}")
+    return 0
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = _build_parser(argv).parse_args(argv)
+        return {"train": _train, "sample": _sample, "eval": _eval, "list": _list}[args.command](args)
+    except DgmError as e:
+        if debug:
+            raise
+        print(f"dgm: error: {e}", file=sys.stderr)
+        return getattr(e, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("dgm: interrupted", file=sys.stderr)
+        return 130
+
+
+def _entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    _entry()

@@ -1,0 +1,41 @@
+"""`load_dataset`: look a dataset up by name, check options, apply the model-input transform."""
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Optional, Union
+
+from ..errors import DgmError
+from .catalog import DATASETS, SPLITS, RawImages
+from .image import ImageDataset, check_transform
+from .toy import ToyDataset
+
+_COMMON = ("split", "data_dir")
+
+
+def load_dataset(name: str, split: str = "train", *, data_dir: Optional[str] = None,
+                 binarize: Optional[str] = None, levels: Optional[int] = None, scale: str = "levels",
+                 **options) -> Union[ImageDataset, ToyDataset]:
+    """The `split` of dataset `name`; binarize/levels/scale shape image inputs, options go to the loader."""
+    loader = DATASETS.get(name)
+    if split not in SPLITS:
+        raise DgmError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    if binarize == "none":
+        binarize = None
+    if getattr(loader, "is_toy", False):
+        if binarize is not None or levels is not None or scale != "levels":
+            raise DgmError(f"{name} is a toy dataset of real-valued points; drop the binarize/levels/scale options")
+    else:
+        check_transform(binarize, levels, scale)  # the levels range is checked once raw_levels is known
+    accepted = [p for p in inspect.signature(loader).parameters if p not in _COMMON]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        takes = f"it takes: {', '.join(accepted)}" if accepted else "it takes none"
+        raise DgmError(f"dataset {name!r} has no option {', '.join(unknown)}; {takes}")
+    if data_dir is not None:
+        data_dir = os.fspath(data_dir)
+    out = loader(split, data_dir=data_dir, **options)
+    if isinstance(out, RawImages):
+        return ImageDataset(name, split, out.raw, out.labels, out.raw_levels, out.num_classes,
+                            binarize=binarize, levels=levels, scale=scale)
+    return out

@@ -1,0 +1,9 @@
+"""Models by name: ``MODELS.get(name)`` or ``build_model(name, config_dict)``."""
+from .base import DATA_FIELDS, MODELS, ImageModel, ModelConfig, build_model
+from .autoregressive import AutoregressiveModel, bits_per_dim
+from .pixelcnn import PixelCNN, PixelCNNConfig
+from .gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
+from .independent import IndependentPixels
+
+__all__ = ["MODELS", "DATA_FIELDS", "ImageModel", "ModelConfig", "build_model", "AutoregressiveModel",
+           "bits_per_dim", "PixelCNN", "PixelCNNConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "IndependentPixels"]

@@ -1,0 +1,146 @@
+"""Raster-order autoregressive models over discrete pixels: p(x) = prod_i p(x_i | x_<i).
+
+Generation order: rows top to bottom, pixels left to right, and within a pixel the channels
+R -> G -> B (seed 000). Inputs are (B, C, H, W) tensors of integer levels 0..K-1. ``forward`` returns
+(B, C, H, W) Bernoulli logits when K == 2 and (B, K, C, H, W) logits otherwise.
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .base import ImageModel
+
+
+class AutoregressiveModel(ImageModel):
+    """Shared likelihood, sampling and completion for every raster-order model."""
+
+    _depends_on_input = True  # False for baselines whose logits ignore x (one-pass sampling)
+
+    # -- shapes --------------------------------------------------------------------------------
+    @property
+    def binary(self) -> bool:
+        return self.config.levels == 2
+
+    @property
+    def out_per_channel(self) -> int:
+        """Output logits per data channel: 1 Bernoulli logit, or K categorical logits."""
+        return 1 if self.binary else self.config.levels
+
+    def order(self) -> List[Tuple[int, int, int]]:
+        """The generation order as (channel, row, column) triples."""
+        c = self.config
+        return [(ch, i, j) for i in range(c.height) for j in range(c.width) for ch in range(c.channels)]
+
+    def _scaled_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Levels 0..K-1 -> [-1, 1], the network's input scale."""
+        dtype = next(self.parameters()).dtype
+        return x.to(dtype) * (2.0 / (self.config.levels - 1)) - 1.0
+
+    def _shape_logits(self, out: torch.Tensor) -> torch.Tensor:
+        """(B, C*Kout, H, W) grouped by channel -> the public logits layout."""
+        if self.binary:
+            return out
+        b, _, h, w = out.shape
+        c, k = self.config.channels, self.config.levels
+        return out.view(b, c, k, h, w).transpose(1, 2)
+
+    def _check_input(self, x: torch.Tensor, y: Optional[torch.Tensor]) -> None:
+        c = self.config
+        want = (c.channels, c.height, c.width)
+        if x.dim() != 4 or tuple(x.shape[1:]) != want:
+            raise ValueError(f"expected x of shape (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(x.shape)}")
+        if c.num_classes and y is None:
+            raise ValueError("this model is class-conditional: pass y (B,) class labels")
+
+    # -- likelihood ----------------------------------------------------------------------------
+    def conditionals(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """log p(x_i | x_<i) for every element, shape (B, C, H, W), in nats."""
+        self._check_input(x, y)
+        logits = self(x, y)
+        return self.log_prob_from_logits(logits, x)
+
+    def log_prob_from_logits(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        if logits.dtype in (torch.float16, torch.bfloat16):  # AMP: take the likelihood in float32
+            logits = logits.float()
+        if self.binary:
+            return -F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype), reduction="none")
+        logp = F.log_softmax(logits, dim=1)
+        return logp.gather(1, x.long().unsqueeze(1)).squeeze(1)
+
+    def log_prob(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Exact log-likelihood of each example, shape (B,), in nats."""
+        return self.conditionals(x, y).flatten(1).sum(1)
+
+    # -- sampling ------------------------------------------------------------------------------
+    def _draw(self, logits_at: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        """Inverse-CDF draw from per-example logits using uniforms ``u`` (so draws are reproducible)."""
+        if self.binary:
+            return (u < torch.sigmoid(logits_at.float())).float()
+        cdf = torch.softmax(logits_at.float(), dim=1).cumsum(1)
+        return (cdf < u[:, None]).sum(1).clamp(max=self.config.levels - 1).float()
+
+    def _default_labels(self, n: int, y: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        if not self.config.num_classes:
+            return None
+        if y is None:
+            y = torch.arange(n) % self.config.num_classes
+        y = torch.as_tensor(y, dtype=torch.long, device=self.device).reshape(-1)
+        return y.expand(n) if y.numel() == 1 else y
+
+    @torch.no_grad()
+    def sample(self, n: int, y: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
+               noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Draw n images (levels as float) by running the network once per element (naive sampling).
+
+        ``y``: class labels for a conditional model (default: 0, 1, 2, ... cycling).
+        ``noise``: (n, C, H, W) uniforms in [0, 1) that fix every draw; default drawn from ``generator``.
+        """
+        c = self.config
+        x = torch.zeros(n, c.channels, c.height, c.width, device=self.device)
+        observed = torch.zeros(c.channels, c.height, c.width, dtype=torch.bool, device=self.device)
+        return self.complete(x, observed, y=y, generator=generator, noise=noise)
+
+    @torch.no_grad()
+    def complete(self, x: torch.Tensor, observed: torch.Tensor, y: Optional[torch.Tensor] = None,
+                 generator: Optional[torch.Generator] = None, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Sample the elements where ``observed`` is False, keep the others.
+
+        ``observed`` is a bool mask broadcastable to x, e.g. (C, H, W) or (H, W). A raster-order
+        model conditions each new element on every earlier element (observed or sampled); observed
+        elements later in the order cannot inform it (that needs other orders, e.g. LMConv).
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            n = x.shape[0]
+            x = x.to(self.device).float().clone()
+            obs = torch.broadcast_to(observed.to(self.device).bool(), x.shape)
+            y = self._default_labels(n, y)
+            if noise is None:
+                noise = torch.rand(x.shape, generator=generator, device="cpu").to(self.device)
+            if not self._depends_on_input:
+                logits = self(x, y)
+                for ch, i, j in self.order():
+                    self._fill(x, obs, logits, noise, ch, i, j)
+                return x
+            for ch, i, j in self.order():
+                if bool(obs[:, ch, i, j].all()):
+                    continue
+                self._fill(x, obs, self(x, y), noise, ch, i, j)
+            return x
+        finally:
+            self.train(was_training)
+
+    def _fill(self, x, obs, logits, noise, ch, i, j) -> None:
+        at = logits[:, ch, i, j] if self.binary else logits[:, :, ch, i, j]
+        v = self._draw(at, noise[:, ch, i, j])
+        x[:, ch, i, j] = torch.where(obs[:, ch, i, j], x[:, ch, i, j], v)
+
+
+def bits_per_dim(nll_nats: float, dims: int) -> float:
+    """Convert a per-example NLL in nats to bits per dimension."""
+    return nll_nats / (dims * math.log(2.0))

@@ -1,0 +1,65 @@
+"""What every image model shares: its config, the data it was built for, and the model registry."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Dict, Type
+
+import torch
+import torch.nn as nn
+
+from ..errors import DgmError
+from ..registry import Registry
+
+MODELS: Registry = Registry("model")
+
+# Config fields filled in from the dataset, not from the command line.
+DATA_FIELDS = ("channels", "height", "width", "levels", "num_classes")
+
+
+@dataclass
+class ModelConfig:
+    """Shape of the data a model is built for; families add their own hyper-parameters."""
+
+    channels: int = 1
+    height: int = 8
+    width: int = 8
+    levels: int = 2
+    num_classes: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise DgmError(f"{cls.__name__} has no option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**d)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class ImageModel(nn.Module):
+    """Base of all models: keeps its config so that a run can be rebuilt from it alone."""
+
+    Config: Type[ModelConfig] = ModelConfig
+    family: str = "likelihood"
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+
+    @property
+    def dims(self) -> int:
+        c = self.config
+        return c.channels * c.height * c.width
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+
+def build_model(name: str, config: Dict[str, Any]) -> ImageModel:
+    """Build registered model ``name`` from a plain dict of its config fields."""
+    cls = MODELS.get(name)
+    return cls(cls.Config.from_dict(config))

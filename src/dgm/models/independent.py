@@ -1,0 +1,27 @@
+"""Independent-pixel baseline: p(x) = prod_i p(x_i), one learned distribution per element."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+
+from .autoregressive import AutoregressiveModel
+from .base import MODELS, ModelConfig
+
+
+@MODELS.register("independent", help="baseline: every pixel independent (a learned marginal per element)")
+class IndependentPixels(AutoregressiveModel):
+    """The baseline an autoregressive model must beat: no pixel sees any other."""
+
+    Config = ModelConfig
+    _depends_on_input = False
+
+    def __init__(self, config: ModelConfig):
+        super().__init__(config)
+        config.num_classes = 0
+        c = config
+        self.logits = nn.Parameter(torch.zeros(c.channels * self.out_per_channel, c.height, c.width))
+
+    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return self._shape_logits(self.logits.unsqueeze(0).expand(x.shape[0], -1, -1, -1))

@@ -1,0 +1,90 @@
+"""PixelCNN: masked convolutions, type A first then type B (van den Oord et al., 2016, Pixel RNN)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import DgmError
+from ..nn import MaskedConv2d, channel_groups
+from .autoregressive import AutoregressiveModel
+from .base import MODELS, ModelConfig
+
+
+@dataclass
+class PixelCNNConfig(ModelConfig):
+    hidden: int = 32        # channels h inside residual blocks (2h between blocks)
+    layers: int = 6         # residual blocks, each 1x1 -> kxk -> 1x1, all mask B
+    first_kernel: int = 7   # the mask-A input convolution
+    kernel: int = 3
+    conditional: bool = False  # class-conditional (uses the dataset's labels)
+
+
+def _check(config) -> None:
+    if config.hidden < config.channels:
+        raise DgmError(f"--hidden {config.hidden} is smaller than the {config.channels} image channels; use --hidden >= {config.channels}")
+    if config.layers < 1:
+        raise DgmError(f"--layers must be >= 1, got {config.layers}")
+    for name in ("first_kernel", "kernel"):
+        k = getattr(config, name)
+        if k < 1 or k % 2 == 0:
+            raise DgmError(f"--{name.replace('_', '-')} must be an odd positive number, got {k}")
+    if config.conditional and config.num_classes < 1:
+        raise DgmError("--conditional needs a labelled dataset (this one has no classes)")
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, h: int, k: int, groups: int, n_cond: int):
+        super().__init__()
+        self.reduce = MaskedConv2d(2 * h, h, 1, "B", n_groups=groups)
+        self.conv = MaskedConv2d(h, h, k, "B", n_groups=groups)
+        self.expand = MaskedConv2d(h, 2 * h, 1, "B", n_groups=groups)
+        self.cond = nn.Embedding(n_cond, h) if n_cond else None
+
+    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+        t = self.reduce(F.relu(x))
+        if self.cond is not None:
+            t = t + self.cond(y)[:, :, None, None]
+        t = self.expand(F.relu(self.conv(F.relu(t))))
+        return x + t
+
+
+class _OutputHead(nn.Module):
+    """ReLU -> 1x1 (mask B) -> ReLU -> 1x1 (mask B) to Kout logits per data channel."""
+
+    def __init__(self, width: int, channels: int, out_per_channel: int):
+        super().__init__()
+        n_out = channels * out_per_channel
+        self.hidden = MaskedConv2d(width, width, 1, "B", n_groups=channels)
+        self.out = MaskedConv2d(width, n_out, 1, "B", n_groups=channels,
+                                out_groups=channel_groups(n_out, channels))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(F.relu(self.hidden(F.relu(h))))
+
+
+@MODELS.register("pixelcnn", help="PixelCNN with mask-A/B convolutions and residual blocks (van den Oord et al. 2016)")
+class PixelCNN(AutoregressiveModel):
+    """PixelCNN: a stack of masked convolutions; has the blind spot of seed 000."""
+
+    Config = PixelCNNConfig
+
+    def __init__(self, config: PixelCNNConfig):
+        _check(config)
+        super().__init__(config)
+        c, h = config, config.hidden
+        n_cond = c.num_classes if c.conditional else 0
+        if not c.conditional:
+            c.num_classes = 0  # labels are ignored
+        self.inp = MaskedConv2d(c.channels, 2 * h, c.first_kernel, "A", n_groups=c.channels)
+        self.blocks = nn.ModuleList(_ResidualBlock(h, c.kernel, c.channels, n_cond) for _ in range(c.layers))
+        self.head = _OutputHead(2 * h, c.channels, self.out_per_channel)
+
+    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        t = self.inp(self._scaled_input(x))
+        for block in self.blocks:
+            t = block(t, y)
+        return self._shape_logits(self.head(t))

@@ -1,0 +1,6 @@
+"""One training engine for every family."""
+from .config import TrainConfig
+from .engine import Trainer, TrainingStopped, seed_everything
+from .steps import STEPS, LikelihoodStep, TrainStep
+
+__all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep"]

@@ -1,0 +1,94 @@
+"""Checkpoints: atomic writes, keep-last-K, safe loading (weights_only), every RNG state."""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from ..errors import DgmError
+
+_NAME = re.compile(r"^ckpt-(\d{8})\.pt$")
+
+
+def checkpoint_path(run_dir: Path, step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"ckpt-{step:08d}.pt"
+
+
+def list_checkpoints(run_dir: Path) -> List[Path]:
+    """Checkpoint files of a run, oldest first."""
+    d = Path(run_dir) / "checkpoints"
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: Path) -> Optional[Path]:
+    ckpts = list_checkpoints(run_dir)
+    return ckpts[-1] if ckpts else None
+
+
+def save_atomic(state: Dict[str, Any], path: Path) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def prune(run_dir: Path, keep_last: int) -> None:
+    for p in list_checkpoints(run_dir)[:-keep_last]:
+        p.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path, map_location="cpu") -> Dict[str, Any]:
+    """Load with ``weights_only=True``: tensors and plain containers only, never arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise DgmError(f"no checkpoint file {path}")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DgmError(f"{path}: refused to load: not a plain-tensor dgm checkpoint ({first[:160]})") from None
+    except (RuntimeError, EOFError, OSError, ValueError) as e:
+        raise DgmError(f"{path}: unreadable or corrupt checkpoint ({type(e).__name__}); "
+                       "resume from an older one in the same folder or retrain") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise DgmError(f"{path}: not a dgm checkpoint (no model weights inside)")
+    return state
+
+
+# -- RNG state, stored as tensors and plain numbers so that weights_only loading accepts it --------
+def rng_state() -> Dict[str, Any]:
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "python": {"version": py_state[0], "state": list(py_state[1]), "gauss": py_state[2]},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

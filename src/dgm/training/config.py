@@ -1,0 +1,75 @@
+"""Training options shared by every family (saved in each run's config.json)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+from ..errors import DgmError
+
+
+@dataclass
+class TrainConfig:
+    steps: Optional[int] = None       # optimisation steps (default 1000 when neither steps nor epochs)
+    epochs: Optional[float] = None    # or passes over the training split
+    batch_size: int = 64              # global batch: split evenly over DDP processes
+    lr: float = 1e-3
+    optimizer: str = "adam"           # adam | adamw | sgd
+    beta1: float = 0.9
+    beta2: float = 0.999
+    weight_decay: float = 0.0
+    schedule: str = "constant"        # constant | cosine | exponential
+    lr_decay: float = 0.99995         # per-step factor of the exponential schedule
+    warmup_steps: int = 0
+    grad_clip: Optional[float] = None  # max global gradient norm
+    seed: int = 0
+    device: str = "auto"              # auto | cpu | cuda | cuda:N
+    amp: bool = False                 # mixed precision on CUDA (bf16 where supported, else fp16)
+    ckpt_every: int = 500
+    keep_last: int = 3
+    log_every: int = 25
+    eval_every: int = 0               # 0: evaluate on the val split at the end only
+    sample_every: int = 0             # 0: sample grid at the end only
+    n_samples: int = 64
+    max_minutes: Optional[float] = None  # stop (and save) after this much training (wall-clock) time
+    max_cpu_minutes: Optional[float] = None  # or after this much CPU time of this process (fair budgets on a busy machine)
+    progress: bool = True
+
+    def validate(self) -> None:
+        def bad(flag, why):
+            raise DgmError(f"--{flag} {why}")
+
+        if self.steps is not None and self.steps < 1:
+            bad("steps", f"must be >= 1, got {self.steps}")
+        if self.epochs is not None and self.epochs <= 0:
+            bad("epochs", f"must be > 0, got {self.epochs}")
+        if self.steps is not None and self.epochs is not None:
+            raise DgmError("give --steps or --epochs, not both")
+        if self.batch_size < 1:
+            bad("batch-size", f"must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            bad("lr", f"must be > 0, got {self.lr}")
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            bad("optimizer", f"must be adam, adamw or sgd, got {self.optimizer!r}")
+        if self.schedule not in ("constant", "cosine", "exponential"):
+            bad("schedule", f"must be constant, cosine or exponential, got {self.schedule!r}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            bad("grad-clip", f"must be > 0, got {self.grad_clip}")
+        for name in ("ckpt_every", "keep_last", "log_every"):
+            if getattr(self, name) < 1:
+                bad(name.replace("_", "-"), f"must be >= 1, got {getattr(self, name)}")
+        for name in ("eval_every", "sample_every", "warmup_steps", "n_samples"):
+            if getattr(self, name) < 0:
+                bad(name.replace("_", "-"), f"must be >= 0, got {getattr(self, name)}")
+        for name in ("max_minutes", "max_cpu_minutes"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                bad(name.replace("_", "-"), f"must be > 0, got {v}")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})

@@ -1,0 +1,360 @@
+"""The one training engine: data order, devices, AMP, clipping, checkpoints, logging, DDP, signals.
+
+Every family plugs in through a ``TrainStep``; nothing here knows what a PixelCNN or a GAN is.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Dataset, DistributedSampler
+
+from ..errors import DgmError
+from ..viz import save_grid
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .distributed import DistInfo, barrier, wrap
+from .steps import TrainStep
+
+DEFAULT_STEPS = 1000
+
+
+class TrainingStopped(DgmError):
+    """Training ended early on purpose (signal) or by failure (non-finite loss)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _collate(items: List[Tuple[torch.Tensor, Any]]):
+    xs, ys = zip(*items)
+    return torch.stack(xs), torch.as_tensor(ys) if not torch.is_tensor(ys[0]) else torch.stack(ys)
+
+
+class Trainer:
+    """Runs ``step`` over ``train_set`` and keeps the run directory up to date."""
+
+    def __init__(self, step: TrainStep, train_set: Dataset, cfg: TrainConfig, run_dir: Path,
+                 val_set: Optional[Dataset] = None, dist_info: Optional[DistInfo] = None,
+                 resume: bool = False, resume_hint: str = ""):
+        cfg.validate()
+        self.step_fn, self.train_set, self.val_set, self.cfg = step, train_set, val_set, cfg
+        self.run_dir = Path(run_dir)
+        self.info = dist_info or DistInfo()
+        self.device = self.info.device
+        self.resume_hint = resume_hint
+        if cfg.amp and self.device.type != "cuda":
+            raise DgmError("--amp needs a CUDA device (mixed precision on CPU is not supported); drop --amp")
+        if cfg.batch_size % self.info.world_size:
+            raise DgmError(f"--batch-size {cfg.batch_size} does not split evenly over {self.info.world_size} processes; "
+                           f"use a multiple of {self.info.world_size}")
+        self.local_batch = cfg.batch_size // self.info.world_size
+        n_local = len(train_set) // self.info.world_size
+        if n_local < self.local_batch:
+            raise DgmError(f"--batch-size {cfg.batch_size} is larger than the {len(train_set)} training examples; "
+                           f"use --batch-size <= {len(train_set)}")
+        self.batches_per_epoch = n_local // self.local_batch
+        if cfg.steps is not None:
+            self.total_steps = cfg.steps
+        elif cfg.epochs is not None:
+            self.total_steps = max(1, math.ceil(cfg.epochs * self.batches_per_epoch))
+        else:
+            self.total_steps = DEFAULT_STEPS
+        self.amp_dtype = None
+        if cfg.amp:
+            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.optimizers: Dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: Dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.params: Dict[str, List[torch.nn.Parameter]] = {}
+        self.global_step, self.epoch, self.batch_in_epoch, self.elapsed = 0, 0, 0, 0.0
+        self._signal: Optional[int] = None
+        self._writer = None
+
+        step.model.to(self.device)
+        step.setup(self)
+        if resume:
+            self._restore()
+        else:
+            torch.manual_seed(cfg.seed + self.info.rank)  # per-process stream (dynamic binarisation, dropout)
+
+    # -- API for family steps --------------------------------------------------------------------
+    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
+        return wrap(module.to(self.device), self.info)
+
+    def optimizer(self, name: str, params, lr: Optional[float] = None, betas: Optional[Tuple[float, float]] = None):
+        """Create (and register for checkpoints) an optimizer and its schedule."""
+        c = self.cfg
+        params = [p for p in params if p.requires_grad]
+        lr = lr or c.lr
+        betas = betas or (c.beta1, c.beta2)
+        if c.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=c.weight_decay)
+        elif c.optimizer == "adamw":
+            opt = torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=c.weight_decay)
+        else:
+            opt = torch.optim.SGD(params, lr=lr, momentum=c.beta1, weight_decay=c.weight_decay)
+        total, warm = self.total_steps, c.warmup_steps
+
+        def factor(s: int) -> float:
+            f = min(1.0, (s + 1) / warm) if warm else 1.0
+            if c.schedule == "cosine":
+                f *= 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
+            elif c.schedule == "exponential":
+                f *= c.lr_decay ** s
+            return f
+
+        self.optimizers[name] = opt
+        self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        self.params[name] = params
+        return opt
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+
+    def update(self, loss: torch.Tensor, name: str) -> None:
+        """Backward, clip, step and schedule optimizer ``name``; stop cleanly on a non-finite loss."""
+        bad = (~torch.isfinite(loss.detach())).float()
+        if self.info.distributed:
+            dist.all_reduce(bad)
+        if bad.item():
+            self._diverged(loss)
+        opt = self.optimizers[name]
+        opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(opt)
+        else:
+            loss.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params[name], self.cfg.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            opt.step()
+        self.schedulers[name].step()
+
+    # -- data ------------------------------------------------------------------------------------
+    def _epoch_batches(self, epoch: int, start: int) -> Iterator:
+        """This process's batches of one epoch: a permutation seeded by (seed, epoch), split by rank."""
+        sampler = DistributedSampler(self.train_set, num_replicas=self.info.world_size, rank=self.info.rank,
+                                     shuffle=True, seed=self.cfg.seed, drop_last=True)
+        sampler.set_epoch(epoch)
+        idx = list(sampler)
+        b = self.local_batch
+        for k in range(start, self.batches_per_epoch):
+            x, y = _collate([self.train_set[i] for i in idx[k * b:(k + 1) * b]])
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def _eval_batches(self, dataset: Dataset, batch_size: int = 256) -> Iterator:
+        for s in range(0, len(dataset), batch_size):
+            x, y = _collate([dataset[i] for i in range(s, min(s + batch_size, len(dataset)))])
+            yield x.to(self.device), y.to(self.device)
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def state_dict(self) -> Dict[str, Any]:
+        return {
+            "step": self.global_step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "elapsed": self.elapsed,
+            "model": self.step_fn.model.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "family_state": self.step_fn.state_dict(),
+            "rng": ckpt.rng_state(),
+        }
+
+    def save(self) -> Optional[Path]:
+        if not self.info.is_main:
+            return None
+        path = ckpt.checkpoint_path(self.run_dir, self.global_step)
+        ckpt.save_atomic(self.state_dict(), path)
+        ckpt.prune(self.run_dir, self.cfg.keep_last)
+        return path
+
+    def _restore(self) -> None:
+        path = ckpt.latest_checkpoint(self.run_dir)
+        if path is None:
+            raise DgmError(f"{self.run_dir} has no checkpoint to resume from; drop --resume to start a new run")
+        state = ckpt.load_checkpoint(path, map_location=self.device)
+        self.step_fn.model.load_state_dict(state["model"])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        for k, s in self.schedulers.items():
+            s.load_state_dict(state["schedulers"][k])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.step_fn.load_state_dict(state.get("family_state", {}))
+        self.global_step, self.epoch = state["step"], state["epoch"]
+        self.batch_in_epoch, self.elapsed = state["batch_in_epoch"], state["elapsed"]
+        ckpt.set_rng_state(state["rng"])
+        if self.info.rank:  # other processes: a fresh stream of their own, fixed by (seed, rank, step)
+            torch.manual_seed(self.cfg.seed + self.info.rank + 7919 * self.global_step)
+        if self.info.is_main:
+            self._truncate_metrics(self.global_step)
+
+    # -- logging ---------------------------------------------------------------------------------
+    def _truncate_metrics(self, step: int) -> None:
+        """Drop metric lines written after the checkpoint we resume from (they will be redone)."""
+        path = self.run_dir / "metrics.jsonl"
+        if path.is_file():
+            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
+            path.write_text("".join(ln + "\n" for ln in keep))
+
+    def log(self, split: str, values: Dict[str, float]) -> None:
+        if not self.info.is_main:
+            return
+        row = {"step": self.global_step, "split": split, **{k: float(v) for k, v in values.items()}}
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        w = self._tensorboard()
+        if w is not None:
+            for k, v in values.items():
+                w.add_scalar(f"{split}/{k}", float(v), self.global_step)
+
+    def _tensorboard(self):
+        if self._writer is None and self.info.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(log_dir=str(self.run_dir / "tb"))
+        return self._writer
+
+    def sample_grid(self) -> Optional[Path]:
+        if not self.info.is_main or self.cfg.n_samples == 0:
+            return None
+        gen = torch.Generator().manual_seed(self.cfg.seed)  # same noise at every snapshot; global RNG untouched
+        images = self.step_fn.samples(self.cfg.n_samples, gen)
+        if images is None:
+            return None
+        path = save_grid(images, self.run_dir / "samples" / f"step-{self.global_step:08d}.png")
+        w = self._tensorboard()
+        if w is not None:
+            from ..viz import make_grid
+
+            arr = make_grid(images)
+            w.add_image("samples", torch.from_numpy(arr if arr.ndim == 3 else arr[..., None]), self.global_step,
+                        dataformats="HWC")
+        return path
+
+    def evaluate(self) -> Dict[str, float]:
+        if self.val_set is None or not self.info.is_main:
+            return {}
+        with torch.random.fork_rng(devices=[]):  # evaluation never moves the training RNG
+            torch.manual_seed(self.cfg.seed + 12345)
+            values = self.step_fn.evaluate(self._eval_batches(self.val_set))
+        self.log("val", values)
+        return values
+
+    # -- signals and failures --------------------------------------------------------------------
+    def _on_signal(self, signum, frame) -> None:
+        self._signal = signum
+        signal.signal(signum, signal.SIG_DFL)  # a second signal ends at once
+
+    def _diverged(self, loss: torch.Tensor) -> None:
+        last = ckpt.latest_checkpoint(self.run_dir)
+        where = f"last good checkpoint: {last}" if last else "no checkpoint was written"
+        lrs = ", ".join(f"{o.param_groups[0]['lr']:.3g}" for o in self.optimizers.values())
+        raise TrainingStopped(f"loss became {loss.item()} at step {self.global_step + 1} (lr {lrs}); training stopped "
+                              f"and nothing was saved from it ({where}); lower --lr or set --grad-clip", 3)
+
+    # -- the loop --------------------------------------------------------------------------------
+    def fit(self) -> Dict[str, Any]:
+        from tqdm.auto import tqdm
+
+        cfg, info = self.cfg, self.info
+        if info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        handlers = {}
+        try:
+            for s in (signal.SIGINT, signal.SIGTERM):
+                handlers[s] = signal.signal(s, self._on_signal)
+        except ValueError:  # not the main thread: no signal handling
+            pass
+        bar = tqdm(total=self.total_steps, initial=self.global_step, disable=not (cfg.progress and info.is_main),
+                   dynamic_ncols=True, mininterval=1.0 if sys.stderr.isatty() else 30.0, desc="train")
+        sums: Dict[str, float] = {}
+        n_sum, images, t_start, reason = 0, 0, time.perf_counter(), "done"
+        elapsed0, cpu0 = self.elapsed, time.process_time()
+        try:
+            self.step_fn.model.train()
+            while self.global_step < self.total_steps and reason == "done":
+                for x, y in self._epoch_batches(self.epoch, self.batch_in_epoch):
+                    values = self.step_fn((x, y))
+                    self.global_step += 1
+                    self.batch_in_epoch += 1
+                    if self.batch_in_epoch >= self.batches_per_epoch:
+                        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                    images += x.shape[0] * info.world_size
+                    self.elapsed = elapsed0 + time.perf_counter() - t_start
+                    for k, v in values.items():
+                        sums[k] = sums.get(k, 0.0) + float(v)
+                    n_sum += 1
+                    bar.update(1)
+                    s = self.global_step
+                    if s % cfg.log_every == 0 or s == self.total_steps:
+                        avg = {k: v / n_sum for k, v in sums.items()}
+                        bar.set_postfix({k: f"{v:.4g}" for k, v in avg.items() if k in ("loss", "bits_per_dim")})
+                        rate = images / max(self.elapsed - elapsed0, 1e-9)
+                        lr = next(iter(self.optimizers.values())).param_groups[0]["lr"] if self.optimizers else 0.0
+                        self.log("train", {**avg, "lr": lr, "images_per_sec": rate, "time": self.elapsed})
+                        sums, n_sum = {}, 0
+                    if s % cfg.ckpt_every == 0 and s < self.total_steps:
+                        self.save()
+                    if cfg.sample_every and s % cfg.sample_every == 0 and s < self.total_steps:
+                        self.sample_grid()
+                        barrier(info)
+                    if cfg.eval_every and s % cfg.eval_every == 0 and s < self.total_steps:
+                        self.evaluate()
+                        barrier(info)
+                    if self._signal is not None:
+                        reason = "signal"
+                    elif cfg.max_minutes is not None and self.elapsed - elapsed0 >= cfg.max_minutes * 60:
+                        reason = "time budget"
+                    elif cfg.max_cpu_minutes is not None and time.process_time() - cpu0 >= cfg.max_cpu_minutes * 60:
+                        reason = "cpu budget"
+                    if s >= self.total_steps or reason != "done":
+                        break
+            bar.close()
+            ckpt_path = self.save()
+            barrier(info)
+            if reason == "signal":
+                name = signal.Signals(self._signal).name
+                raise TrainingStopped(f"interrupted by {name} at step {self.global_step}; checkpoint saved to {ckpt_path}; "
+                                      f"continue with: {self.resume_hint or 'dgm train ... --resume'}",
+                                      130 if self._signal == signal.SIGINT else 143)
+            samples = self.sample_grid()
+            metrics = self.evaluate()
+            barrier(info)
+            run_seconds = self.elapsed - elapsed0
+            return {"steps": self.global_step, "stopped_by": reason, "seconds": run_seconds,
+                    "images_per_sec": images / max(run_seconds, 1e-9), "val": metrics,
+                    "samples": str(samples) if samples else None, "checkpoint": str(ckpt_path) if ckpt_path else None}
+        finally:
+            bar.close()
+            for s, h in handlers.items():
+                signal.signal(s, h)
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None

@@ -1,0 +1,108 @@
+"""Run directories: config.json + checkpoints/ + metrics.jsonl + tb/ + samples/; ``load`` rebuilds a model."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+
+from .. import __version__
+from ..data import ImageDataset, load_dataset
+from ..errors import DgmError
+from ..models import DATA_FIELDS, MODELS, build_model
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .distributed import setup
+from .engine import Trainer, seed_everything
+from .steps import STEPS
+
+CONFIG = "config.json"
+
+
+def read_run_config(run_dir) -> Dict[str, Any]:
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise DgmError(f"{run_dir} is not a dgm run directory (no {CONFIG}); pass the --out folder of a `dgm train` run")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DgmError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def load_data(data_cfg: Dict[str, Any], split: str):
+    return load_dataset(data_cfg["name"], split, data_dir=data_cfg.get("data_dir"), binarize=data_cfg.get("binarize"),
+                        levels=data_cfg.get("levels"), scale=data_cfg.get("scale", "levels"),
+                        **data_cfg.get("options", {}))
+
+
+def load(run_dir, checkpoint: Optional[str] = None, device: str = "cpu") -> torch.nn.Module:
+    """Rebuild the trained model of a run directory (eval mode) from its config and newest checkpoint."""
+    cfg = read_run_config(run_dir)
+    model = build_model(cfg["model"], cfg["model_config"])
+    path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(run_dir)
+    if path is None:
+        raise DgmError(f"{run_dir} has no checkpoint yet (checkpoints/ is empty); train it first")
+    state = ckpt.load_checkpoint(path)
+    model.load_state_dict(state["model"])
+    model.run_config = cfg
+    model.trained_steps = state.get("step")
+    return model.to(device).eval()
+
+
+def _fresh_dir(model: str, data: str) -> Path:
+    base = Path("runs") / f"{model}-{data}"
+    path, k = base, 1
+    while (path / CONFIG).exists():
+        k += 1
+        path = Path(f"{base}-{k}")
+    return path
+
+
+def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, Any], train_cfg: TrainConfig,
+              out: Optional[str] = None, resume: bool = False, overrides: Optional[Dict[str, Any]] = None,
+              command: str = "") -> Dict[str, Any]:
+    """Train (or resume) a run; returns the engine's summary plus the run directory."""
+    if resume:
+        if not out:
+            raise DgmError("--resume needs --out DIR naming the run to continue")
+        saved = read_run_config(out)
+        model_name, data_cfg, model_opts = saved["model"], saved["data"], saved["model_config"]
+        train_cfg = TrainConfig.from_dict({**saved["train"], **(overrides or {})})
+    MODELS.get(model_name)  # unknown name: a clear error before any data is read
+    run_dir = Path(out) if out else _fresh_dir(model_name, data_cfg["name"])
+    if not resume and (ckpt.list_checkpoints(run_dir) or (run_dir / CONFIG).exists()):
+        raise DgmError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
+    train_cfg.validate()
+    info = setup(train_cfg.device)
+    train_set = load_data(data_cfg, "train")
+    val_set = load_data(data_cfg, "val")
+    if not isinstance(train_set, ImageDataset):
+        raise DgmError(f"model {model_name} needs image data; {data_cfg['name']} is a toy point dataset")
+    spec = train_set.spec
+    if not resume:
+        model_opts = {**model_opts, **{k: getattr(spec, k) for k in DATA_FIELDS}}
+    seed_everything(train_cfg.seed)
+    model = build_model(model_name, model_opts)
+    step = STEPS.get(model.family)(model)
+    record = {"dgm_version": __version__, "model": model_name, "family": model.family,
+              "model_config": model.config.to_dict(), "data": data_cfg, "train": train_cfg.to_dict(),
+              "command": command}
+    hint = f"dgm train {model_name} --out {run_dir} --resume"
+    trainer = Trainer(step, train_set, train_cfg, run_dir, val_set=val_set, dist_info=info, resume=resume,
+                      resume_hint=hint)
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / CONFIG, record)
+    summary = trainer.fit()
+    summary["run_dir"] = str(run_dir)
+    summary["world_size"] = info.world_size
+    summary["is_main"] = info.is_main
+    return summary

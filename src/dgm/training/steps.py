@@ -1,0 +1,95 @@
+"""Family steps: the few lines that differ between families. The engine calls ``step(batch)``.
+
+A step builds its optimizers through the engine (``engine.optimizer``), wraps the modules it runs
+forward through ``engine.wrap`` (DDP when distributed) and updates with ``engine.update(loss, name)``
+(AMP scaling, gradient clipping, NaN check, scheduler). New families (GANs, VAEs) add a subclass.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Iterable, Optional
+
+import torch
+import torch.nn as nn
+
+from ..registry import Registry
+
+STEPS: Registry = Registry("family")
+
+
+class TrainStep:
+    """Base class: one optimisation step for one model family."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+        self.engine = None
+
+    def setup(self, engine) -> None:  # build optimizers, wrap modules
+        self.engine = engine
+
+    def __call__(self, batch) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def evaluate(self, batches: Iterable) -> Dict[str, float]:
+        return {}
+
+    @torch.no_grad()
+    def samples(self, n: int, generator: torch.Generator) -> Optional[torch.Tensor]:
+        """Images in [0, 1], (n, C, H, W), for the sample grid; None when the family has none."""
+        return None
+
+    def state_dict(self) -> Dict:
+        return {}
+
+    def load_state_dict(self, state: Dict) -> None:
+        pass
+
+
+class _LogProb(nn.Module):
+    """forward(x, y) -> log p(x): routes the likelihood through forward so DDP syncs gradients."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y=None):
+        return self.model.log_prob(x, y)
+
+
+@STEPS.register("likelihood", help="exact-likelihood models: minimise the NLL per dimension")
+class LikelihoodStep(TrainStep):
+    """Maximum likelihood: loss = NLL in nats per dimension (so the learning rate ignores image size)."""
+
+    def setup(self, engine) -> None:
+        super().setup(engine)
+        self.forward = engine.wrap(_LogProb(self.model))
+        engine.optimizer("model", self.model.parameters())
+
+    def _labels(self, y):
+        return y if getattr(self.model.config, "num_classes", 0) else None
+
+    def __call__(self, batch):
+        x, y = batch
+        with self.engine.autocast():
+            logp = self.forward(x, self._labels(y))
+        nll = -logp.float().mean()
+        loss = nll / self.model.dims
+        self.engine.update(loss, "model")
+        return {"loss": loss.detach(), "nll_nats": nll.detach(), "bits_per_dim": loss.detach() / math.log(2.0)}
+
+    @torch.no_grad()
+    def evaluate(self, batches):
+        self.model.eval()
+        total, count = 0.0, 0
+        for x, y in batches:
+            total += -self.model.log_prob(x, self._labels(y)).double().sum().item()
+            count += x.shape[0]
+        self.model.train()
+        nll = total / max(count, 1)
+        return {"nll_nats": nll, "bits_per_dim": nll / (self.model.dims * math.log(2.0)), "n": count}
+
+    @torch.no_grad()
+    def samples(self, n, generator):
+        x = self.model.sample(n, generator=generator)
+        return x / (self.model.config.levels - 1)
