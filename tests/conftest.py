@@ -1,0 +1,21 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+TINY = ["--hidden", "8", "--layers", "2", "--first-kernel", "3"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A few steps of a tiny Gated PixelCNN on binarized digits (shared, read-only)."""
+    from dgm.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    code = main(["train", "gated-pixelcnn", "--data", "digits", "--binarize", "--steps", "4", "--batch-size", "32",
+                 "--out", str(out), "--n-samples", "4", "--no-progress", *TINY])
+    assert code == 0
+    return out

@@ -1,0 +1,194 @@
+"""The training engine: exact resume, signals, DDP equivalence, failures, safe checkpoints."""
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import dgm
+from dgm.cli import main
+from dgm.errors import DgmError
+from dgm.training import TrainConfig, Trainer, TrainingStopped, TrainStep
+from dgm.training import checkpoint as ckpt
+
+from conftest import ROOT, TINY
+
+
+def _train(out, *extra, model="pixelcnn"):
+    args = ["train", model, "--data", "digits", "--binarize", "dynamic", "--batch-size", "256", "--out", str(out),
+            "--n-samples", "0", "--no-progress", "--ckpt-every", "1000", "--log-every", "1", *TINY, *extra]
+    return main(args)
+
+
+def _final_state(run):
+    return ckpt.load_checkpoint(ckpt.latest_checkpoint(run))
+
+
+def _assert_same_state(a, b):
+    assert a["step"] == b["step"]
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    sa, sb = a["optimizers"]["model"]["state"], b["optimizers"]["model"]["state"]
+    for i in sa:
+        for k in ("exp_avg", "exp_avg_sq"):
+            assert torch.equal(sa[i][k], sb[i][k])
+    assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
+
+
+def test_resume_equals_uninterrupted_run_bit_for_bit(tmp_path):
+    # 4 batches of 256 per epoch on digits: 6 steps cross an epoch boundary; dynamic binarization
+    # draws from the global RNG, so its state must be restored too.
+    assert _train(tmp_path / "full", "--steps", "6") == 0
+    assert _train(tmp_path / "half", "--steps", "3") == 0
+    assert _train(tmp_path / "half", "--steps", "6", "--resume") == 0
+    _assert_same_state(_final_state(tmp_path / "full"), _final_state(tmp_path / "half"))
+    rows = [json.loads(ln) for ln in (tmp_path / "half" / "metrics.jsonl").read_text().splitlines()]
+    full = [json.loads(ln) for ln in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["loss"] for r in rows if r["split"] == "train"] == [r["loss"] for r in full if r["split"] == "train"]
+
+
+def test_sigint_saves_checkpoint_and_resume_matches(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    base = [sys.executable, "-m", "dgm.cli", "train", "pixelcnn", "--data", "digits", "--binarize", "--batch-size", "32",
+            "--n-samples", "0", "--no-progress", "--ckpt-every", "100000", "--log-every", "1", "--hidden", "32",
+            "--layers", "4"]
+    run = tmp_path / "interrupted"
+    proc = subprocess.Popen(base + ["--steps", "100000", "--out", str(run)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and metrics.read_text().count("\n") >= 3):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("dgm:")]
+    assert len(lines) == 1 and "interrupted by SIGINT" in lines[0] and "--resume" in lines[0]
+    assert "Traceback" not in err
+    state = _final_state(run)
+    stopped_at = state["step"]
+    assert stopped_at >= 3
+    # resuming to stopped_at + 2 steps equals an uninterrupted run of that length
+    target = str(stopped_at + 2)
+    subprocess.run(base + ["--steps", target, "--out", str(run), "--resume"], env=env, check=True, capture_output=True)
+    subprocess.run(base + ["--steps", target, "--out", str(tmp_path / "straight")], env=env, check=True, capture_output=True)
+    _assert_same_state(_final_state(tmp_path / "straight"), _final_state(run))
+
+
+def test_ddp_two_processes_equal_one_process_on_the_union_batch(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    common = ["train", "pixelcnn", "--data", "digits", "--binarize", "--batch-size", "64", "--steps", "3",
+              "--n-samples", "0", "--no-progress", "--device", "cpu", *TINY]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "dgm.cli", *common, "--out", str(tmp_path / "ddp")],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert "2 process(es)" in ddp.stdout
+    single = subprocess.run([sys.executable, "-m", "dgm.cli", *common, "--out", str(tmp_path / "one")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    a, b = _final_state(tmp_path / "ddp"), _final_state(tmp_path / "one")
+    moved = 0.0
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)
+    # and the runs did move the weights (the comparison is not between two untouched inits)
+    torch.manual_seed(0)
+    init = dgm.build_model("pixelcnn", json.loads((tmp_path / "one" / "config.json").read_text())["model_config"])
+    for k, v in init.state_dict().items():
+        moved = max(moved, (v - b["model"][k]).abs().max().item())
+    assert moved > 1e-4
+
+
+class _NaNStep(TrainStep):
+    def setup(self, engine):
+        super().setup(engine)
+        engine.optimizer("model", self.model.parameters())
+
+    def __call__(self, batch):
+        x, _ = batch
+        loss = self.model.log_prob(x).mean() * (float("nan") if self.engine.global_step >= 2 else 1.0)
+        self.engine.update(-loss, "model")
+        return {"loss": loss.detach()}
+
+
+def test_non_finite_loss_stops_with_clear_message_and_keeps_good_checkpoints(tmp_path):
+    data = dgm.load_dataset("digits", "train", binarize="fixed")
+    model = dgm.build_model("pixelcnn", dict(channels=1, height=8, width=8, levels=2, hidden=8, layers=1))
+    cfg = TrainConfig(steps=10, batch_size=16, ckpt_every=1, progress=False, n_samples=0)
+    trainer = Trainer(_NaNStep(model), data, cfg, tmp_path)
+    with pytest.raises(TrainingStopped) as e:
+        trainer.fit()
+    msg = str(e.value)
+    assert "\n" not in msg and "nan" in msg and "step 3" in msg and "--lr" in msg
+    assert e.value.exit_code != 0
+    saved = ckpt.list_checkpoints(tmp_path)
+    assert saved and ckpt.load_checkpoint(saved[-1])["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt.load_checkpoint(saved[-1])["model"].values())
+
+
+def test_keep_last_k_and_atomic_files(tmp_path):
+    assert _train(tmp_path / "r", "--steps", "5", "--ckpt-every", "1", "--keep-last", "2") == 0
+    names = sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir())
+    assert names == ["ckpt-00000004.pt", "ckpt-00000005.pt"]
+
+
+def test_run_directory_contents_and_load(tiny_run):
+    assert (tiny_run / "config.json").is_file()
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    assert cfg["model"] == "gated-pixelcnn" and cfg["data"]["binarize"] == "fixed"
+    rows = [json.loads(ln) for ln in (tiny_run / "metrics.jsonl").read_text().splitlines()]
+    assert {"train", "val"} <= {r["split"] for r in rows}
+    assert any(p.name.startswith("events.out.tfevents") for p in (tiny_run / "tb").iterdir())
+    assert list((tiny_run / "samples").glob("*.png"))
+    model = dgm.load(tiny_run)
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(tiny_run))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state["model"][k])
+    x = dgm.load_dataset("digits", "test", binarize="fixed").tensors()[0][:8]
+    assert model.log_prob(x).shape == (8,)
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+def test_arbitrary_pickle_checkpoint_is_refused_without_running_code(tmp_path, tiny_run, capsys):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(tiny_run, run)
+    marker = tmp_path / "pwned"
+    for p in ckpt.list_checkpoints(run):
+        p.unlink()
+    with open(ckpt.checkpoint_path(run, 99), "wb") as f:
+        pickle.dump({"model": _Evil(marker)}, f)
+    with pytest.raises(DgmError, match="refused"):
+        dgm.load(run)
+    assert main(["eval", str(run), "--metric", "nll"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "refused" in err
+    assert not marker.exists()
+
+
+def test_existing_run_is_not_overwritten_without_resume(tmp_path, capsys):
+    assert _train(tmp_path / "r", "--steps", "2") == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()}
+    assert _train(tmp_path / "r", "--steps", "2") == 2
+    assert "already holds a run" in capsys.readouterr().err
+    after = {p: p.read_bytes() for p in (tmp_path / "r").rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert _train(tmp_path / "none", "--steps", "2", "--resume") == 2
+    assert "not a dgm run directory" in capsys.readouterr().err
