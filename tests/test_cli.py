@@ -132,3 +132,21 @@ def test_conditional_training_and_class_sampling(capsys, tmp_path):
     model = dgm.load(out)
     assert model.config.num_classes == 10
     assert main(["sample", str(out), "-n", "2", "--label", "3", "--out", str(tmp_path / "c3.png")]) == 0
+
+
+def test_rgb_image_folder_trains_and_samples(capsys, tmp_path):
+    rng = np.random.RandomState(0)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(12):
+        Image.fromarray(rng.randint(0, 256, (6, 6, 3)).astype(np.uint8), "RGB").save(folder / f"{i:02d}.png")
+    out = tmp_path / "rgb"
+    assert main(["train", "pixelcnn", "--data", "images", "--data-dir", str(folder), "--quantize", "4",
+                 "--steps", "2", "--batch-size", "4", "--out", str(out), "--n-samples", "2", "--no-progress", *TINY]) == 0
+    model = dgm.load(out)
+    assert (model.config.channels, model.config.levels) == (3, 4)
+    x = torch.randint(0, 4, (2, 3, 6, 6))
+    assert model(x).shape == (2, 4, 3, 6, 6)
+    assert main(["sample", str(out), "-n", "2", "--save-tensor", str(tmp_path / "x.pt"), "--out", str(tmp_path / "x.png")]) == 0
+    s = torch.load(tmp_path / "x.pt", weights_only=True)
+    assert s.shape == (2, 3, 6, 6) and s.max() <= 3

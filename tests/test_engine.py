@@ -162,6 +162,7 @@ class _Evil:
         return (Path.touch, (Path(self.marker),))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_arbitrary_pickle_checkpoint_is_refused_without_running_code(tmp_path, tiny_run, capsys):
     import shutil
 
@@ -192,3 +193,53 @@ def test_existing_run_is_not_overwritten_without_resume(tmp_path, capsys):
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     assert _train(tmp_path / "none", "--steps", "2", "--resume") == 2
     assert "not a dgm run directory" in capsys.readouterr().err
+
+
+class _ProbeStep(TrainStep):
+    """Records the gradient norm after the engine's update and the learning rate used."""
+
+    def setup(self, engine):
+        super().setup(engine)
+        engine.optimizer("model", self.model.parameters())
+        self.norms, self.lrs = [], []
+
+    def __call__(self, batch):
+        x, _ = batch
+        loss = -self.model.log_prob(x).mean() * 1000.0  # large gradients
+        self.lrs.append(self.engine.optimizers["model"].param_groups[0]["lr"])
+        self.engine.update(loss, "model")
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        self.norms.append(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])).item())
+        return {"loss": loss.detach()}
+
+
+def _probe(tmp_path, **cfg):
+    data = dgm.load_dataset("digits", "train", binarize="fixed")
+    model = dgm.build_model("pixelcnn", dict(channels=1, height=8, width=8, levels=2, hidden=8, layers=1))
+    step = _ProbeStep(model)
+    Trainer(step, data, TrainConfig(batch_size=16, progress=False, n_samples=0, **cfg), tmp_path).fit()
+    return step
+
+
+def test_gradient_clipping_bounds_the_global_norm(tmp_path):
+    free = _probe(tmp_path / "a", steps=3)
+    clipped = _probe(tmp_path / "b", steps=3, grad_clip=0.5)
+    assert max(free.norms) > 0.5
+    assert all(n <= 0.5 + 1e-5 for n in clipped.norms)
+
+
+def test_learning_rate_schedules(tmp_path):
+    import math
+
+    cos = _probe(tmp_path / "c", steps=4, lr=0.1, schedule="cosine")
+    assert cos.lrs == pytest.approx([0.1 * 0.5 * (1 + math.cos(math.pi * s / 4)) for s in range(4)])
+    warm = _probe(tmp_path / "w", steps=3, lr=0.1, warmup_steps=2)
+    assert warm.lrs == pytest.approx([0.05, 0.1, 0.1])
+    exp = _probe(tmp_path / "e", steps=3, lr=0.1, schedule="exponential", lr_decay=0.5)
+    assert exp.lrs == pytest.approx([0.1, 0.05, 0.025])
+
+
+def test_sample_grids_every_n_steps(tmp_path):
+    assert _train(tmp_path / "r", "--steps", "5", "--sample-every", "2", "--n-samples", "4") == 0
+    names = sorted(p.name for p in (tmp_path / "r" / "samples").iterdir())
+    assert names == ["step-00000002.png", "step-00000004.png", "step-00000005.png"]
