@@ -18,6 +18,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler
 
 from ..errors import DgmError
+from ..metrics.nll import dataset_batches
 from ..viz import save_grid
 from . import checkpoint as ckpt
 from .config import TrainConfig
@@ -168,11 +169,6 @@ class Trainer:
             x, y = _collate([self.train_set[i] for i in idx[k * b:(k + 1) * b]])
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
-    def _eval_batches(self, dataset: Dataset, batch_size: int = 256) -> Iterator:
-        for s in range(0, len(dataset), batch_size):
-            x, y = _collate([dataset[i] for i in range(s, min(s + batch_size, len(dataset)))])
-            yield x.to(self.device), y.to(self.device)
-
     # -- checkpoints -----------------------------------------------------------------------------
     def state_dict(self) -> Dict[str, Any]:
         return {
@@ -263,7 +259,7 @@ class Trainer:
             return {}
         with torch.random.fork_rng(devices=[]):  # evaluation never moves the training RNG
             torch.manual_seed(self.cfg.seed + 12345)
-            values = self.step_fn.evaluate(self._eval_batches(self.val_set))
+            values = self.step_fn.evaluate(dataset_batches(self.val_set, 256, self.device))
         self.log("val", values)
         return values
 

@@ -78,16 +78,10 @@ class LikelihoodStep(TrainStep):
         self.engine.update(loss, "model")
         return {"loss": loss.detach(), "nll_nats": nll.detach(), "bits_per_dim": loss.detach() / math.log(2.0)}
 
-    @torch.no_grad()
     def evaluate(self, batches):
-        self.model.eval()
-        total, count = 0.0, 0
-        for x, y in batches:
-            total += -self.model.log_prob(x, self._labels(y)).double().sum().item()
-            count += x.shape[0]
-        self.model.train()
-        nll = total / max(count, 1)
-        return {"nll_nats": nll, "bits_per_dim": nll / (self.model.dims * math.log(2.0)), "n": count}
+        from ..metrics.nll import nll_from_batches
+
+        return nll_from_batches(self.model, batches)
 
     @torch.no_grad()
     def samples(self, n, generator):
