@@ -105,6 +105,9 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     return p
 
 
+_RESUME_OVERRIDES = ("steps", "epochs", "max_minutes", "max_cpu_minutes", "progress")
+
+
 def _train(args) -> int:
     from .models import MODELS, DATA_FIELDS
     from .training import TrainConfig
@@ -121,8 +124,13 @@ def _train(args) -> int:
     given = _collect(args, TrainConfig)
     cfg = TrainConfig.from_dict(given)
     model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
+    if args.resume:
+        ignored = sorted(set(given) - set(_RESUME_OVERRIDES)) + sorted(model_opts)
+        if ignored:
+            print("dgm: note: --resume continues the saved config; ignoring "
+                  + ", ".join("--" + k.replace("_", "-") for k in ignored), file=sys.stderr)
     summary = train_run(args.model, data_cfg, model_opts, cfg, out=args.out, resume=args.resume,
-                        overrides={k: v for k, v in given.items() if k in ("steps", "epochs", "max_minutes", "max_cpu_minutes", "progress")},
+                        overrides={k: v for k, v in given.items() if k in _RESUME_OVERRIDES},
                         command="dgm " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     if summary["is_main"]:
         val = summary["val"]
