@@ -243,3 +243,26 @@ def test_sample_grids_every_n_steps(tmp_path):
     assert _train(tmp_path / "r", "--steps", "5", "--sample-every", "2", "--n-samples", "4") == 0
     names = sorted(p.name for p in (tmp_path / "r" / "samples").iterdir())
     assert names == ["step-00000002.png", "step-00000004.png", "step-00000005.png"]
+
+
+def test_best_checkpoint_holds_the_lowest_validation_nll(tmp_path):
+    run = tmp_path / "r"
+    assert _train(run, "--steps", "6", "--eval-every", "1", "--lr", "0.05") == 0
+    vals = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if '"val"' in ln]
+    best_row = min(vals, key=lambda r: r["nll_nats"])
+    best = ckpt.load_checkpoint(ckpt.best_path(run))
+    assert best["step"] == best_row["step"] and best["best"] == pytest.approx(best_row["nll_nats"])
+    model = dgm.load(run, checkpoint="best")
+    assert model.trained_steps == best_row["step"]
+    assert main(["eval", str(run), "--checkpoint", "best", "--split", "val"]) == 0
+
+
+def test_missing_best_checkpoint_is_a_clear_error(tiny_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(tiny_run, run)
+    ckpt.best_path(run).unlink()
+    assert main(["eval", str(run), "--checkpoint", "best"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--eval-every" in err

@@ -90,6 +90,7 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
                    help="keep part of this image and sample the rest (n completions)")
     s.add_argument("--observe", default="top", choices=REGIONS, help="which half of --complete-from is kept")
     s.add_argument("--device", default="cpu")
+    s.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     s.add_argument("--save-tensor", default=None, metavar="FILE.pt", help="also save the samples as a tensor")
 
     e = sub.add_parser("eval", help="evaluate a trained run; prints one JSON object")
@@ -98,6 +99,7 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     e.add_argument("--split", default="test", choices=["train", "val", "test"])
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--device", default="cpu")
+    e.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     e.add_argument("--progress", action="store_true", help="show a progress bar")
 
     li = sub.add_parser("list", help="list registered names")
@@ -153,7 +155,7 @@ def _sample(args) -> int:
 
     if args.n < 1:
         raise DgmError(f"-n must be >= 1, got {args.n}")
-    model = load(args.run, device=args.device)
+    model = load(args.run, checkpoint=args.checkpoint, device=args.device)
     c = model.config
     y = None
     if args.label is not None:
@@ -187,9 +189,9 @@ def _eval(args) -> int:
     fns = {m: METRICS.get(m) for m in names}
     if args.batch_size < 1:
         raise DgmError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = load(args.run, device=args.device)
+    model = load(args.run, checkpoint=args.checkpoint, device=args.device)
     data = load_data(model.run_config["data"], args.split)
-    result = {"run": str(args.run), "step": model.trained_steps, "split": args.split}
+    result = {"run": str(args.run), "step": model.trained_steps, "checkpoint": args.checkpoint, "split": args.split}
     for name, fn in fns.items():
         result.update(fn(model, data, batch_size=args.batch_size, progress=args.progress))
     print(json.dumps(result))

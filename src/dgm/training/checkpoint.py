@@ -20,6 +20,27 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / "checkpoints" / f"ckpt-{step:08d}.pt"
 
 
+def best_path(run_dir: Path) -> Path:
+    """The best-on-validation checkpoint (written when the run evaluates; never pruned)."""
+    return Path(run_dir) / "checkpoints" / "best.pt"
+
+
+def resolve(run_dir: Path, which: Optional[str] = None) -> Path:
+    """'latest' (default), 'best', or a file path -> the checkpoint file to load."""
+    if which in (None, "latest"):
+        path = latest_checkpoint(run_dir)
+        if path is None:
+            raise DgmError(f"{run_dir} has no checkpoint yet (checkpoints/ is empty); train it first")
+        return path
+    if which == "best":
+        path = best_path(run_dir)
+        if not path.is_file():
+            raise DgmError(f"{run_dir} has no best.pt (it is written at each validation); use --checkpoint latest "
+                           "or train with --eval-every N")
+        return path
+    return Path(which)
+
+
 def list_checkpoints(run_dir: Path) -> List[Path]:
     """Checkpoint files of a run, oldest first."""
     d = Path(run_dir) / "checkpoints"

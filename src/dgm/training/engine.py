@@ -88,6 +88,7 @@ class Trainer:
         self.schedulers: Dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
         self.params: Dict[str, List[torch.nn.Parameter]] = {}
         self.global_step, self.epoch, self.batch_in_epoch, self.elapsed = 0, 0, 0, 0.0
+        self.best = math.inf  # best validation value of the step's ``best_key`` so far
         self._signal: Optional[int] = None
         self._writer = None
 
@@ -173,7 +174,7 @@ class Trainer:
     def state_dict(self) -> Dict[str, Any]:
         return {
             "step": self.global_step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-            "elapsed": self.elapsed,
+            "elapsed": self.elapsed, "best": self.best,
             "model": self.step_fn.model.state_dict(),
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
@@ -205,6 +206,7 @@ class Trainer:
         self.step_fn.load_state_dict(state.get("family_state", {}))
         self.global_step, self.epoch = state["step"], state["epoch"]
         self.batch_in_epoch, self.elapsed = state["batch_in_epoch"], state["elapsed"]
+        self.best = state.get("best", math.inf)
         ckpt.set_rng_state(state["rng"])
         if self.info.rank:  # other processes: a fresh stream of their own, fixed by (seed, rank, step)
             torch.manual_seed(self.cfg.seed + self.info.rank + 7919 * self.global_step)
@@ -260,6 +262,10 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # evaluation never moves the training RNG
             torch.manual_seed(self.cfg.seed + 12345)
             values = self.step_fn.evaluate(dataset_batches(self.val_set, 256, self.device))
+        key = getattr(self.step_fn, "best_key", None)
+        if key in values and values[key] < self.best:  # keep the best-on-validation model (early stopping)
+            self.best = values[key]
+            ckpt.save_atomic(self.state_dict(), ckpt.best_path(self.run_dir))
         self.log("val", values)
         return values
 

@@ -44,12 +44,13 @@ def load_data(data_cfg: Dict[str, Any], split: str):
 
 
 def load(run_dir, checkpoint: Optional[str] = None, device: str = "cpu") -> torch.nn.Module:
-    """Rebuild the trained model of a run directory (eval mode) from its config and newest checkpoint."""
+    """Rebuild the trained model of a run directory (eval mode) from its config and a checkpoint.
+
+    ``checkpoint``: "latest" (default), "best" (best validation NLL so far) or a checkpoint file.
+    """
     cfg = read_run_config(run_dir)
     model = build_model(cfg["model"], cfg["model_config"])
-    path = Path(checkpoint) if checkpoint else ckpt.latest_checkpoint(run_dir)
-    if path is None:
-        raise DgmError(f"{run_dir} has no checkpoint yet (checkpoints/ is empty); train it first")
+    path = ckpt.resolve(run_dir, checkpoint)
     state = ckpt.load_checkpoint(path)
     model.load_state_dict(state["model"])
     model.run_config = cfg

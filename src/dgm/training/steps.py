@@ -61,6 +61,8 @@ class _LogProb(nn.Module):
 class LikelihoodStep(TrainStep):
     """Maximum likelihood: loss = NLL in nats per dimension (so the learning rate ignores image size)."""
 
+    best_key = "nll_nats"  # lower validation NLL -> checkpoints/best.pt
+
     def setup(self, engine) -> None:
         super().setup(engine)
         self.forward = engine.wrap(_LogProb(self.model))
