@@ -135,7 +135,7 @@ def test_non_finite_loss_stops_with_clear_message_and_keeps_good_checkpoints(tmp
 def test_keep_last_k_and_atomic_files(tmp_path):
     assert _train(tmp_path / "r", "--steps", "5", "--ckpt-every", "1", "--keep-last", "2") == 0
     names = sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir())
-    assert names == ["ckpt-00000004.pt", "ckpt-00000005.pt"]
+    assert names == ["best.pt", "ckpt-00000004.pt", "ckpt-00000005.pt"]  # best.pt is never pruned
 
 
 def test_run_directory_contents_and_load(tiny_run):
