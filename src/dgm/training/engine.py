@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler
 
 from ..errors import DgmError
-from ..metrics.nll import dataset_batches
+from ..metrics.nll import collate, dataset_batches
 from ..viz import save_grid
 from . import checkpoint as ckpt
 from .config import TrainConfig
@@ -44,11 +44,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def _collate(items: List[Tuple[torch.Tensor, Any]]):
-    xs, ys = zip(*items)
-    return torch.stack(xs), torch.as_tensor(ys) if not torch.is_tensor(ys[0]) else torch.stack(ys)
 
 
 class Trainer:
@@ -167,7 +162,7 @@ class Trainer:
         idx = list(sampler)
         b = self.local_batch
         for k in range(start, self.batches_per_epoch):
-            x, y = _collate([self.train_set[i] for i in idx[k * b:(k + 1) * b]])
+            x, y = collate([self.train_set[i] for i in idx[k * b:(k + 1) * b]])
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     # -- checkpoints -----------------------------------------------------------------------------
