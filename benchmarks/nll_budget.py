@@ -41,8 +41,9 @@ def _train_and_eval(model: str, data: str, minutes: float, runs: Path, seed: int
                          "--checkpoint", which],
                         check=True, env=env, capture_output=True, text=True)
     result = json.loads(ev.stdout)
-    train_rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if '"train"' in ln]
-    total = max(json.loads(ln)["step"] for ln in (out / "metrics.jsonl").read_text().splitlines())
+    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    train_rows = [r for r in rows if r["split"] == "train"]
+    total = max(r["step"] for r in rows)
     result.update(model=model, data=data, minutes=minutes, steps=total, eval_step=result.pop("step"),
                   train_images_per_sec=train_rows[-1]["images_per_sec"] if train_rows else None)
     return result

@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler
 
 from ..errors import DgmError
-from ..metrics.nll import collate, dataset_batches
+from ..data.batching import collate, dataset_batches
 from ..viz import save_grid
 from . import checkpoint as ckpt
 from .config import TrainConfig
@@ -257,8 +257,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # evaluation never moves the training RNG
             torch.manual_seed(self.cfg.seed + 12345)
             values = self.step_fn.evaluate(dataset_batches(self.val_set, 256, self.device))
-        key = getattr(self.step_fn, "best_key", None)
-        if key in values and values[key] < self.best:  # keep the best-on-validation model (early stopping)
+        key = self.step_fn.best_key
+        if key is not None and key in values and values[key] < self.best:  # keep the best-on-validation model (early stopping)
             self.best = values[key]
             ckpt.save_atomic(self.state_dict(), ckpt.best_path(self.run_dir))
         self.log("val", values)

@@ -20,6 +20,8 @@ STEPS: Registry = Registry("family")
 class TrainStep:
     """Base class: one optimisation step for one model family."""
 
+    best_key: Optional[str] = None  # validation metric (lower is better) that selects checkpoints/best.pt
+
     def __init__(self, model: nn.Module):
         self.model = model
         self.engine = None
