@@ -1,5 +1,6 @@
 """Tests of dgm.data: datasets, IDX reader, transforms and toy densities (no network)."""
 import gzip
+import math
 import os
 
 import numpy as np
@@ -351,7 +352,7 @@ def test_toy_log_prob_matches_scipy(name):
 def test_toy_density_integrates_to_one():
     ring = load_dataset("ring8", "test")
     h = 0.004
-    g = torch.arange(-2.2, 2.2, h, dtype=torch.float64)
+    g = torch.arange(-1.2, 1.2, h, dtype=torch.float64)  # ring of radius 1, std 0.01
     xx, yy = torch.meshgrid(g, g, indexing="ij")
     pts = torch.stack([xx.reshape(-1), yy.reshape(-1)], 1)
     total = sum(ring.log_prob(c).exp().sum() for c in pts.split(200_000)) * h * h
@@ -365,8 +366,11 @@ def test_toy_density_integrates_to_one():
 def test_toy_protocols_and_samples():
     ring, grid, gm = (load_dataset(n, "train") for n in ("ring8", "grid25", "gmm1d"))
     assert len(ring) == 100_000 and len(load_dataset("ring8", "val")) == 10_000
-    assert ring.std == 0.02 and grid.std == 0.05 and gm.std == 0.5 and gm.dim == 1 and ring.dim == 2
-    assert torch.allclose(ring.means.norm(dim=1), torch.full((8,), 2.0, dtype=torch.float64))
+    # VEEGAN / PacGAN protocol (PacGAN's 2DRing/2DGrid config.py): ring radius 1, std 0.01; grid std 0.05
+    assert ring.std == 0.01 and grid.std == 0.05 and gm.std == 0.5 and gm.dim == 1 and ring.dim == 2
+    assert torch.allclose(ring.means.norm(dim=1), torch.full((8,), 1.0, dtype=torch.float64))
+    angles = torch.atan2(ring.means[:, 1], ring.means[:, 0]).remainder(2 * math.pi)
+    assert torch.allclose(angles, torch.arange(8, dtype=torch.float64) * 2 * math.pi / 8, atol=1e-12)  # 8 distinct
     assert sorted(map(tuple, grid.means.tolist())) == [(a, b) for a in (-4, -2, 0, 2, 4) for b in (-4, -2, 0, 2, 4)]
     x, y = ring[0]
     assert x.shape == (2,) and x.dtype == torch.float32 and y.dtype == torch.int64

@@ -103,7 +103,7 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     e.add_argument("--progress", action="store_true", help="show a progress bar")
 
     li = sub.add_parser("list", help="list registered names")
-    li.add_argument("what", choices=["models", "datasets", "metrics", "families"])
+    li.add_argument("what", choices=["models", "datasets", "metrics", "families", "objectives"])
     return p
 
 
@@ -137,9 +137,13 @@ def _train(args) -> int:
     if summary["is_main"]:
         val = summary["val"]
         nll = (f"; val NLL {val['nll_nats']:.3f} nats/example = {val['bits_per_dim']:.4f} bits/dim" if "nll_nats" in val else "")
+        if "modes" in val:
+            rkl = f"{val['reverse_kl']:.3f}" if "reverse_kl" in val else "undefined (no high-quality sample)"
+            nll = f"; {val['modes']:.0f} modes, {100 * val['high_quality']:.1f}% high-quality samples, reverse KL {rkl}"
         print(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s ({summary['images_per_sec']:.0f} images/s, "
               f"{summary['world_size']} process(es)){nll}\n"
-              f"samples: {summary['samples']}\nrun: {summary['run_dir']}  (evaluate: dgm eval {summary['run_dir']} --metric nll)")
+              f"samples: {summary['samples']}\nrun: {summary['run_dir']}  (evaluate: dgm eval {summary['run_dir']} "
+              f"--metric {summary.get('default_metric', 'nll')})")
     from .training.distributed import teardown
 
     teardown()
@@ -166,6 +170,8 @@ def _sample(args) -> int:
         y = torch.full((args.n,), args.label, dtype=torch.long)
     gen = torch.Generator().manual_seed(args.seed)
     if args.complete_from:
+        if not hasattr(model, "complete"):
+            raise DgmError(f"--complete-from needs an autoregressive model; {model.run_config['model']} cannot complete images")
         shown, x = complete_from_file(model, args.complete_from, args.n, args.observe, y=y, generator=gen)
         images = torch.cat([shown[None].to(x.device), x])
         default = Path(args.run) / "samples" / f"completion-{args.observe}-seed{args.seed}.png"
@@ -173,7 +179,14 @@ def _sample(args) -> int:
         x = model.sample(args.n, y=y, generator=gen)
         images = x
         default = Path(args.run) / "samples" / f"sample-seed{args.seed}.png"
-    path = save_grid(images / (c.levels - 1), args.out or default)
+    if getattr(model, "points", False):  # 2-D points: a scatter over the true density and D's surface
+        from .training.run import load_data
+        from .viz.toy import save_points_plot
+
+        data = load_data(model.run_config["data"], "train")
+        path = save_points_plot(args.out or default, x.cpu(), data, model, title=f"{args.n} samples")
+    else:
+        path = save_grid(model.to_unit(images), args.out or default)
     if args.save_tensor:
         torch.save(x.cpu(), args.save_tensor)
     print(path)
@@ -202,9 +215,11 @@ def _list(args) -> int:
     from .data import DATASETS
     from .metrics import METRICS
     from .models import MODELS
+    from .objectives import OBJECTIVES
     from .training import STEPS
 
-    reg = {"models": MODELS, "datasets": DATASETS, "metrics": METRICS, "families": STEPS}[args.what]
+    reg = {"models": MODELS, "datasets": DATASETS, "metrics": METRICS, "families": STEPS,
+           "objectives": OBJECTIVES}[args.what]
     width = max(len(n) for n in reg.names())
     for name in reg.names():
         print(f"{name:<{width}}  {reg.help(name)}")

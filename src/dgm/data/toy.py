@@ -11,14 +11,24 @@ from torch.utils.data import Dataset
 
 from .catalog import DATASETS
 
-# Protocol of Metz et al. 2017 (Unrolled GANs) and Srivastava et al. 2017 (VEEGAN):
-# 8 Gaussians evenly spaced on a circle of radius 2, std 0.02.
-RING8_MODES, RING8_RADIUS, RING8_STD = 8, 2.0, 0.02
-# Protocol of Srivastava et al. 2017 (VEEGAN) and Lin et al. 2018 (PacGAN):
-# 25 Gaussians on the grid {-4, -2, 0, 2, 4}^2, std 0.05.
+# Mode-collapse protocol of Srivastava et al. 2017 (VEEGAN) and Lin et al. 2018 (PacGAN); we follow
+# PacGAN's released code (github.com/fjxmlzn/PacGAN, synthetic_data_experiments/):
+# ring8: 8 Gaussians with means (cos 2*pi*i/8, sin 2*pi*i/8), i.e. radius 1, and covariance 0.01^2 I (std 0.01)
+#   (2DRing_GAN&PacGAN/config.py: MEANS, VARIANCES = 0.01 ** 2 * eye). VEEGAN's paper does not give the numbers in the
+#   text we could read; the Unrolled-GAN reference notebook it cites (poolio/unrolled_gan) also uses radius 1.0, std
+#   0.01, but spaces the angles with linspace(0, 2*pi, 8), which puts modes 0 and 7 on the same point (7 distinct
+#   modes); we keep PacGAN's 8 distinct modes. (This file used radius 2, std 0.02 before, attributed to Metz et al.
+#   2017's paper; not used by VEEGAN/PacGAN's code.)
+RING8_MODES, RING8_RADIUS, RING8_STD = 8, 1.0, 0.01
+# grid25: 25 Gaussians on {-4, -2, 0, 2, 4}^2 with std 0.05 (2DGrid_GAN&PacGAN/config.py:
+#   itertools.product(range(-4, 5, 2), range(-4, 5, 2)), VARIANCES = 0.05 ** 2 * eye); the same grid and std appear in
+#   code derived from VEEGAN's notebook (akashgit/VEEGAN VEEGAN_2D_RING.ipynb: mus from range(-4, 5, 2), s = 0.05).
 GRID25_COORDS, GRID25_STD = (-4.0, -2.0, 0.0, 2.0, 4.0), 0.05
 # A 1-D two-component mixture for theory checks: equal weights at -2 and 2, std 0.5.
 GMM1D_MEANS, GMM1D_STD = (-2.0, 2.0), 0.5
+# Training set: 100,000 points, as PacGAN ("num_sample": 100000 in both configs; uniform mixture weights,
+# "x_mode_priors": None). val/test are ours. Evaluation draws 2,500 generated samples and counts one as high quality
+# within 3 std of its nearest mode: see dgm.metrics.modes (N_EVAL_SAMPLES, HQ_THRESHOLD).
 TOY_SIZES = {"train": 100_000, "val": 10_000, "test": 10_000}
 TOY_SEEDS = {"train": 0, "val": 1, "test": 2}  # numpy RandomState seeds: same points on every machine
 
@@ -85,7 +95,9 @@ def _register_toy(name: str, means, std: float, help: str) -> None:
     DATASETS.add(name, load, help)
 
 
-_register_toy("ring8", _ring8(), RING8_STD, "2-D: 8 Gaussians on a circle of radius 2, std 0.02 (Unrolled GAN, VEEGAN)")
-_register_toy("grid25", _grid25(), GRID25_STD, "2-D: 25 Gaussians on {-4,-2,0,2,4}^2, std 0.05 (VEEGAN, PacGAN)")
+_register_toy("ring8", _ring8(), RING8_STD,
+              "2-D: 8 Gaussians on a circle of radius 1, std 0.01 (VEEGAN / PacGAN protocol)")
+_register_toy("grid25", _grid25(), GRID25_STD,
+              "2-D: 25 Gaussians on {-4,-2,0,2,4}^2, std 0.05 (VEEGAN / PacGAN protocol)")
 _register_toy("gmm1d", np.array(GMM1D_MEANS)[:, None], GMM1D_STD,
               "1-D: equal mixture of two Gaussians at -2 and 2, std 0.5 (theory checks)")

@@ -4,6 +4,7 @@ from .autoregressive import AutoregressiveModel, bits_per_dim
 from .pixelcnn import PixelCNN, PixelCNNConfig
 from .gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .independent import IndependentPixels
+from .gan import GAN, GANConfig
 
 __all__ = ["MODELS", "DATA_FIELDS", "ImageModel", "ModelConfig", "build_model", "AutoregressiveModel",
-           "bits_per_dim", "PixelCNN", "PixelCNNConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "IndependentPixels"]
+           "bits_per_dim", "PixelCNN", "PixelCNNConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "IndependentPixels", "GAN", "GANConfig"]

@@ -58,6 +58,10 @@ class ImageModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def to_unit(self, x: torch.Tensor) -> torch.Tensor:
+        """Samples as images in [0, 1] (for grids): levels 0..K-1 divided by K-1."""
+        return x / (self.config.levels - 1)
+
 
 def build_model(name: str, config: Dict[str, Any]) -> ImageModel:
     """Build registered model ``name`` from a plain dict of its config fields."""

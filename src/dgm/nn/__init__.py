@@ -1,4 +1,5 @@
 """Reusable layers."""
 from .masked import MaskedConv2d, channel_groups, shift_down
+from .spectral import apply_spectral_norm
 
-__all__ = ["MaskedConv2d", "channel_groups", "shift_down"]
+__all__ = ["MaskedConv2d", "channel_groups", "shift_down", "apply_spectral_norm"]

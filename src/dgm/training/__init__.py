@@ -2,5 +2,6 @@
 from .config import TrainConfig
 from .engine import Trainer, TrainingStopped, seed_everything
 from .steps import STEPS, LikelihoodStep, TrainStep
+from .gan_step import GANStep
 
-__all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep"]
+__all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep"]

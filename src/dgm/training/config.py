@@ -8,15 +8,18 @@ from typing import Any, Dict, Optional
 from ..errors import DgmError
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+
+
 @dataclass
 class TrainConfig:
     steps: Optional[int] = None       # optimisation steps (default 1000 when neither steps nor epochs)
     epochs: Optional[float] = None    # or passes over the training split
     batch_size: int = 64              # global batch: split evenly over DDP processes
-    lr: float = 1e-3
-    optimizer: str = "adam"           # adam | adamw | sgd
-    beta1: float = 0.9
-    beta2: float = 0.999
+    lr: Optional[float] = None        # None: the family's default (1e-3 for likelihood models; the paper's for GANs)
+    optimizer: Optional[str] = None   # adam | adamw | sgd | rmsprop (None: adam, or the GAN objective's paper choice)
+    beta1: Optional[float] = None     # None: 0.9 (or the GAN objective's paper value)
+    beta2: Optional[float] = None     # None: 0.999
     weight_decay: float = 0.0
     schedule: str = "constant"        # constant | cosine | exponential
     lr_decay: float = 0.99995         # per-step factor of the exponential schedule
@@ -47,10 +50,14 @@ class TrainConfig:
             raise DgmError("give --steps or --epochs, not both")
         if self.batch_size < 1:
             bad("batch-size", f"must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
+        if self.lr is not None and not self.lr > 0:
             bad("lr", f"must be > 0, got {self.lr}")
-        if self.optimizer not in ("adam", "adamw", "sgd"):
-            bad("optimizer", f"must be adam, adamw or sgd, got {self.optimizer!r}")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            bad("optimizer", f"must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        for name in ("beta1", "beta2"):
+            v = getattr(self, name)
+            if v is not None and not 0 <= v < 1:
+                bad(name, f"must be in [0, 1), got {v}")
         if self.schedule not in ("constant", "cosine", "exponential"):
             bad("schedule", f"must be constant, cosine or exponential, got {self.schedule!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:

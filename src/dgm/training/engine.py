@@ -98,18 +98,27 @@ class Trainer:
     def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
         return wrap(module.to(self.device), self.info)
 
-    def optimizer(self, name: str, params, lr: Optional[float] = None, betas: Optional[Tuple[float, float]] = None):
-        """Create (and register for checkpoints) an optimizer and its schedule."""
+    def optimizer(self, name: str, params, lr: Optional[float] = None, betas: Optional[Tuple[float, float]] = None,
+                  kind: Optional[str] = None):
+        """Create (and register for checkpoints) an optimizer and its schedule.
+
+        ``lr``: the step's resolved rate (default: --lr, else 1e-3). ``betas`` and ``kind`` are the step's defaults,
+        which the user's --beta1 / --beta2 / --optimizer override.
+        """
         c = self.cfg
         params = [p for p in params if p.requires_grad]
-        lr = lr or c.lr
-        betas = betas or (c.beta1, c.beta2)
-        if c.optimizer == "adam":
+        lr = lr if lr is not None else (c.lr if c.lr is not None else 1e-3)
+        b = betas or (0.9, 0.999)
+        betas = (c.beta1 if c.beta1 is not None else b[0], c.beta2 if c.beta2 is not None else b[1])
+        kind = c.optimizer or kind or "adam"
+        if kind == "adam":
             opt = torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=c.weight_decay)
-        elif c.optimizer == "adamw":
+        elif kind == "adamw":
             opt = torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=c.weight_decay)
+        elif kind == "rmsprop":
+            opt = torch.optim.RMSprop(params, lr=lr, weight_decay=c.weight_decay)
         else:
-            opt = torch.optim.SGD(params, lr=lr, momentum=c.beta1, weight_decay=c.weight_decay)
+            opt = torch.optim.SGD(params, lr=lr, momentum=betas[0], weight_decay=c.weight_decay)
         total, warm = self.total_steps, c.warmup_steps
 
         def factor(s: int) -> float:

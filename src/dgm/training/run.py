@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional
 import torch
 
 from .. import __version__
-from ..data import ImageDataset, load_dataset
+from ..data import DATASETS, ImageDataset, load_dataset
 from ..errors import DgmError
 from ..models import DATA_FIELDS, MODELS, build_model
 from . import checkpoint as ckpt
@@ -77,7 +77,9 @@ def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, A
         saved = read_run_config(out)
         model_name, data_cfg, model_opts = saved["model"], saved["data"], saved["model_config"]
         train_cfg = TrainConfig.from_dict({**saved["train"], **(overrides or {})})
-    MODELS.get(model_name)  # unknown name: a clear error before any data is read
+    cls = MODELS.get(model_name)  # unknown name: a clear error before any data is read
+    if not resume and cls.family == "gan" and not getattr(DATASETS.get(data_cfg["name"]), "is_toy", False):
+        data_cfg = {**data_cfg, "scale": "pm1"}  # generators end in tanh: images in [-1, 1]
     run_dir = Path(out) if out else _fresh_dir(model_name, data_cfg["name"])
     if not resume and (ckpt.list_checkpoints(run_dir) or (run_dir / CONFIG).exists()):
         raise DgmError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -85,11 +87,15 @@ def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, A
     info = setup(train_cfg.device)
     train_set = load_data(data_cfg, "train")
     val_set = load_data(data_cfg, "val")
-    if not isinstance(train_set, ImageDataset):
-        raise DgmError(f"model {model_name} needs image data; {data_cfg['name']} is a toy point dataset")
-    spec = train_set.spec
+    if isinstance(train_set, ImageDataset):
+        spec = {k: getattr(train_set.spec, k) for k in DATA_FIELDS}
+    elif cls.family == "gan":  # 2-D points: levels 0 marks continuous data
+        spec = {"channels": train_set.dim, "height": 1, "width": 1, "levels": 0, "num_classes": 0}
+    else:
+        raise DgmError(f"model {model_name} needs image data; {data_cfg['name']} is a toy point dataset "
+                       f"(train a gan on it: dgm train gan --data {data_cfg['name']})")
     if not resume:
-        model_opts = {**model_opts, **{k: getattr(spec, k) for k in DATA_FIELDS}}
+        model_opts = {**model_opts, **spec}
     seed_everything(train_cfg.seed)
     model = build_model(model_name, model_opts)
     step = STEPS.get(model.family)(model)
@@ -106,4 +112,5 @@ def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, A
     summary["run_dir"] = str(run_dir)
     summary["world_size"] = info.world_size
     summary["is_main"] = info.is_main
+    summary["default_metric"] = "modes" if spec.get("levels") == 0 else "nll"
     return summary

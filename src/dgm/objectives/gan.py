@@ -1,0 +1,276 @@
+"""GAN objectives as pure functions of discriminator / critic outputs.
+
+Every objective is a pair of functions, ``d(d_real, d_fake) -> loss_d`` and ``g(d_fake) -> loss_g``, both
+*minimised* and both averaged over the batch. What the outputs are depends on the objective's ``kind``:
+
+- ``logit``: D's pre-sigmoid output l, with D(x) = sigmoid(l). We never form log D from a probability:
+  log D = -softplus(-l) and log(1 - D) = -softplus(l).
+- ``critic``: an unbounded real score f(x) (WGAN, hinge, LSGAN, f-GAN's V(x)).
+- ``energy``: a non-negative per-example energy (EBGAN: reconstruction MSE; BEGAN: reconstruction L1).
+
+``OBJECTIVES`` registers them by name for ``dgm train gan --objective NAME``; each entry carries the
+paper's optimiser defaults (learning rates, Adam betas, n_critic) so a plain run reproduces the paper.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..registry import Registry
+
+# ---------------------------------------------------------------------------------------------------
+# The classic family (Goodfellow et al. 2014), on logits.
+
+
+def minimax(d_real: Tensor, d_fake: Tensor) -> Tuple[Tensor, Tensor]:
+    """Goodfellow et al. 2014: max_D E log D(x) + E log(1 - D(G(z))); G minimises E log(1 - D(G(z)))."""
+    return minimax_d(d_real, d_fake), minimax_g(d_fake)
+
+
+def minimax_d(d_real: Tensor, d_fake: Tensor) -> Tensor:
+    # -[E log D(x) + E log(1 - D(G(z)))]
+    return F.softplus(-d_real).mean() + F.softplus(d_fake).mean()
+
+
+def minimax_g(d_fake: Tensor) -> Tensor:
+    # E log(1 - D(G(z))): saturates (vanishing gradient) when D rejects fakes confidently
+    return -F.softplus(d_fake).mean()
+
+
+def non_saturating_g(d_fake: Tensor) -> Tensor:
+    """Goodfellow et al. 2014, sec. 3: G maximises E log D(G(z)) instead (same fixed point, strong early gradient)."""
+    return F.softplus(-d_fake).mean()
+
+
+def label_smoothing_d(d_real: Tensor, d_fake: Tensor, alpha: float = 0.9, beta: float = 0.0) -> Tensor:
+    """Salimans et al. 2016: targets alpha for reals and beta for fakes (one-sided: beta = 0).
+
+    The optimal discriminator becomes D*(x) = (alpha p(x) + beta q(x)) / (p(x) + q(x)).
+    """
+    return (F.binary_cross_entropy_with_logits(d_real, torch.full_like(d_real, alpha))
+            + F.binary_cross_entropy_with_logits(d_fake, torch.full_like(d_fake, beta)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Critics with unbounded outputs.
+
+
+def lsgan_d(d_real: Tensor, d_fake: Tensor) -> Tensor:
+    """Mao et al. 2017 (0-1 coding, the seed's table): L_D = E (D(x) - 1)^2 + E D(G(z))^2."""
+    return ((d_real - 1) ** 2).mean() + (d_fake ** 2).mean()
+
+
+def lsgan_g(d_fake: Tensor) -> Tensor:
+    """Mao et al. 2017: L_G = E (D(G(z)) - 1)^2."""
+    return ((d_fake - 1) ** 2).mean()
+
+
+def wasserstein_d(d_real: Tensor, d_fake: Tensor) -> Tensor:
+    """Arjovsky et al. 2017: the critic maximises E f(x) - E f(G(z)) (its negative is minimised)."""
+    return d_fake.mean() - d_real.mean()
+
+
+def wasserstein_g(d_fake: Tensor) -> Tensor:
+    """Arjovsky et al. 2017: G maximises E f(G(z))."""
+    return -d_fake.mean()
+
+
+def hinge_d(d_real: Tensor, d_fake: Tensor) -> Tensor:
+    """Lim & Ye 2017 / Miyato et al. 2018: E max(0, 1 - D(x)) + E max(0, 1 + D(G(z)))."""
+    return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+
+
+def hinge_g(d_fake: Tensor) -> Tensor:
+    """Hinge GAN generator: -E D(G(z))."""
+    return -d_fake.mean()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Energy-based: the discriminator is an auto-encoder and its output is a reconstruction energy.
+
+
+def ebgan_d(e_real: Tensor, e_fake: Tensor, margin: float = 1.0) -> Tensor:
+    """Zhao et al. 2017: L_D = D(x) + (m - D(G(z)))_+ with energies D >= 0 and margin m > 0."""
+    return e_real.mean() + F.relu(margin - e_fake).mean()
+
+
+def ebgan_g(e_fake: Tensor) -> Tensor:
+    """Zhao et al. 2017: L_G = D(G(z)) (plus the pulling-away term, see ``pulling_away``)."""
+    return e_fake.mean()
+
+
+def pulling_away(h: Tensor) -> Tensor:
+    """Zhao et al. 2017 repelling regulariser: R = 2 / (M(M-1)) sum_{i<j} cos(h_i, h_j)^2 over a batch of features.
+
+    Adding lambda * R to the generator loss pushes the batch's representations apart (less mode collapse).
+    """
+    h = h.flatten(1)
+    m = h.shape[0]
+    if m < 2:
+        return h.new_zeros(())
+    u = F.normalize(h, dim=1)
+    cos2 = (u @ u.t()) ** 2
+    off = cos2.sum() - cos2.diagonal().sum()  # = 2 sum_{i<j} cos^2
+    return off / (m * (m - 1))
+
+
+def began_d(l_real: Tensor, l_fake: Tensor, k: float) -> Tensor:
+    """Berthelot et al. 2017: L_D = L(x) - k_t L(G(z)), L the auto-encoder's reconstruction loss."""
+    return l_real.mean() - k * l_fake.mean()
+
+
+def began_g(l_fake: Tensor) -> Tensor:
+    """Berthelot et al. 2017: L_G = L(G(z))."""
+    return l_fake.mean()
+
+
+def began_update(k: float, l_real: float, l_fake: float, gamma: float = 0.5, lambda_k: float = 0.001
+                 ) -> Tuple[float, float]:
+    """Berthelot et al. 2017: k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1); returns (k_{t+1}, M_global).
+
+    M_global = L(x) + |gamma L(x) - L(G(z))| is the paper's convergence measure.
+    """
+    balance = gamma * l_real - l_fake
+    return min(max(k + lambda_k * balance, 0.0), 1.0), l_real + abs(balance)
+
+
+# ---------------------------------------------------------------------------------------------------
+# f-GAN (Nowozin et al. 2016): D_f(P||Q) >= sup_T E_P T(x) - E_Q f*(T(x)), with T = g_f(V(x)).
+
+
+@dataclass(frozen=True)
+class FDivergence:
+    """One f-divergence: the generator f, its Fenchel conjugate f*, the output activation g_f and f*(g_f(v)).
+
+    ``conj_act`` is f*(g_f(v)) written in a numerically stable closed form.
+    """
+
+    name: str
+    f: Callable[[Tensor], Tensor]
+    conjugate: Callable[[Tensor], Tensor]
+    activation: Callable[[Tensor], Tensor]
+    conj_act: Callable[[Tensor], Tensor]
+
+
+_LOG2 = math.log(2.0)
+
+F_DIVERGENCES: Dict[str, FDivergence] = {d.name: d for d in [
+    # KL: f(u) = u log u; f*(t) = exp(t - 1); g_f(v) = v
+    FDivergence("kl", lambda u: u * torch.log(u), lambda t: torch.exp(t - 1), lambda v: v,
+                lambda v: torch.exp(v - 1)),
+    # reverse KL: f(u) = -log u; f*(t) = -1 - log(-t); g_f(v) = -exp(-v)  =>  f*(g_f(v)) = v - 1
+    FDivergence("reverse-kl", lambda u: -torch.log(u), lambda t: -1 - torch.log(-t), lambda v: -torch.exp(-v),
+                lambda v: v - 1),
+    # Jensen-Shannon: f(u) = u log u - (u + 1) log((u + 1) / 2); f*(t) = -log(2 - e^t); g_f(v) = log 2 - log(1 + e^-v)
+    #   => f*(g_f(v)) = -log(2 - 2 sigmoid(v)) = softplus(v) - log 2
+    FDivergence("js", lambda u: u * torch.log(u) - (u + 1) * torch.log((u + 1) / 2),
+                lambda t: -torch.log(2 - torch.exp(t)), lambda v: _LOG2 - F.softplus(-v),
+                lambda v: F.softplus(v) - _LOG2),
+    # Pearson chi^2: f(u) = (u - 1)^2; f*(t) = t^2 / 4 + t; g_f(v) = v
+    FDivergence("pearson", lambda u: (u - 1) ** 2, lambda t: t ** 2 / 4 + t, lambda v: v,
+                lambda v: v ** 2 / 4 + v),
+    # squared Hellinger: f(u) = (sqrt(u) - 1)^2; f*(t) = t / (1 - t); g_f(v) = 1 - exp(-v)  =>  f*(g_f(v)) = e^v - 1
+    FDivergence("hellinger", lambda u: (torch.sqrt(u) - 1) ** 2, lambda t: t / (1 - t),
+                lambda v: 1 - torch.exp(-v), lambda v: torch.expm1(v)),
+]}
+
+
+def f_divergence(name: str) -> FDivergence:
+    from ..errors import DgmError
+
+    if name not in F_DIVERGENCES:
+        raise DgmError(f"unknown f-divergence {name!r}; choose one of: {', '.join(F_DIVERGENCES)}")
+    return F_DIVERGENCES[name]
+
+
+def fgan_d(v_real: Tensor, v_fake: Tensor, divergence: str = "js") -> Tensor:
+    """Nowozin et al. 2016: T maximises E_P g_f(V(x)) - E_Q f*(g_f(V(G(z)))) (the divergence's lower bound)."""
+    d = f_divergence(divergence)
+    return -(d.activation(v_real).mean() - d.conj_act(v_fake).mean())
+
+
+def fgan_g(v_fake: Tensor, divergence: str = "js") -> Tensor:
+    """Nowozin et al. 2016, sec. 3.2: G maximises E_Q g_f(V(G(z))) (their practical, non-saturating choice)."""
+    return -f_divergence(divergence).activation(v_fake).mean()
+
+
+def fgan_bound(v_real: Tensor, v_fake: Tensor, divergence: str = "js") -> Tensor:
+    """The variational lower bound E_P T - E_Q f*(T) on D_f(P || Q) that the critic maximises."""
+    return -fgan_d(v_real, v_fake, divergence)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The registry: what ``dgm train gan --objective NAME`` selects.
+
+
+@dataclass(frozen=True)
+class Objective:
+    """An objective by name: its two losses, what D outputs, and the paper's optimiser defaults."""
+
+    name: str
+    d: Callable[..., Tensor]           # (d_real, d_fake, **options) -> loss_d
+    g: Callable[..., Tensor]           # (d_fake, **options) -> loss_g
+    kind: str = "logit"                # logit | critic | energy
+    penalty: Optional[str] = None      # None | "interpolates" (WGAN-GP) | "perturbed" (DRAGAN)
+    clip: bool = False                 # WGAN weight clipping after each critic update
+    lr_d: float = 2e-4                 # DCGAN (Radford et al. 2016): Adam 2e-4, betas (0.5, 0.999)
+    lr_g: float = 2e-4
+    betas: Tuple[float, float] = (0.5, 0.999)
+    optimizer: str = "adam"
+    n_critic: int = 1
+    d_options: Tuple[Tuple[str, str], ...] = ()  # (keyword of d, GAN config field) pairs, e.g. ("margin", "margin")
+    g_options: Tuple[Tuple[str, str], ...] = ()
+    reference: str = ""
+
+    def losses(self, d_real: Tensor, d_fake: Tensor, **options) -> Tuple[Tensor, Tensor]:
+        """(loss_d, loss_g) for these discriminator outputs; ``options`` by keyword (e.g. margin=1.0)."""
+        kd = {k: options[k] for k, _ in self.d_options if k in options}
+        kg = {k: options[k] for k, _ in self.g_options if k in options}
+        return self.d(d_real, d_fake, **kd), self.g(d_fake, **kg)
+
+    def d_kwargs(self, config) -> Dict:
+        return {k: getattr(config, f) for k, f in self.d_options}
+
+    def g_kwargs(self, config) -> Dict:
+        return {k: getattr(config, f) for k, f in self.g_options}
+
+
+OBJECTIVES: Registry = Registry("objective")
+
+
+def _add(obj: Objective, help: str) -> None:
+    OBJECTIVES.add(obj.name, obj, help)
+
+
+_add(Objective("minimax", minimax_d, minimax_g, reference="Goodfellow et al. 2014"),
+     "saturating minimax: G minimises E log(1 - D(G(z)))")
+_add(Objective("non-saturating", minimax_d, non_saturating_g, reference="Goodfellow et al. 2014"),
+     "non-saturating: G maximises E log D(G(z))")
+_add(Objective("label-smoothing", label_smoothing_d, non_saturating_g, d_options=(("alpha", "smooth_alpha"), ("beta", "smooth_beta")),
+               reference="Salimans et al. 2016"),
+     "non-saturating GAN with one-sided label smoothing (targets alpha=0.9 / beta=0)")
+_add(Objective("lsgan", lsgan_d, lsgan_g, kind="critic", reference="Mao et al. 2017"),
+     "least squares: E(D(x)-1)^2 + E D(G(z))^2; G: E(D(G(z))-1)^2")
+_add(Objective("wgan", wasserstein_d, wasserstein_g, kind="critic", clip=True, lr_d=5e-5, lr_g=5e-5,
+               optimizer="rmsprop", n_critic=5, reference="Arjovsky et al. 2017"),
+     "Wasserstein GAN with weight clipping (c=0.01, RMSprop 5e-5, n_critic=5)")
+_add(Objective("wgan-gp", wasserstein_d, wasserstein_g, kind="critic", penalty="interpolates", lr_d=1e-4, lr_g=1e-4,
+               betas=(0.0, 0.9), n_critic=5, reference="Gulrajani et al. 2017"),
+     "WGAN with gradient penalty on interpolates (lambda=10, Adam 1e-4 (0, 0.9), n_critic=5)")
+_add(Objective("dragan", minimax_d, non_saturating_g, penalty="perturbed", reference="Kodali et al. 2017"),
+     "non-saturating GAN + gradient penalty around perturbed real points (lambda=10)")
+_add(Objective("hinge", hinge_d, hinge_g, kind="critic", lr_d=4e-4, lr_g=1e-4, betas=(0.0, 0.9),
+               reference="Lim & Ye 2017; Zhang et al. 2019 (TTUR 4e-4 / 1e-4)"),
+     "hinge loss (SAGAN): E relu(1-D(x)) + E relu(1+D(G(z))); G: -E D(G(z))")
+_add(Objective("ebgan", ebgan_d, ebgan_g, kind="energy", d_options=(("margin", "margin"),), reference="Zhao et al. 2017"),
+     "energy-based GAN: auto-encoder D, margin m, pulling-away term (--pt-weight)")
+_add(Objective("began", began_d, began_g, kind="energy", lr_d=1e-4, lr_g=1e-4, reference="Berthelot et al. 2017"),
+     "boundary equilibrium GAN: auto-encoder D, k_t control (gamma, lambda_k), convergence measure")
+_add(Objective("f-gan", fgan_d, fgan_g, kind="critic", d_options=(("divergence", "divergence"),),
+               g_options=(("divergence", "divergence"),), reference="Nowozin et al. 2016"),
+     "f-GAN through Fenchel conjugates: --divergence kl|reverse-kl|js|pearson|hellinger")

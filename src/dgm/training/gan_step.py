@@ -1,0 +1,241 @@
+"""The GAN family step: alternating D / G updates through the shared engine.
+
+One engine step = one discriminator (critic) update on one real batch; every ``n_critic``-th step also
+updates the generator. The step knows n_critic, TTUR learning rates, penalties, clipping, instance noise,
+BEGAN's k_t and unrolling (Metz et al. 2017, with ``torch.func.functional_call``); the losses themselves are
+the pure functions of ``dgm.objectives``.
+"""
+from __future__ import annotations
+
+import math
+from typing import Dict, Optional
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch import Tensor
+from torch.func import functional_call
+
+from ..objectives import (began_update, clip_weights, gradient_penalty, instance_noise_std, interpolates,
+                          perturbed, pulling_away)
+from .steps import STEPS, TrainStep
+
+
+class _Critic(nn.Module):
+    """Everything D computes in one update, in ONE forward call (so DDP sees one forward per backward).
+
+    forward(real, fake, penalty_points) -> (D(real) or None, D(fake), gradient penalty or None, D's code of fake or None)
+    """
+
+    def __init__(self, d: nn.Module, energy: bool):
+        super().__init__()
+        self.d, self.energy = d, energy
+
+    def _out(self, x):
+        if self.energy:
+            return self.d.energy_and_code(x)
+        return self.d(x), None
+
+    def forward(self, real: Optional[Tensor], fake: Tensor, penalty_points: Optional[Tensor] = None):
+        d_real = self._out(real)[0] if real is not None else None
+        d_fake, code = self._out(fake)
+        gp = gradient_penalty(self.d, penalty_points) if penalty_points is not None else None
+        return d_real, d_fake, gp, code
+
+
+@STEPS.register("gan", help="adversarial: alternating discriminator / generator updates (n_critic, TTUR, unrolling)")
+class GANStep(TrainStep):
+    best_key = None  # no likelihood to select a best checkpoint by
+
+    def setup(self, engine) -> None:
+        super().setup(engine)
+        m, c = self.model, self.model.config
+        obj, tc = m.objective, engine.cfg
+        self.obj, self.c = obj, c
+        self.G = engine.wrap(m.generator)
+        self.D = engine.wrap(_Critic(m.discriminator, obj.kind == "energy"))
+        self.lr_d = c.lr_d or tc.lr or obj.lr_d
+        self.lr_g = c.lr_g or tc.lr or obj.lr_g
+        engine.optimizer("d", m.discriminator.parameters(), lr=self.lr_d, betas=obj.betas, kind=obj.optimizer)
+        engine.optimizer("g", m.generator.parameters(), lr=self.lr_g, betas=obj.betas, kind=obj.optimizer)
+        self.k = 0.0          # BEGAN k_t (checkpointed)
+        self.d_steps = 0      # discriminator updates so far (checkpointed)
+        self.last: Dict[str, float] = {}
+
+    # -- pieces ----------------------------------------------------------------------------------
+    def _latent(self, b: int) -> Tensor:
+        """This process's slice of the global batch's z, drawn from a stream fixed by (seed, D update).
+
+        So a run on N processes sees exactly the latents of a 1-process run on the union batch, and a resumed
+        run the latents of an uninterrupted one.
+        """
+        info = self.engine.info
+        gen = torch.Generator().manual_seed(self.engine.cfg.seed * 1_000_003 + self.d_steps)
+        z = torch.randn(b * info.world_size, self.c.latent_dim, generator=gen)
+        return z[info.rank * b:(info.rank + 1) * b].to(self.model.device)
+
+    def _noise(self, *xs):
+        c = self.c
+        decay = c.noise_decay_steps or self.engine.total_steps
+        s = instance_noise_std(self.engine.global_step, c.instance_noise, decay)
+        if s == 0:
+            return xs
+        return tuple(x + s * torch.randn_like(x) for x in xs)
+
+    def _d_loss(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        if self.obj.name == "began":
+            return self.obj.d(d_real, d_fake, k=self.k)
+        return self.obj.d(d_real, d_fake, **self.obj.d_kwargs(self.c))
+
+    def _g_loss(self, d_fake: Tensor, code: Optional[Tensor]) -> Tensor:
+        loss = self.obj.g(d_fake, **self.obj.g_kwargs(self.c))
+        if self.obj.name == "ebgan" and self.c.pt_weight and code is not None:
+            loss = loss + self.c.pt_weight * pulling_away(code)
+        return loss
+
+    def _penalty_points(self, real: Tensor, fake: Tensor) -> Optional[Tensor]:
+        if self.obj.penalty == "interpolates":
+            return interpolates(real, fake)
+        if self.obj.penalty == "perturbed":
+            return perturbed(real, self.c.dragan_c)
+        return None
+
+    def unrolled_g_loss(self, real: Tensor, fake: Tensor, steps: int) -> Tensor:
+        """Metz et al. 2017: G's loss against D after ``steps`` differentiable copies of D's own update.
+
+        The copies start from D's current parameters (detached: the real D gets no gradient and no update
+        from them), take D's optimizer step (Adam / RMSprop / SGD with its current moments) on this batch, and
+        keep the graph to G's parameters through ``fake``, so G sees the discriminator's reaction to it.
+        """
+        d = self.model.discriminator
+        opt = self.engine.optimizers["d"]
+        group = opt.param_groups[0]
+        named = dict(d.named_parameters())
+        params = {n: p.detach().requires_grad_(True) for n, p in named.items()}
+        buffers = {n: b.clone() for n, b in d.named_buffers()}
+        state = {n: dict(opt.state.get(p, {})) for n, p in named.items()}
+        for _ in range(steps):
+            d_real = functional_call(d, (params, buffers), (real,))
+            d_fake = functional_call(d, (params, buffers), (fake,))
+            loss = self._d_loss(d_real, d_fake)
+            grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+            params = {n: _differentiable_step(opt, group, p, g, state[n]) for (n, p), g in zip(params.items(), grads)}
+        d_fake = functional_call(d, (params, buffers), (fake,))
+        return self._g_loss(d_fake, None)
+
+    # -- the step --------------------------------------------------------------------------------
+    def __call__(self, batch):
+        x, _ = batch
+        m, c, e = self.model, self.c, self.engine
+        g_turn = (self.d_steps + 1) % c.n_critic == 0
+        z = self._latent(x.shape[0])
+        with torch.set_grad_enabled(g_turn):
+            fake = self.G(z)
+        real_n, fake_n = self._noise(x, fake.detach())
+        with e.autocast():
+            d_real, d_fake, gp, _ = self.D(real_n, fake_n, self._penalty_points(real_n, fake_n))
+        d_real, d_fake = d_real.float(), d_fake.float()
+        loss_d = self._d_loss(d_real, d_fake)
+        out = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        if gp is not None:
+            out["gradient_penalty"] = gp.detach()
+            loss_d = loss_d + c.gp_weight * gp
+        e.update(loss_d, "d")
+        self.d_steps += 1
+        if self.obj.clip:
+            clip_weights(m.discriminator, c.clip_value)
+        if self.obj.kind == "critic" and self.obj.name in ("wgan", "wgan-gp"):
+            out["wasserstein_estimate"] = (d_real.mean() - d_fake.mean()).detach()
+        if self.obj.name == "f-gan":
+            from ..objectives import fgan_bound
+
+            out["divergence_bound"] = fgan_bound(d_real.detach(), d_fake.detach(), c.divergence)
+        if self.obj.name == "began":
+            lr_, lf_ = torch.stack([d_real.mean(), d_fake.mean()]).detach()
+            if e.info.distributed:
+                pair = torch.stack([lr_, lf_])
+                dist.all_reduce(pair)
+                lr_, lf_ = pair / e.info.world_size
+            self.k, conv = began_update(self.k, float(lr_), float(lf_), c.gamma, c.lambda_k)
+            out["k"], out["convergence"] = torch.tensor(self.k), torch.tensor(conv)
+        if g_turn:
+            (fake_g,) = self._noise(fake)
+            if c.unroll_steps > 0:
+                loss_g = self.unrolled_g_loss(real_n, fake_g, c.unroll_steps)
+            else:
+                with e.autocast():
+                    _, d_gen, _, code = self.D(None, fake_g)
+                loss_g = self._g_loss(d_gen.float(), code)
+            e.update(loss_g, "g")
+            self.last["loss_g"] = float(loss_g.detach())
+        out["loss_d"] = loss_d.detach()
+        out["loss"] = loss_d.detach()
+        if "loss_g" in self.last:
+            out["loss_g"] = torch.tensor(self.last["loss_g"])
+        return out
+
+    # -- evaluation and samples ------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, batches):
+        data = self.engine.train_set
+        if not hasattr(data, "means"):
+            return {}
+        from ..metrics.modes import mode_stats
+
+        gen = torch.Generator().manual_seed(self.engine.cfg.seed + 1)
+        s = mode_stats(self.model.sample(2500, generator=gen).cpu(), data.means, data.std)
+        out = {"modes": s["modes"], "high_quality": s["high_quality"]}
+        if math.isfinite(s["reverse_kl"]):  # undefined when no sample is high-quality
+            out["reverse_kl"] = s["reverse_kl"]
+        return out
+
+    @torch.no_grad()
+    def samples(self, n, generator):
+        x = self.model.sample(max(n, 1000) if self.model.points else n, generator=generator)
+        if self.model.points:
+            from ..viz.toy import points_image
+
+            return points_image(x.cpu(), self.engine.train_set, self.model,
+                                title=f"step {self.engine.global_step}")
+        return self.model.to_unit(x)
+
+    def state_dict(self):
+        return {"k": self.k, "d_steps": self.d_steps, "last": dict(self.last)}
+
+    def load_state_dict(self, state):
+        self.k = float(state.get("k", 0.0))
+        self.d_steps = int(state.get("d_steps", 0))
+        self.last = dict(state.get("last", {}))
+
+
+def _differentiable_step(opt, group, p: Tensor, g: Tensor, st: dict) -> Tensor:
+    """One step of ``opt``'s rule for parameter p written with out-of-place ops (so it stays differentiable).
+
+    ``st`` is a copy of the optimizer's state for p (moments as constants), advanced in place for the next copy.
+    """
+    lr = group["lr"]
+    if isinstance(opt, torch.optim.Adam):  # also AdamW's moments; weight decay is ignored in the copies
+        b1, b2 = group["betas"]
+        eps = group["eps"]
+        m = st.get("exp_avg", torch.zeros_like(p)).detach()
+        v = st.get("exp_avg_sq", torch.zeros_like(p)).detach()
+        t = float(st.get("step", 0)) + 1
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        st["exp_avg"], st["exp_avg_sq"], st["step"] = m.detach(), v.detach(), t
+        m_hat = m / (1 - b1 ** t)
+        v_hat = v / (1 - b2 ** t)
+        return p - lr * m_hat / ((v_hat + 1e-16).sqrt() + eps)  # +1e-16: finite second derivative at v = 0
+    if isinstance(opt, torch.optim.RMSprop):
+        a, eps = group["alpha"], group["eps"]
+        v = st.get("square_avg", torch.zeros_like(p)).detach()
+        v = a * v + (1 - a) * g * g
+        st["square_avg"] = v.detach()
+        return p - lr * g / ((v + 1e-16).sqrt() + eps)
+    mu = group.get("momentum", 0.0)
+    if mu:  # torch.optim.SGD: buf = g on the first step, then mu * buf + g
+        buf = st.get("momentum_buffer")
+        buf = g if buf is None else mu * buf.detach() + g
+        st["momentum_buffer"] = buf.detach()
+        return p - lr * buf
+    return p - lr * g
