@@ -102,6 +102,20 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     e.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     e.add_argument("--progress", action="store_true", help="show a progress bar")
 
+    b = sub.add_parser("bench", help="benchmarks: `dgm bench modes` (mode collapse on toy mixtures)")
+    b.add_argument("what", choices=["modes"])
+    b.add_argument("--objectives", default="all", help="comma-separated objectives (dgm list objectives) and "
+                   "unrolled-5; default: all")
+    b.add_argument("--data", default="ring8,grid25", help="toy mixtures (default: ring8,grid25)")
+    b.add_argument("--seeds", type=int, default=5)
+    b.add_argument("--steps", type=int, default=3000, help="discriminator updates per run (default 3000)")
+    b.add_argument("--batch-size", type=int, default=256)
+    b.add_argument("--hidden", type=int, default=None, help="MLP width (default 256)")
+    b.add_argument("--layers", type=int, default=None, help="MLP hidden layers (default 3)")
+    b.add_argument("--jobs", type=int, default=1, help="runs in parallel (one CPU thread each)")
+    b.add_argument("--out", default="runs/bench-modes", help="folder for runs, results.json, table and figures")
+    b.add_argument("--no-figures", action="store_true")
+
     li = sub.add_parser("list", help="list registered names")
     li.add_argument("what", choices=["models", "datasets", "metrics", "families", "objectives"])
     return p
@@ -211,6 +225,19 @@ def _eval(args) -> int:
     return 0
 
 
+def _bench(args) -> int:
+    from .metrics.mode_benchmark import default_entries, run_benchmark
+
+    entries = default_entries() if args.objectives == "all" else [e.strip() for e in args.objectives.split(",") if e.strip()]
+    opts = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers)) if v is not None}
+    res = run_benchmark(entries, [d.strip() for d in args.data.split(",") if d.strip()], args.seeds, args.steps,
+                        args.out, batch_size=args.batch_size, jobs=args.jobs, model_opts=opts,
+                        figure=not args.no_figures)
+    print(res["table"])
+    print(f"\nresults: {Path(args.out) / 'results.json'}")
+    return 0
+
+
 def _list(args) -> int:
     from .data import DATASETS
     from .metrics import METRICS
@@ -231,7 +258,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     debug = "--debug" in argv
     try:
         args = _build_parser(argv).parse_args(argv)
-        return {"train": _train, "sample": _sample, "eval": _eval, "list": _list}[args.command](args)
+        return {"train": _train, "sample": _sample, "eval": _eval, "bench": _bench, "list": _list}[args.command](args)
     except DgmError as e:
         if debug:
             raise
