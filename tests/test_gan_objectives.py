@@ -52,7 +52,7 @@ def test_label_smoothing_optimum_is_alpha_p_plus_beta_q_over_p_plus_q():
         bce = torch.nn.functional.binary_cross_entropy_with_logits
         val = p * bce(x, torch.full_like(x, a)) + q * bce(x, torch.full_like(x, b))
         (g,) = torch.autograd.grad(val, x)
-        return float(val), float(g)
+        return val.item(), g.item()
 
     star = math.log(d_star / (1 - d_star))
     assert abs(loss(star)[1]) < 1e-12

@@ -61,7 +61,7 @@ def test_unrolling_k0_is_the_ordinary_step_and_k_steps_take_ds_own_update(tmp_pa
     step.obj.d(d_copy(real), d_copy(fake.detach())).backward()
     opt_copy.step()
     reference = step.obj.g(d_copy(fake))
-    assert float(unrolled1) == pytest.approx(float(reference), rel=1e-5, abs=1e-7)
+    assert unrolled1.item() == pytest.approx(reference.item(), rel=1e-5, abs=1e-7)
 
     # ... but its gradient for G differs from the ordinary one (the discriminator's reaction term)
     ordinary = step.obj.g(d(fake))
@@ -153,6 +153,8 @@ def test_gan_sample_and_eval_modes(tmp_path, capsys):
     res = json.loads(capsys.readouterr().out)
     assert set(res) >= {"modes", "high_quality", "reverse_kl"}
     assert 0 <= res["modes"] <= 8 and 0 <= res["high_quality"] <= 1
+    assert main(["eval", str(out), "--metric", "nll"]) == 2
+    assert "no log_prob" in capsys.readouterr().err
     assert main(["sample", str(out), "-n", "200", "--out", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").stat().st_size > 1000
 

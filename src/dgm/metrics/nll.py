@@ -26,4 +26,9 @@ def nll_from_batches(model, batches: Iterable) -> Dict[str, float]:
 
 def nll(model, dataset, batch_size: int = 256, progress: bool = False) -> Dict[str, float]:
     """Mean -log p(x) over ``dataset``: nll_nats per example, bits_per_dim, n."""
+    if not hasattr(model, "log_prob"):
+        from ..errors import DgmError
+
+        raise DgmError(f"the nll metric needs a likelihood model; this {type(model).__name__} has no log_prob "
+                       f"(GANs on toy mixtures: --metric modes)")
     return nll_from_batches(model, dataset_batches(dataset, batch_size, model.device, progress))
