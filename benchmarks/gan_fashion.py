@@ -41,7 +41,8 @@ def _run(entry: str, minutes: float, hidden: int, runs: Path, out: Path, seed: i
     dest = out / f"fashion-mnist-{name}.png"
     shutil.copyfile(grid, dest)
     return {"entry": entry, "minutes": minutes, "steps": train[-1]["step"], "loss_d": train[-1]["loss_d"],
-            "loss_g": train[-1].get("loss_g"), "images_per_sec": train[-1]["images_per_sec"], "grid": str(dest)}
+            "loss_g": train[-1].get("loss_g"), "images_per_sec": train[-1]["images_per_sec"],
+            "grid": str(dest.resolve().relative_to(HERE.parent)) if HERE.parent in dest.resolve().parents else str(dest)}
 
 
 def main() -> None:
