@@ -1,5 +1,4 @@
 """GAN objectives and regularisers equal their formulas (seed 002's loss table, seeds 000/001/004)."""
-import copy
 import math
 
 import numpy as np
@@ -165,7 +164,7 @@ def test_gradient_penalty_equals_finite_differences():
             g.append((f(x[i] + e) - f(x[i] - e)).item() / (2 * h))
         norms.append(np.linalg.norm(g))
     want = np.mean((np.array(norms) - 1.0) ** 2)
-    assert float(gp) == pytest.approx(want, rel=1e-6)
+    assert gp.item() == pytest.approx(want, rel=1e-6)
     # and it is differentiable in the critic's parameters (it trains the critic)
     gp.backward()
     assert f[0].weight.grad is not None and torch.isfinite(f[0].weight.grad).all()

@@ -16,8 +16,8 @@ import torch.nn as nn
 from torch import Tensor
 from torch.func import functional_call
 
-from ..objectives import (began_update, clip_weights, gradient_penalty, instance_noise_std, interpolates,
-                          perturbed, pulling_away)
+from ..objectives import (began_update, clip_weights, fgan_bound, gradient_penalty, instance_noise_std,
+                          interpolates, perturbed, pulling_away)
 from .steps import STEPS, TrainStep
 
 
@@ -147,8 +147,6 @@ class GANStep(TrainStep):
         if self.obj.kind == "critic" and self.obj.name in ("wgan", "wgan-gp"):
             out["wasserstein_estimate"] = (d_real.mean() - d_fake.mean()).detach()
         if self.obj.name == "f-gan":
-            from ..objectives import fgan_bound
-
             out["divergence_bound"] = fgan_bound(d_real.detach(), d_fake.detach(), c.divergence)
         if self.obj.name == "began":
             lr_, lf_ = torch.stack([d_real.mean(), d_fake.mean()]).detach()
