@@ -84,12 +84,14 @@ def points_image(points, data, model=None, title: Optional[str] = None) -> Optio
     return torch.from_numpy(arr).permute(2, 0, 1)[None].float() / 255.0
 
 
-def save_points_plot(path, points, data, model=None, title: Optional[str] = None, surface: bool = True) -> Path:
+def _require_plt():
     plt = _plt()
     if plt is None:
         raise DgmError('plots need matplotlib: pip install "dgm[plot]" (or pip install matplotlib)')
-    fig, ax = plt.subplots(figsize=(5.5, 4.8), dpi=110)
-    draw_points(ax, points, data, model, surface=surface, title=title)
+    return plt
+
+
+def _save(plt, fig, path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -98,11 +100,16 @@ def save_points_plot(path, points, data, model=None, title: Optional[str] = None
     return path
 
 
+def save_points_plot(path, points, data, model=None, title: Optional[str] = None, surface: bool = True) -> Path:
+    plt = _require_plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4.8), dpi=110)
+    draw_points(ax, points, data, model, surface=surface, title=title)
+    return _save(plt, fig, path)
+
+
 def save_snapshots(path, snapshots: Sequence, data, titles: Sequence[str], rows: Sequence[str] = ("",)) -> Path:
     """A grid of panels: ``snapshots[r][c]`` is an (n, 2) array of samples (seed 000's unrolled-GAN figure)."""
-    plt = _plt()
-    if plt is None:
-        raise DgmError('plots need matplotlib: pip install "dgm[plot]" (or pip install matplotlib)')
+    plt = _require_plt()
     nr, nc = len(snapshots), len(snapshots[0])
     fig, axes = plt.subplots(nr, nc, figsize=(2.2 * nc, 2.3 * nr), dpi=110, squeeze=False)
     for r in range(nr):
@@ -113,9 +120,4 @@ def save_snapshots(path, snapshots: Sequence, data, titles: Sequence[str], rows:
             ax.set_yticks([])
             if c == 0 and rows[r]:
                 ax.set_ylabel(rows[r])
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
