@@ -1,0 +1,93 @@
+"""FID, KID and IS on feature arrays equal independent references (scipy sqrtm, numpy brute force)."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from dgm.metrics.features import fid_from_features, frechet_distance, inception_score, kid_from_features
+
+
+def _fid_scipy(a, b):
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def test_fid_equals_scipy_sqrtm_reference():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 16))
+    b = rng.normal(size=(300, 16)) @ rng.normal(size=(16, 16)) * 0.3 + 0.5
+    assert fid_from_features(a, b) == pytest.approx(_fid_scipy(a, b), rel=1e-8)
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_gaussian_closed_form():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(500, 8))
+    assert abs(fid_from_features(a, a)) < 1e-8
+    # two Gaussians with diagonal covariances: sum (mu diff)^2 + sum (sqrt(s1) - sqrt(s2))^2
+    s1, s2 = np.diag([1.0, 4.0, 9.0]), np.diag([4.0, 1.0, 1.0])
+    mu1, mu2 = np.zeros(3), np.array([1.0, 2.0, 0.0])
+    want = 5.0 + (1 - 2) ** 2 + (2 - 1) ** 2 + (3 - 1) ** 2
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(want, rel=1e-12)
+
+
+def test_fid_is_robust_to_singular_covariances_and_warns():
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(10, 32))  # 10 samples in 32 dimensions: singular covariance
+    b = rng.normal(size=(10, 32)) + 0.1
+    with pytest.warns(UserWarning, match="feature dimension"):
+        v = fid_from_features(a, b)
+    assert math.isfinite(v) and v > 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fid_from_features(rng.normal(size=(100, 4)), rng.normal(size=(100, 4)))  # no warning when N >= D
+
+
+def test_fid_grows_with_noise():
+    rng = np.random.default_rng(3)
+    a = rng.normal(size=(2000, 6))
+    base = rng.normal(size=(2000, 6))
+    vals = [fid_from_features(a, base + s * rng.normal(size=base.shape)) for s in (0.0, 0.5, 1.0, 2.0)]
+    assert all(x < y for x, y in zip(vals, vals[1:]))
+
+
+def _kid_brute(x, y):
+    d = x.shape[1]
+    m = x.shape[0]
+    k = lambda a, b: (a @ b / d + 1) ** 3  # noqa: E731
+    sxx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    syy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    sxy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    return sxx + syy - 2 * sxy
+
+
+def test_kid_equals_brute_force_on_one_subset():
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(30, 5)), rng.normal(size=(30, 5)) + 0.3
+    mean, std = kid_from_features(x, y, subsets=1, subset_size=30)  # the whole sets: the subset is a permutation
+    assert mean == pytest.approx(_kid_brute(x, y), rel=1e-10)
+    assert std == 0.0
+    # unbiased: near 0 for two independent samples of one distribution (it can be slightly negative)
+    a, b = rng.normal(size=(400, 5)), rng.normal(size=(400, 5))
+    same, same_std = kid_from_features(a, b, subsets=20, subset_size=200)
+    shifted, _ = kid_from_features(a, b + 1.0, subsets=20, subset_size=200)
+    assert abs(same) < 3 * same_std + 1e-3 and shifted > 10 * abs(same)
+
+
+def test_inception_score_matches_formula_and_bounds():
+    rng = np.random.default_rng(5)
+    logits = rng.normal(size=(200, 10)) * 3
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    mean, _ = inception_score(p, splits=1)
+    py = p.mean(0)
+    want = math.exp(np.mean([sum(pi[k] * math.log(pi[k] / py[k]) for k in range(10)) for pi in p]))
+    assert mean == pytest.approx(want, rel=1e-9)
+    # confident and uniform over 10 classes -> 10; all the same class -> 1
+    onehot = np.eye(10)[np.arange(1000) % 10]
+    assert inception_score(onehot, splits=1)[0] == pytest.approx(10.0, rel=1e-6)
+    assert inception_score(np.tile(np.eye(10)[3], (100, 1)), splits=2)[0] == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="probabilities"):
+        inception_score(logits)
