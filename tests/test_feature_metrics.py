@@ -91,3 +91,35 @@ def test_inception_score_matches_formula_and_bounds():
     assert inception_score(np.tile(np.eye(10)[3], (100, 1)), splits=2)[0] == pytest.approx(1.0, abs=1e-6)
     with pytest.raises(ValueError, match="probabilities"):
         inception_score(logits)
+
+
+def _brute(real, fake, k):
+    from scipy.spatial.distance import cdist
+
+    drr, dff, dfr = cdist(real, real), cdist(fake, fake), cdist(fake, real)
+    rr = np.sort(drr, 1)[:, k]  # column 0 is the point itself
+    rf = np.sort(dff, 1)[:, k]
+    precision = np.mean((dfr <= rr[None]).any(1))
+    recall = np.mean((dfr.T <= rf[None]).any(1))
+    density = (dfr <= rr[None]).sum() / (k * len(fake))
+    coverage = np.mean(dfr.min(0) <= rr)
+    return rr, precision, recall, density, coverage
+
+
+def test_chunked_knn_metrics_equal_the_full_distance_matrix():
+    import torch
+
+    from dgm.metrics.features import density_coverage, knn_radii, precision_recall
+
+    rng = np.random.default_rng(6)
+    real = rng.normal(size=(300, 8))
+    fake = rng.normal(size=(250, 8)) * 1.3 + 0.2
+    rr, p, r, d, c = _brute(real, fake, 3)
+    tiny = 8 * 300 * 3 * 7  # forces chunks of a few rows
+    assert np.allclose(knn_radii(real, 3, budget_bytes=tiny, dtype=torch.float64).numpy(), rr, rtol=1e-12)
+    assert precision_recall(real, fake, 3, budget_bytes=tiny, dtype=torch.float64) == pytest.approx((p, r), abs=1e-12)
+    _, _, _, d5, c5 = _brute(real, fake, 5)
+    assert density_coverage(real, fake, 5, budget_bytes=tiny, dtype=torch.float64) == pytest.approx((d5, c5), abs=1e-12)
+    # identical sets: precision = recall = coverage = 1
+    pi, ri = precision_recall(real, real, 3)
+    assert pi == ri == 1.0 and density_coverage(real, real, 5)[1] == 1.0

@@ -104,3 +104,82 @@ def inception_score(probs, splits: int = 10, eps: float = 1e-12) -> Tuple[float,
 
 
 __all__ = ["frechet_distance", "gaussian_stats", "fid_from_features", "kid_from_features", "inception_score"]
+
+
+# -- k-NN manifold metrics, computed in chunks so memory stays bounded ---------------------------------------
+
+
+def _chunk_rows(n_cols: int, itemsize: int, budget_bytes: int) -> int:
+    return max(1, min(65536, budget_bytes // max(1, n_cols * itemsize * 3)))  # distances + comparison temporaries
+
+
+def _dist(a, b):
+    import torch
+
+    return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+
+
+def knn_radii(x, k: int, budget_bytes: int = 256 << 20, dtype=None):
+    """Distance from each row of x to its k-th nearest other row (the row itself excluded), chunked over rows."""
+    import torch
+
+    x = torch.as_tensor(np.asarray(x) if not hasattr(x, "detach") else x.detach().cpu(), dtype=dtype or torch.float32)
+    if not 1 <= k < x.shape[0]:
+        raise ValueError(f"k must be in 1..{x.shape[0] - 1}, got {k}")
+    step = _chunk_rows(x.shape[0], x.element_size(), budget_bytes)
+    out = torch.empty(x.shape[0], dtype=x.dtype)
+    for i in range(0, x.shape[0], step):
+        d = _dist(x[i:i + step], x)
+        out[i:i + step] = d.topk(k + 1, dim=1, largest=False).values[:, k]  # index 0 is the row itself (distance 0)
+    return out
+
+
+def _within(queries, points, radii, budget_bytes: int):
+    """For each query q: how many points p have ||q - p|| <= radius_p (chunked over queries)."""
+    import torch
+
+    step = _chunk_rows(points.shape[0], points.element_size(), budget_bytes)
+    counts = torch.empty(queries.shape[0], dtype=torch.long)
+    for i in range(0, queries.shape[0], step):
+        d = _dist(queries[i:i + step], points)
+        counts[i:i + step] = (d <= radii[None]).sum(1)
+    return counts
+
+
+def _to_tensor(x, dtype):
+    import torch
+
+    return torch.as_tensor(np.asarray(x) if not hasattr(x, "detach") else x.detach().cpu(), dtype=dtype)
+
+
+def precision_recall(real, fake, k: int = 3, budget_bytes: int = 256 << 20, dtype=None) -> Tuple[float, float]:
+    """Kynkäänniemi et al. 2019: precision = share of fakes inside some real k-NN ball; recall = share of reals
+    inside some fake k-NN ball. Memory is O(chunk x N), never N x N."""
+    import torch
+
+    dtype = dtype or torch.float32
+    r, f = _to_tensor(real, dtype), _to_tensor(fake, dtype)
+    rr, rf = knn_radii(r, k, budget_bytes, dtype), knn_radii(f, k, budget_bytes, dtype)
+    precision = (_within(f, r, rr, budget_bytes) > 0).double().mean().item()
+    recall = (_within(r, f, rf, budget_bytes) > 0).double().mean().item()
+    return precision, recall
+
+
+def density_coverage(real, fake, k: int = 5, budget_bytes: int = 256 << 20, dtype=None) -> Tuple[float, float]:
+    """Naeem et al. 2020: density = (1/(kM)) sum_j #{i: fake_j in real_i's k-NN ball}; coverage = share of reals
+    whose k-NN ball holds at least one fake."""
+    import torch
+
+    dtype = dtype or torch.float32
+    r, f = _to_tensor(real, dtype), _to_tensor(fake, dtype)
+    rr = knn_radii(r, k, budget_bytes, dtype)
+    density = _within(f, r, rr, budget_bytes).double().sum().item() / (k * f.shape[0])
+    step = _chunk_rows(f.shape[0], f.element_size(), budget_bytes)
+    nearest = torch.empty(r.shape[0], dtype=dtype)
+    for i in range(0, r.shape[0], step):
+        nearest[i:i + step] = _dist(r[i:i + step], f).min(1).values
+    coverage = (nearest <= rr).double().mean().item()
+    return density, coverage
+
+
+__all__ += ["knn_radii", "precision_recall", "density_coverage"]
