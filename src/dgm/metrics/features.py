@@ -123,7 +123,7 @@ def knn_radii(x, k: int, budget_bytes: int = 256 << 20, dtype=None):
     """Distance from each row of x to its k-th nearest other row (the row itself excluded), chunked over rows."""
     import torch
 
-    x = torch.as_tensor(np.asarray(x) if not hasattr(x, "detach") else x.detach().cpu(), dtype=dtype or torch.float32)
+    x = _to_tensor(x, dtype or torch.float32)
     if not 1 <= k < x.shape[0]:
         raise ValueError(f"k must be in 1..{x.shape[0] - 1}, got {k}")
     step = _chunk_rows(x.shape[0], x.element_size(), budget_bytes)

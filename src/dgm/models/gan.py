@@ -48,7 +48,7 @@ class GANConfig(ModelConfig):
     noise_decay_steps: int = 0        # 0: anneal over the whole run
 
     def __post_init__(self):
-        OBJECTIVES.get(self.objective)  # unknown name -> one-line error with the nearest name
+        obj = OBJECTIVES.get(self.objective)  # unknown name -> one-line error with the nearest name
         if self.arch not in ARCHS:
             raise DgmError(f"--arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
         if self.d_norm not in NORMS:
@@ -76,11 +76,10 @@ class GANConfig(ModelConfig):
         if self.hidden == 0:
             self.hidden = 256 if self.arch == "mlp" else 32
         if self.d_norm == "auto":
-            obj = OBJECTIVES.get(self.objective)
             plain = obj.penalty is None and not self.spectral_norm and obj.kind != "energy"
             self.d_norm = "batch" if (self.arch == "dcgan" and plain) else "none"
         if self.n_critic == 0:
-            self.n_critic = OBJECTIVES.get(self.objective).n_critic
+            self.n_critic = obj.n_critic
 
 
 def _act_leaky() -> nn.Module:

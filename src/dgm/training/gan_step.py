@@ -7,7 +7,6 @@ the pure functions of ``dgm.objectives``.
 """
 from __future__ import annotations
 
-import math
 from typing import Dict, Optional
 
 import torch
@@ -178,14 +177,11 @@ class GANStep(TrainStep):
         data = self.engine.train_set
         if not hasattr(data, "means"):
             return {}
-        from ..metrics.modes import mode_stats
+        from ..metrics.modes import modes
 
-        gen = torch.Generator().manual_seed(self.engine.cfg.seed + 1)
-        s = mode_stats(self.model.sample(2500, generator=gen).cpu(), data.means, data.std)
-        out = {"modes": s["modes"], "high_quality": s["high_quality"]}
-        if math.isfinite(s["reverse_kl"]):  # undefined when no sample is high-quality
-            out["reverse_kl"] = s["reverse_kl"]
-        return out
+        s = modes(self.model, data, seed=self.engine.cfg.seed + 1)
+        # reverse KL is undefined (None) when no sample is high-quality: leave it out of the float log
+        return {k: s[k] for k in ("modes", "high_quality", "reverse_kl") if s[k] is not None}
 
     @torch.no_grad()
     def samples(self, n, generator):
