@@ -22,7 +22,8 @@ from conftest import ROOT, TINY
 
 def _train(out, *extra, model="pixelcnn"):
     args = ["train", model, "--data", "digits", "--binarize", "dynamic", "--batch-size", "256", "--out", str(out),
-            "--n-samples", "0", "--no-progress", "--ckpt-every", "1000", "--log-every", "1", *TINY, *extra]
+            "--n-samples", "0", "--no-progress", "--ckpt-every", "1000", "--log-every", "1", "--deterministic", *TINY,
+            *extra]
     return main(args)
 
 
@@ -57,7 +58,7 @@ def test_sigint_saves_checkpoint_and_resume_matches(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     base = [sys.executable, "-m", "dgm.cli", "train", "pixelcnn", "--data", "digits", "--binarize", "--batch-size", "32",
             "--n-samples", "0", "--no-progress", "--ckpt-every", "100000", "--log-every", "1", "--hidden", "32",
-            "--layers", "4"]
+            "--layers", "4", "--deterministic"]
     run = tmp_path / "interrupted"
     proc = subprocess.Popen(base + ["--steps", "100000", "--out", str(run)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -110,7 +110,7 @@ def _final(run):
 
 def _train(out, *extra):
     args = ["train", "gan", "--data", "ring8", "--batch-size", "32", "--hidden", "16", "--layers", "2",
-            "--no-progress", "--n-samples", "0", "--ckpt-every", "3", "--out", str(out), *extra]
+            "--no-progress", "--n-samples", "0", "--ckpt-every", "3", "--deterministic", "--out", str(out), *extra]
     assert main(args) == 0
 
 
@@ -126,9 +126,15 @@ def test_resumed_gan_run_equals_uninterrupted(tmp_path, objective, opts):
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert a["family_state"] == b["family_state"]
+    # On CUDA the gradient penalty's double backward is not bit-repeatable even with --deterministic: two fresh
+    # 6-step runs on an H100 differed by 3.7e-9 in D's Adam second moment (weights equal). Bit for bit on CPU.
+    exact = not (torch.cuda.is_available() and objective == "wgan-gp")
     for name in ("d", "g"):
         sa, sb = a["optimizers"][name]["state"], b["optimizers"][name]["state"]
-        assert all(torch.equal(sa[i][k], sb[i][k]) for i in sa for k in sa[i] if torch.is_tensor(sa[i][k]))
+        for i in sa:
+            for k, v in sa[i].items():
+                if torch.is_tensor(v):
+                    assert torch.equal(v, sb[i][k]) if exact else torch.allclose(v, sb[i][k], rtol=1e-6, atol=1e-7)
 
 
 def test_ddp_gan_two_processes_equal_one_process(tmp_path):

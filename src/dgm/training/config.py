@@ -28,6 +28,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     amp: bool = False                 # mixed precision on CUDA (bf16 where supported, else fp16)
+    deterministic: bool = False       # CUDA: deterministic kernels, so resume is bit for bit (slower); CPU always is
     ckpt_every: int = 500
     keep_last: int = 3
     log_every: int = 25

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -45,6 +46,16 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
+
+
+def deterministic_cuda() -> None:
+    """Repeatable CUDA kernels: cuDNN's deterministic algorithms without autotuning, cuBLAS with a fixed workspace.
+    Needed for a resumed GPU run to equal an uninterrupted one bit for bit; ops with no deterministic CUDA kernel
+    only warn."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = True
+    torch.use_deterministic_algorithms(True, warn_only=True)
 
 class Trainer:
     """Runs ``step`` over ``train_set`` and keeps the run directory up to date."""
@@ -87,6 +98,8 @@ class Trainer:
         self._signal: Optional[int] = None
         self._writer = None
 
+        if cfg.deterministic and self.device.type == "cuda":
+            deterministic_cuda()
         step.model.to(self.device)
         step.setup(self)
         if resume:
@@ -199,7 +212,9 @@ class Trainer:
         path = ckpt.latest_checkpoint(self.run_dir)
         if path is None:
             raise DgmError(f"{self.run_dir} has no checkpoint to resume from; drop --resume to start a new run")
-        state = ckpt.load_checkpoint(path, map_location=self.device)
+        # onto the host: load_state_dict copies weights and optimizer moments to the parameters' device, and keeps
+        # Adam's step counters on the CPU as in a fresh run (loaded onto a GPU they would stay there)
+        state = ckpt.load_checkpoint(path, map_location="cpu")
         self.step_fn.model.load_state_dict(state["model"])
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
