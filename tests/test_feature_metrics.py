@@ -109,7 +109,7 @@ def _brute(real, fake, k):
 def test_chunked_knn_metrics_equal_the_full_distance_matrix():
     import torch
 
-    from dgm.metrics.features import density_coverage, knn_radii, precision_recall
+    from dgm.metrics.manifold import density_coverage, knn_radii, manifold_metrics, precision_recall
 
     rng = np.random.default_rng(6)
     real = rng.normal(size=(300, 8))
@@ -123,3 +123,51 @@ def test_chunked_knn_metrics_equal_the_full_distance_matrix():
     # identical sets: precision = recall = coverage = 1
     pi, ri = precision_recall(real, real, 3)
     assert pi == ri == 1.0 and density_coverage(real, real, 5)[1] == 1.0
+    # the combined pass gives the same four numbers in float32 with the default budget
+    both = manifold_metrics(real, fake, 3, 5)
+    assert both == pytest.approx({"precision": p, "recall": r, "density": d5, "coverage": c5}, abs=1e-12)
+
+
+class _Passthrough:
+    """A torchmetrics 'feature extractor' that hands the given features through unchanged."""
+
+    @staticmethod
+    def make(dim):
+        import torch
+
+        class P(torch.nn.Module):
+            num_features = dim
+
+            def forward(self, x):
+                return x
+
+        return P()
+
+
+def test_fid_kid_is_equal_torchmetrics_on_the_same_features():
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("torchmetrics")
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.inception import InceptionScore
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    rng = np.random.default_rng(11)
+    real = rng.normal(size=(400, 16))
+    fake = rng.normal(size=(300, 16)) * 1.2 + 0.3
+    fid = FrechetInceptionDistance(feature=_Passthrough.make(16))
+    fid.update(torch.tensor(real), real=True)
+    fid.update(torch.tensor(fake), real=False)
+    assert fid_from_features(real, fake) == pytest.approx(fid.compute().item(), rel=1e-8)
+    # KID: one subset holding every sample -> no sampling randomness on either side
+    kid = KernelInceptionDistance(feature=_Passthrough.make(16), subsets=1, subset_size=300)
+    kid.update(torch.tensor(real[:300]), real=True)
+    kid.update(torch.tensor(fake), real=False)
+    mean, _ = kid_from_features(real[:300], fake, subsets=1, subset_size=300)
+    assert mean == pytest.approx(kid.compute()[0].item(), rel=1e-8)
+    # IS on logits: torchmetrics applies softmax itself; one split -> no permutation effect
+    logits = rng.normal(size=(500, 10)) * 3
+    isc = InceptionScore(feature=_Passthrough.make(10), splits=1)
+    isc.update(torch.tensor(logits))
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    assert inception_score(probs, splits=1)[0] == pytest.approx(isc.compute()[0].item(), rel=1e-6)
