@@ -93,14 +93,32 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     s.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     s.add_argument("--save-tensor", default=None, metavar="FILE.pt", help="also save the samples as a tensor")
 
-    e = sub.add_parser("eval", help="evaluate a trained run; prints one JSON object")
-    e.add_argument("run", help="run directory")
-    e.add_argument("--metric", default="nll", help="metric name(s), comma-separated (dgm list metrics)")
-    e.add_argument("--split", default="test", choices=["train", "val", "test"])
+    e = sub.add_parser("eval", help="evaluate a run or a set of images; prints one JSON object",
+                       description="Evaluate a trained run (likelihood, mode coverage, or sample quality of its "
+                       "samples), or compare images (--fake) with a dataset (--real).")
+    e.add_argument("run", nargs="?", default=None, help="run directory (omit with --real/--fake)")
+    e.add_argument("--metric", default=None, help="metric name(s), comma-separated (dgm list metrics; default: nll "
+                   "for runs, fid,kid,is,pr,dc for --fake)")
+    e.add_argument("--split", default="test", choices=["train", "val", "test"],
+                   help="data split for NLL and for the real images (default: test)")
+    e.add_argument("-n", type=int, default=10000, help="samples to draw for image metrics (default 10000)")
+    e.add_argument("--features", default=None, help="feature network for fid/kid/is/pr/dc (dgm list features; default: "
+                   "dgm's classifier for digits and fashion-mnist, else inception-v3)")
+    e.add_argument("--weights", default=None, help="weights file of the feature network (inception-v3: "
+                   "pt_inception-2015-12-05-6726825d.pth; or set DGM_INCEPTION_WEIGHTS)")
+    e.add_argument("--real", default=None, metavar="DATASET", help="real dataset to compare with (default: the run's)")
+    e.add_argument("--fake", default=None, metavar="PATH", help="fake images: a folder of PNG/JPEG or an .npz/.npy "
+                   "file (uint8 or floats in [0, 1]) instead of sampling")
+    e.add_argument("--data-dir", default=None, help="folder holding the --real dataset's files")
+    e.add_argument("--save-samples", default=None, metavar="FILE.npz", help="save the drawn samples (uint8) for reuse "
+                   "with --fake")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--no-cache", action="store_true", help="recompute the real images' features (cache: "
+                   "$DGM_CACHE_DIR or ~/.cache/dgm)")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--device", default="cpu")
     e.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
-    e.add_argument("--progress", action="store_true", help="show a progress bar")
+    e.add_argument("--progress", action="store_true", help="show progress bars")
 
     b = sub.add_parser("bench", help="benchmarks: `dgm bench modes` (mode collapse on toy mixtures)")
     b.add_argument("what", choices=["modes"])
@@ -117,7 +135,7 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     b.add_argument("--no-figures", action="store_true")
 
     li = sub.add_parser("list", help="list registered names")
-    li.add_argument("what", choices=["models", "datasets", "metrics", "families", "objectives"])
+    li.add_argument("what", choices=["models", "datasets", "metrics", "features", "families", "objectives"])
     return p
 
 
@@ -177,7 +195,7 @@ def _sample(args) -> int:
     c = model.config
     y = None
     if args.label is not None:
-        if not c.num_classes:
+        if not model.conditional:
             raise DgmError("--label needs a class-conditional model (train with --conditional)")
         if not 0 <= args.label < c.num_classes:
             raise DgmError(f"--label must be in 0..{c.num_classes - 1}, got {args.label}")
@@ -208,19 +226,13 @@ def _sample(args) -> int:
 
 
 def _eval(args) -> int:
-    from . import load
-    from .metrics import METRICS
-    from .training.run import load_data
+    from .metrics import evaluate
 
-    names = [m.strip() for m in args.metric.split(",") if m.strip()]
-    fns = {m: METRICS.get(m) for m in names}
-    if args.batch_size < 1:
-        raise DgmError(f"--batch-size must be >= 1, got {args.batch_size}")
-    model = load(args.run, checkpoint=args.checkpoint, device=args.device)
-    data = load_data(model.run_config["data"], args.split)
-    result = {"run": str(args.run), "step": model.trained_steps, "checkpoint": args.checkpoint, "split": args.split}
-    for name, fn in fns.items():
-        result.update(fn(model, data, batch_size=args.batch_size, progress=args.progress))
+    names = [m.strip() for m in args.metric.split(",") if m.strip()] if args.metric else None
+    result = evaluate(args.run, names, real=args.real, fake=args.fake, split=args.split, data_dir=args.data_dir,
+                      n=args.n, features=args.features, weights=args.weights, batch_size=args.batch_size,
+                      seed=args.seed, checkpoint=args.checkpoint, device=args.device, use_cache=not args.no_cache,
+                      progress=args.progress, save_samples=args.save_samples)
     print(json.dumps(result))
     return 0
 
@@ -240,12 +252,12 @@ def _bench(args) -> int:
 
 def _list(args) -> int:
     from .data import DATASETS
-    from .metrics import METRICS
+    from .metrics import FEATURES, METRICS
     from .models import MODELS
     from .objectives import OBJECTIVES
     from .training import STEPS
 
-    reg = {"models": MODELS, "datasets": DATASETS, "metrics": METRICS, "families": STEPS,
+    reg = {"models": MODELS, "datasets": DATASETS, "metrics": METRICS, "features": FEATURES, "families": STEPS,
            "objectives": OBJECTIVES}[args.what]
     width = max(len(n) for n in reg.names())
     for name in reg.names():

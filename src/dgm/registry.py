@@ -12,8 +12,9 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """A name -> object table whose lookups suggest the nearest name on a typo."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, list_name: str = ""):
         self.kind = kind
+        self.list_name = list_name or kind + "s"  # `dgm list NAME`
         self._items: Dict[str, T] = {}
         self._help: Dict[str, str] = {}
 
@@ -39,7 +40,8 @@ class Registry(Generic[T]):
     def unknown_message(self, name: str) -> str:
         close = difflib.get_close_matches(name, list(self._items), n=1, cutoff=0.5)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return f"unknown {self.kind} {name!r}{hint} (known: {', '.join(sorted(self._items))}; see `dgm list {self.kind}s`)"
+        known = ", ".join(sorted(self._items))
+        return f"unknown {self.kind} {name!r}{hint} (known: {known}; see `dgm list {self.list_name}`)"
 
     def help(self, name: str) -> str:
         return self._help[name]

@@ -14,7 +14,7 @@ def nll_from_batches(model, batches: Iterable) -> Dict[str, float]:
     """Mean -log p(x) over (x, y) batches (float64 accumulation) for a model with ``log_prob``."""
     was_training = model.training
     model.eval()
-    conditional = bool(getattr(model.config, "num_classes", 0))
+    conditional = model.conditional
     total, count = 0.0, 0
     for x, y in batches:
         total += -model.log_prob(x, y if conditional else None).double().sum().item()

@@ -55,6 +55,11 @@ class ImageModel(nn.Module):
         return c.channels * c.height * c.width
 
     @property
+    def conditional(self) -> bool:
+        """True when the model takes class labels y (trained with --conditional on a labelled dataset)."""
+        return bool(getattr(self.config, "conditional", False) and self.config.num_classes)
+
+    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 

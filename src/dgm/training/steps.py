@@ -71,7 +71,7 @@ class LikelihoodStep(TrainStep):
         engine.optimizer("model", self.model.parameters())
 
     def _labels(self, y):
-        return y if getattr(self.model.config, "num_classes", 0) else None
+        return y if self.model.conditional else None
 
     def __call__(self, batch):
         x, y = batch

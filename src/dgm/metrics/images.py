@@ -1,0 +1,225 @@
+"""Sample quality of images: draw (or read) fakes, embed both sets with a feature network, compute the metrics.
+
+Images travel as float (N, C, H, W) in [0, 1]. Features of the real set are cached on disk under a key that
+hashes the exact real pixels together with the feature network's name and weights.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Tuple
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..errors import DgmError
+from .extractors import default_features, extract, load_features
+from .features import fid_from_features, inception_score, kid_from_features
+from .manifold import manifold_metrics
+
+IMAGE_METRICS = {
+    "fid": "Fréchet distance of Gaussians fitted to real and fake features (Heusel et al. 2017)",
+    "kid": "unbiased cubic-kernel MMD^2 of features, mean and std over subsets (Bińkowski et al. 2018)",
+    "is": "Inception Score of the fakes' class probabilities (Salimans et al. 2016)",
+    "pr": "precision and recall with k=3 nearest-neighbour balls in feature space (Kynkäänniemi et al. 2019)",
+    "dc": "density and coverage with k=5 nearest-neighbour balls of the reals (Naeem et al. 2020)",
+    "swd": "sliced Wasserstein distance of Laplacian-pyramid patches, x1e3 (Karras et al. 2018)",
+    "msssim": "mean MS-SSIM of random pairs of fakes: diversity, lower = more diverse (Odena et al. 2017)",
+}
+_FEATURE_METRICS = ("fid", "kid", "is", "pr", "dc")
+_CACHE_VERSION = "1"
+
+
+def unit_images(x: torch.Tensor, spec) -> torch.Tensor:
+    """Model-space images (levels 0..K-1, or [-1, 1] when spec.scale == "pm1") -> float32 in [0, 1]."""
+    x = x.to(torch.float32)
+    return ((x + 1) / 2).clamp(0, 1) if spec.scale == "pm1" else x / (spec.levels - 1)
+
+
+def cache_dir() -> Path:
+    """$DGM_CACHE_DIR, else $XDG_CACHE_HOME/dgm, else ~/.cache/dgm."""
+    if os.environ.get("DGM_CACHE_DIR"):
+        return Path(os.environ["DGM_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dgm"
+
+
+def real_images(data_cfg: Dict, split: str) -> torch.Tensor:
+    """Every image of a dataset split as the run's model saw them (same binarization / levels), in [0, 1]."""
+    from ..data import ImageDataset
+    from ..training.run import load_data
+
+    ds = load_data(data_cfg, split)
+    if not isinstance(ds, ImageDataset):
+        raise DgmError(f"{data_cfg['name']} holds 2-D points, not images; evaluate toy runs with --metric modes")
+    return unit_images(ds.to_model_levels(ds.raw), ds.spec)
+
+
+def read_images(path) -> torch.Tensor:
+    """Images from a .npz/.npy file ((N, H, W), (N, H, W, C) or (N, C, H, W); uint8 or floats in [0, 1]) or a
+    folder of PNG/JPEG files, as float (N, C, H, W) in [0, 1]."""
+    p = Path(path)
+    if p.is_dir():
+        from PIL import Image
+
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
+        if not files:
+            raise DgmError(f"{p} holds no .png/.jpg images; pass a folder of images or an .npz file")
+        arrays = [np.asarray(Image.open(f)) for f in files]
+        shapes = {a.shape for a in arrays}
+        if len(shapes) > 1:
+            raise DgmError(f"the images in {p} differ in size ({', '.join(map(str, sorted(shapes)[:3]))}); "
+                           "resize them to one size first")
+        a = np.stack(arrays)
+    elif p.suffix in (".npz", ".npy") and p.is_file():
+        try:
+            z = np.load(p, allow_pickle=False)
+        except Exception as e:  # malformed file: one line, no traceback
+            raise DgmError(f"cannot read {p} as numpy data ({e}); save images with numpy.savez") from None
+        if isinstance(z, np.ndarray):
+            a = z
+        else:
+            keys = list(z.keys())
+            key = "images" if "images" in keys else keys[0] if len(keys) == 1 else None
+            if key is None:
+                raise DgmError(f"{p} holds arrays {keys}; name the image array 'images'")
+            a = z[key]
+    else:
+        raise DgmError(f"{p} is neither a folder of images nor an .npz/.npy file")
+    return _to_unit_nchw(a, p)
+
+
+def _to_unit_nchw(a: np.ndarray, p: Path) -> torch.Tensor:
+    if a.ndim == 3:
+        a = a[:, None]
+    elif a.ndim == 4 and a.shape[-1] in (1, 3, 4) and a.shape[1] not in (1, 3):
+        a = a[..., :3].transpose(0, 3, 1, 2) if a.shape[-1] == 4 else a.transpose(0, 3, 1, 2)
+    if a.ndim != 4 or a.shape[1] not in (1, 3):
+        raise DgmError(f"{p}: images must be (N, H, W), (N, H, W, C) or (N, C, H, W) with 1 or 3 channels, "
+                       f"got shape {a.shape}")
+    if a.dtype == np.uint8:
+        return torch.from_numpy(a.astype(np.float32) / 255.0)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise DgmError(f"{p}: images must be uint8 (0..255) or floats in [0, 1], got {a.dtype}")
+    if a.size and (a.min() < 0 or a.max() > 1):
+        raise DgmError(f"{p}: float images must lie in [0, 1] (found {a.min():.3g}..{a.max():.3g}); rescale, e.g. "
+                       "(x + 1) / 2 for [-1, 1]")
+    return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
+
+
+@torch.no_grad()
+def sample_images(model, n: int, batch_size: int = 256, seed: int = 0, progress: bool = False) -> torch.Tensor:
+    """n samples of a trained image model in [0, 1] (class-conditional models cycle through the classes)."""
+    if getattr(model, "points", False) or getattr(model.config, "levels", 1) == 0:
+        raise DgmError("this run models 2-D points, not images; evaluate it with --metric modes")
+    gen = torch.Generator().manual_seed(seed)
+    classes = model.config.num_classes if model.conditional else 0
+    out = []
+    for i in tqdm(range(0, n, batch_size), desc="sampling", disable=not progress, leave=False):
+        m = min(batch_size, n - i)
+        y = (torch.arange(i, i + m) % classes).to(model.device) if classes else None
+        out.append(model.to_unit(model.sample(m, y=y, generator=gen)).float().cpu())
+    return torch.cat(out)
+
+
+def reference_features(net, images: torch.Tensor, batch_size: int = 256, use_cache: bool = True,
+                       progress: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """Features and class probabilities of the real images, read from / written to the on-disk cache."""
+    h = hashlib.sha256()
+    h.update(f"{_CACHE_VERSION}|{net.name}|{net.weights_sha256}|{tuple(images.shape)}|".encode())
+    h.update(images.contiguous().numpy().tobytes())
+    path = cache_dir() / "features" / f"{net.name}-{len(images)}-{h.hexdigest()[:20]}.npz"
+    if use_cache and path.is_file():
+        try:
+            with np.load(path) as z:
+                return z["features"], z["probs"]
+        except Exception:  # a damaged cache entry is recomputed and replaced
+            pass
+    feats, probs = extract(net, images, batch_size, progress, desc="real features")
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, features=feats, probs=probs.astype(np.float32))
+        os.replace(tmp, path)
+    return feats, probs
+
+
+def parse_metrics(names: Iterable[str]) -> list:
+    out = []
+    for m in names:
+        if m not in IMAGE_METRICS:
+            from . import METRICS
+
+            raise DgmError(METRICS.unknown_message(m))
+        out.append(m)
+    return out
+
+
+def evaluate_images(real: torch.Tensor, fake: torch.Tensor, metrics: Iterable[str], features=None,
+                    weights: Optional[str] = None, dataset: Optional[str] = None, batch_size: int = 256,
+                    seed: int = 0, use_cache: bool = True, progress: bool = False, device="cpu",
+                    swd_images: int = 4096) -> Dict:
+    """The named image metrics of fake vs real images (both float (N, C, H, W) in [0, 1]), as a flat dict.
+
+    Feature metrics use ``features`` (a FEATURES name or a loaded network; default: dgm's classifier for ``dataset``
+    when it ships one, else inception-v3). P/R/D/C and SWD compare equally many reals and fakes: m = min(N) of
+    each, the reals a seeded random subset when there are more of them; SWD uses at most ``swd_images`` of each.
+    """
+    metrics = parse_metrics(metrics)
+    if real.shape[1:] != fake.shape[1:] and any(m in metrics for m in ("swd", "pr", "dc", "fid", "kid")):
+        raise DgmError(f"real images are {tuple(real.shape[1:])} but fakes are {tuple(fake.shape[1:])} "
+                       f"(C, H, W); evaluate fakes of the dataset's size")
+    out: Dict = {"n_real": len(real), "n_fake": len(fake)}
+    labels = {}
+    m = min(len(real), len(fake))
+    # a seeded subset of the reals only when there are more of them than fakes; otherwise the order is kept, so
+    # identical sets pair image for image (SWD's patch positions are drawn per image index)
+    perm = torch.arange(m) if len(real) == m else \
+        torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:m]
+    if any(k in metrics for k in _FEATURE_METRICS):
+        net = features if isinstance(features, torch.nn.Module) else \
+            load_features(features or default_features(dataset), weights, device=device)
+        out["features"] = net.name
+        out["feature_network"] = f"{net.label} ({net.dim}-d features, {net.num_classes} classes, weights sha256 " \
+                                 f"{net.weights_sha256})"
+        fr, pr_real = reference_features(net, real, batch_size, use_cache, progress)
+        ff, pf = extract(net, fake, batch_size, progress, desc="fake features")
+        tag = f"{net.label} features"
+        if "fid" in metrics:
+            out["fid"] = fid_from_features(fr, ff)
+            labels["fid"] = f"FID ({tag})"
+        if "kid" in metrics:
+            out["kid"], out["kid_std"] = kid_from_features(fr, ff, subset_size=min(1000, len(fr), len(ff)), seed=seed)
+            labels["kid"] = f"KID ({tag})"
+        if "is" in metrics:
+            splits = min(10, len(pf))
+            out["is"], out["is_std"] = inception_score(pf, splits)
+            out["is_real"] = inception_score(pr_real, min(10, len(pr_real)))[0]
+            labels["is"] = f"IS ({net.label} class probabilities, {splits} splits)"
+        want = {"pr": "pr" in metrics, "dc": "dc" in metrics}
+        if any(want.values()):
+            out.update(manifold_metrics(fr[perm.numpy()], ff[:m], k_pr=3 if want["pr"] else None,
+                                        k_dc=5 if want["dc"] else None, progress=progress))
+            for k in ("pr", "dc"):
+                if want[k]:
+                    labels[k] = f"{'precision/recall (k=3)' if k == 'pr' else 'density/coverage (k=5)'} ({tag}, " \
+                                f"{m} vs {m})"
+    if "swd" in metrics:
+        from .swd import swd
+
+        k = min(m, swd_images)
+        out.update(swd(real[perm[:k]], fake[:k], seed=seed))
+        labels["swd"] = f"SWD x1e3 (ProGAN protocol: Laplacian-pyramid 7x7 patches, 128 per image, {k} vs {k} images)"
+    if "msssim" in metrics:
+        from .msssim import msssim_diversity
+
+        out["msssim"] = msssim_diversity(fake, seed=seed)
+        out["msssim_real"] = msssim_diversity(real, seed=seed)
+        labels["msssim"] = "mean MS-SSIM of random fake pairs (msssim_real: same for real pairs)"
+    out["labels"] = labels
+    return out
+
+
+__all__ = ["IMAGE_METRICS", "unit_images", "real_images", "read_images", "sample_images", "reference_features",
+           "evaluate_images", "cache_dir"]
