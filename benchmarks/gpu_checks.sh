@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Checks that need a CUDA GPU, run from the repository root on a machine with python3 + CUDA PyTorch,
+# scikit-learn and pytest (the lent GPU machine has them):   OUT=/tmp/gpu bash benchmarks/gpu_checks.sh
+# 1. the Inception-v3 cross-check against torchvision (skipped where torchvision is missing);
+# 2. PixelCNN on digits on CUDA, fp32 and --amp (bf16 where supported), then dgm eval on the GPU and on the CPU;
+# 3. a DCGAN with --amp;
+# 4. the whole test suite with a GPU visible (device "auto" picks CUDA), cut off after $SUITE_SECONDS (default 300).
+# Everything is written under $OUT (log.txt, pytest.txt, eval JSONs). Keep OMP_NUM_THREADS small with pytest -n:
+# 8 workers x 16 threads each made the suite crawl.
+set -u
+OUT=${OUT:-/tmp/gpu_checks}
+mkdir -p "$OUT"
+export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1 DGM_CACHE_DIR=$OUT/cache
+R=/tmp/gpu_runs; rm -rf "$R"; mkdir -p "$R"
+dgm() { timeout 150 python3 -m dgm "$@"; }  # no single step may hang the whole check
+TIMEFORMAT="wall %R s"
+{
+nvidia-smi -L
+python3 -c "import torch, sys; print(sys.version.split()[0], torch.__version__, torch.cuda.get_device_name())"
+echo "== 1. Inception-v3 vs torchvision"
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_inception.py -k torchvision -rs 2>&1 | tail -n 3
+echo "== 2. pixelcnn on digits, CUDA"
+for amp in no-amp amp; do
+  time dgm train pixelcnn --data digits --steps 1000 --device cuda --$amp \
+      --out "$R/pixelcnn-$amp" --no-progress 2>&1 | tail -n 4
+  dgm eval "$R/pixelcnn-$amp" --metric nll --device cuda > "$OUT/nll-$amp.json" && cat "$OUT/nll-$amp.json"
+done
+for dev in cuda cpu; do
+  time dgm eval "$R/pixelcnn-no-amp" --metric fid,kid,is,pr,dc,swd,msssim -n 2000 \
+      --device $dev --seed 0 > "$OUT/eval-$dev.json"; cat "$OUT/eval-$dev.json"
+done
+echo "== 3. DCGAN on digits, CUDA --amp"
+dgm train gan --data digits --steps 300 --device cuda --amp --out "$R/gan-amp" --no-progress 2>&1 | tail -n 3
+dgm eval "$R/gan-amp" --metric fid,kid,pr,dc -n 1000 --device cuda
+echo "== 4. test suite (GPU visible)"
+OMP_NUM_THREADS=2 timeout "${SUITE_SECONDS:-300}" python3 -m pytest -q -n 7 -p no:cacheprovider --durations=15 \
+    tests > "$OUT/pytest.txt" 2>&1; echo "pytest exit $?"; tail -n 30 "$OUT/pytest.txt"
+} 2>&1 | tee "$OUT/log.txt"
