@@ -92,6 +92,8 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu")
     s.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     s.add_argument("--save-tensor", default=None, metavar="FILE.pt", help="also save the samples as a tensor")
+    s.add_argument("--plots", action="store_true", help="latent-variable models: also write reconstructions of "
+                   "test images and, for a 2-D latent, the decoded manifold and the encoded test set by label")
 
     e = sub.add_parser("eval", help="evaluate a run or a set of images; prints one JSON object",
                        description="Evaluate a trained run (likelihood, mode coverage, or sample quality of its "
@@ -112,6 +114,8 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     e.add_argument("--data-dir", default=None, help="folder holding the --real dataset's files")
     e.add_argument("--save-samples", default=None, metavar="FILE.npz", help="save the drawn samples (uint8) for reuse "
                    "with --fake")
+    e.add_argument("-k", type=int, default=None, dest="k", help="importance samples for the NLL of latent-variable "
+                   "models (default 5000; k=1 is the ELBO's one-sample estimate)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--no-cache", action="store_true", help="recompute the real images' features (cache: "
                    "$DGM_CACHE_DIR or ~/.cache/dgm)")
@@ -169,6 +173,9 @@ def _train(args) -> int:
     if summary["is_main"]:
         val = summary["val"]
         nll = (f"; val NLL {val['nll_nats']:.3f} nats/example = {val['bits_per_dim']:.4f} bits/dim" if "nll_nats" in val else "")
+        if "neg_elbo_nats" in val:
+            nll = (f"; val -ELBO {val['neg_elbo_nats']:.3f} nats/example = {val['bits_per_dim']:.4f} bits/dim "
+                   f"(KL {val['kl_nats']:.2f})")
         if "modes" in val:
             rkl = f"{val['reverse_kl']:.3f}" if "reverse_kl" in val else "undefined (no high-quality sample)"
             nll = f"; {val['modes']:.0f} modes, {100 * val['high_quality']:.1f}% high-quality samples, reverse KL {rkl}"
@@ -222,6 +229,16 @@ def _sample(args) -> int:
     if args.save_tensor:
         torch.save(x.cpu(), args.save_tensor)
     print(path)
+    if args.plots:
+        if not hasattr(model, "reconstruct"):
+            raise DgmError(f"--plots needs a latent-variable model (vae, beta-vae); {model.run_config['model']} has "
+                           "no encoder")
+        from .training.run import load_data
+        from .viz.latent import save_latent_plots
+
+        xt, yt = load_data(model.run_config["data"], "test").tensors()[:2]
+        for p in save_latent_plots(model, xt, yt, Path(path).parent).values():
+            print(p)
     return 0
 
 
@@ -232,7 +249,7 @@ def _eval(args) -> int:
     result = evaluate(args.run, names, real=args.real, fake=args.fake, split=args.split, data_dir=args.data_dir,
                       n=args.n, features=args.features, weights=args.weights, batch_size=args.batch_size,
                       seed=args.seed, checkpoint=args.checkpoint, device=args.device, use_cache=not args.no_cache,
-                      progress=args.progress, save_samples=args.save_samples)
+                      progress=args.progress, save_samples=args.save_samples, k=args.k)
     print(json.dumps(result))
     return 0
 

@@ -14,9 +14,10 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
              split: str = "test", data_dir: Optional[str] = None, n: int = 10000, features: Optional[str] = None,
              weights: Optional[str] = None, batch_size: int = 256, seed: int = 0, checkpoint: str = "latest",
              device: str = "cpu", use_cache: bool = True, progress: bool = False,
-             save_samples: Optional[str] = None) -> Dict:
+             save_samples: Optional[str] = None, k: Optional[int] = None) -> Dict:
     """Evaluate a run directory (its model's samples, or ``fake``) or a file/folder of ``fake`` images against the
-    ``real`` dataset; returns one flat dict (what `dgm eval` prints as JSON)."""
+    ``real`` dataset; returns one flat dict (what `dgm eval` prints as JSON). ``k``: importance samples for the
+    NLL of latent-variable models (default 5000)."""
     from . import METRICS
 
     if run is None and fake is None:
@@ -33,6 +34,8 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
         raise DgmError(f"-n must be >= 2 samples, got {n}")
     if batch_size < 1:
         raise DgmError(f"--batch-size must be >= 1, got {batch_size}")
+    if k is not None and k < 1:
+        raise DgmError(f"-k must be >= 1 importance samples, got {k}")
     result: Dict = {}
     model = None
     if run is not None:
@@ -43,7 +46,8 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
         if other:
             data = load_data(model.run_config["data"], split)
             for m in other:
-                result.update(METRICS.get(m)(model, data, batch_size=batch_size, progress=progress))
+                extra = {"k": k, "seed": seed} if m == "nll" else {}
+                result.update(METRICS.get(m)(model, data, batch_size=batch_size, progress=progress, **extra))
     elif other:
         raise DgmError(f"{', '.join(other)} need(s) a run directory; with --real/--fake use image metrics "
                        f"({', '.join(IMAGE_METRICS)})")

@@ -5,6 +5,8 @@ from .pixelcnn import PixelCNN, PixelCNNConfig
 from .gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .independent import IndependentPixels
 from .gan import GAN, GANConfig
+from .vae import VAE, BetaVAE, BetaVAEConfig, VAEConfig
 
 __all__ = ["MODELS", "DATA_FIELDS", "ImageModel", "ModelConfig", "build_model", "AutoregressiveModel",
-           "bits_per_dim", "PixelCNN", "PixelCNNConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "IndependentPixels", "GAN", "GANConfig"]
+           "bits_per_dim", "PixelCNN", "PixelCNNConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "IndependentPixels", "GAN", "GANConfig",
+           "VAE", "VAEConfig", "BetaVAE", "BetaVAEConfig"]

@@ -3,5 +3,7 @@ from .config import TrainConfig
 from .engine import Trainer, TrainingStopped, seed_everything
 from .steps import STEPS, LikelihoodStep, TrainStep
 from .gan_step import GANStep
+from .vae_step import VAEStep
 
-__all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep"]
+__all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep",
+           "VAEStep"]

@@ -1,0 +1,209 @@
+"""Variational autoencoders (Kingma & Welling 2014; seed 002) and beta-VAE (Higgins et al. 2017).
+
+q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) a discrete pixel likelihood (Bernoulli logits for binary
+data, K-way categorical, or a discretized logistic / Gaussian for grey levels). Training maximises the SGVB estimate of
+
+    ELBO(x) = E_q[log p(x|z)] - beta * KL(q(z|x) || p(z))
+
+with one reparameterised sample and the KL in closed form. ``log_prob(x, k=...)`` is the importance-weighted
+estimate of log p(x) (IWAE bound; k = 1 is the ELBO's one-sample estimate).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from ..errors import DgmError
+from .base import MODELS, ImageModel, ModelConfig
+from .gan import _dcgan_plan
+from .latent import (LIKELIHOODS, gaussian_kl, iwae_log_prob, params_per_pixel, pixel_log_prob, pixel_sample,
+                     reparameterize)
+
+VAE_ARCHS = ("auto", "mlp", "conv")
+
+
+@dataclass
+class VAEConfig(ModelConfig):
+    latent_dim: int = 16              # size of z (2 gives the manifold plots of seed 002)
+    arch: str = "auto"                # auto: mlp up to 16x16 images, conv above | mlp | conv
+    hidden: int = 0                   # 0: 512 units (mlp), 32 base channels (conv)
+    layers: int = 2                   # hidden layers of each MLP
+    likelihood: str = "auto"          # auto: bernoulli for binary data, categorical otherwise | logistic | gaussian
+    beta: float = 1.0                 # weight of the KL term (beta-VAE)
+    kl_warmup: int = 0                # steps over which the KL weight ramps linearly from 0 to beta (0: none)
+
+    def __post_init__(self):
+        if self.arch not in VAE_ARCHS:
+            raise DgmError(f"--arch must be one of {', '.join(VAE_ARCHS)}, got {self.arch!r}")
+        if self.likelihood != "auto" and self.likelihood not in LIKELIHOODS:
+            raise DgmError(f"--likelihood must be auto or one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
+        if self.latent_dim < 1:
+            raise DgmError(f"--latent-dim must be >= 1, got {self.latent_dim}")
+        if self.layers < 1 or self.hidden < 0:
+            raise DgmError("--layers must be >= 1 and --hidden >= 0")
+        if not self.beta >= 0:
+            raise DgmError(f"--beta must be >= 0, got {self.beta}")
+        if self.kl_warmup < 0:
+            raise DgmError(f"--kl-warmup must be >= 0 steps, got {self.kl_warmup}")
+        if self.levels == 0:
+            raise DgmError("a VAE needs image data; 2-D point datasets are for GANs")
+        if self.likelihood == "auto":
+            self.likelihood = "bernoulli" if self.levels == 2 else "categorical"
+        if self.likelihood == "bernoulli" and self.levels != 2:
+            raise DgmError(f"--likelihood bernoulli needs binary data (--binarize); this data has {self.levels} "
+                           "levels: use categorical, logistic or gaussian")
+        if self.arch == "auto":
+            self.arch = "mlp" if max(self.height, self.width) <= 16 else "conv"
+        if self.hidden == 0:
+            self.hidden = 512 if self.arch == "mlp" else 32
+
+
+def _mlp(sizes, act=nn.ReLU) -> nn.Sequential:
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(act())
+    return nn.Sequential(*layers)
+
+
+class ConvEncoder(nn.Module):
+    """Stride-2 4x4 convolutions with ReLU (channels doubling), then a linear map to ``out`` numbers."""
+
+    def __init__(self, channels: int, size: int, base: int, out: int):
+        super().__init__()
+        s0, k = _dcgan_plan(size)
+        layers, c = [], channels
+        for i in range(k):
+            layers += [nn.Conv2d(c, base * 2 ** i, 4, 2, 1), nn.ReLU()]
+            c = base * 2 ** i
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(c * s0 * s0, out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x).flatten(1))
+
+
+class ConvDecoder(nn.Module):
+    """A linear map from z to a small feature map, then stride-2 4x4 transposed convolutions with ReLU."""
+
+    def __init__(self, latent: int, out_channels: int, size: int, base: int):
+        super().__init__()
+        s0, k = _dcgan_plan(size)
+        self.c0, self.s0 = base * 2 ** (k - 1), s0
+        self.project = nn.Sequential(nn.Linear(latent, self.c0 * s0 * s0), nn.ReLU())
+        layers, c = [], self.c0
+        for i in range(k - 1):
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1), nn.ReLU()]
+            c //= 2
+        layers.append(nn.ConvTranspose2d(c, out_channels, 4, 2, 1))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.body(self.project(z).view(z.shape[0], self.c0, self.s0, self.s0))
+
+
+@MODELS.register("vae", help="VAE: Gaussian q(z|x), discrete p(x|z); SGVB with analytic KL; IWAE log_prob(x, k)")
+class VAE(ImageModel):
+    Config = VAEConfig
+    family = "vae"
+
+    def __init__(self, config: VAEConfig):
+        super().__init__(config)
+        c = config
+        if c.height != c.width and c.arch == "conv":
+            raise DgmError(f"--arch conv needs square images, got {c.height}x{c.width}; use --arch mlp")
+        self.params_per_pixel = params_per_pixel(c.likelihood, c.levels)
+        out_ch = c.channels * self.params_per_pixel
+        if c.arch == "mlp":
+            d = c.channels * c.height * c.width
+            self.encoder = nn.Sequential(nn.Flatten(), _mlp([d] + [c.hidden] * c.layers + [2 * c.latent_dim]))
+            self.decoder = nn.Sequential(_mlp([c.latent_dim] + [c.hidden] * c.layers + [out_ch * c.height * c.width]),
+                                         nn.Unflatten(1, (out_ch, c.height, c.width)))
+        else:
+            self.encoder = ConvEncoder(c.channels, c.height, c.hidden, 2 * c.latent_dim)
+            self.decoder = ConvDecoder(c.latent_dim, out_ch, c.height, c.hidden)
+
+    # -- the two networks ------------------------------------------------------------------------------------------
+    def _input(self, x: Tensor) -> Tensor:
+        """Levels 0..K-1 -> [-1, 1], the encoder's input scale."""
+        dtype = next(self.parameters()).dtype
+        return x.to(dtype) * (2.0 / (self.config.levels - 1)) - 1.0
+
+    def _check(self, x: Tensor) -> None:
+        c = self.config
+        if x.dim() != 4 or tuple(x.shape[1:]) != (c.channels, c.height, c.width):
+            raise ValueError(f"expected x of shape (B, {c.channels}, {c.height}, {c.width}), got {tuple(x.shape)}")
+
+    def encode(self, x: Tensor):
+        """q(z|x): (mu, logvar), each (B, latent_dim)."""
+        self._check(x)
+        mu, logvar = self.encoder(self._input(x)).chunk(2, dim=1)
+        return mu, logvar.clamp(-30.0, 20.0)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Decoder output for z (..., latent_dim) -> (..., C * P, H, W) likelihood parameters."""
+        lead = z.shape[:-1]
+        out = self.decoder(z.reshape(-1, z.shape[-1]))
+        return out.reshape(*lead, *out.shape[1:])
+
+    def log_px_given_z(self, x: Tensor, z: Tensor) -> Tensor:
+        """log p(x|z) per example; z may carry leading sample dimensions: (k, B, D) -> (k, B)."""
+        return pixel_log_prob(x, self.decode(z), self.config.likelihood, self.config.levels)
+
+    # -- objectives ------------------------------------------------------------------------------------------------
+    def elbo_terms(self, x: Tensor, generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
+        """One-sample SGVB terms per example: rec = log p(x|z), z ~ q(z|x); kl = KL(q(z|x) || N(0, I))."""
+        mu, logvar = self.encode(x)
+        z = reparameterize(mu, logvar, generator=generator)
+        return {"rec": self.log_px_given_z(x, z), "kl": gaussian_kl(mu, logvar)}
+
+    def elbo(self, x: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
+        t = self.elbo_terms(x, generator)
+        return t["rec"] - t["kl"]
+
+    def log_prob(self, x: Tensor, y: Optional[Tensor] = None, k: int = 1, chunk: int = 0,
+                 generator: Optional[torch.Generator] = None) -> Tensor:
+        """Importance-weighted estimate of log p(x) in nats, (B,), with k samples of q(z|x) (k = 1: the ELBO's
+        one-sample estimate with the KL term sampled too). ``chunk``: samples per pass (0: about 2^20 pixels)."""
+        mu, logvar = self.encode(x)
+        if chunk <= 0:
+            chunk = max(1, (1 << 20) // max(1, x.shape[0] * self.dims * self.params_per_pixel))
+        return iwae_log_prob(mu, logvar, lambda z: self.log_px_given_z(x, z), k, chunk, generator)
+
+    # -- generation ------------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
+               z: Optional[Tensor] = None, mean: bool = False) -> Tensor:
+        """(n, C, H, W) levels 0..K-1 drawn from p(x|z), z ~ N(0, I) (or the given z); ``mean=True``: E[x|z]."""
+        if y is not None:
+            raise DgmError("this VAE is not class-conditional; drop --label")
+        if z is None:
+            z = torch.randn(n, self.config.latent_dim, generator=generator)
+        out = self.decode(z.to(self.device, next(self.parameters()).dtype))
+        return pixel_sample(out, self.config.likelihood, self.config.levels, self.config.channels, mean, generator)
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, mean: bool = True) -> Tensor:
+        """Decode the posterior mean of each input: E[x|z=mu(x)] (mean=True) or a draw from p(x|mu(x))."""
+        mu, _ = self.encode(x)
+        return self.sample(len(x), z=mu, mean=mean)
+
+
+@dataclass
+class BetaVAEConfig(VAEConfig):
+    beta: float = 4.0                 # weight of the KL term (Higgins et al. 2017)
+    kl_warmup: int = 0                # steps over which the KL weight ramps linearly from 0 to beta (0: none)
+
+
+@MODELS.register("beta-vae", help="beta-VAE: the VAE with a weight beta on the KL term (default 4) and optional "
+                 "KL warm-up")
+class BetaVAE(VAE):
+    Config = BetaVAEConfig
+
+
+__all__ = ["VAE", "VAEConfig", "BetaVAE", "BetaVAEConfig"]
