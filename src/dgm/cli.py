@@ -31,7 +31,7 @@ def _field_type(f: dataclasses.Field):
 def _add_config_options(parser, config_cls, skip=(), group_title: Optional[str] = None):
     group = parser.add_argument_group(group_title) if group_title else parser
     for f in dataclasses.fields(config_cls):
-        if f.name in skip:
+        if f.name in skip or not f.metadata.get("cli", True):
             continue
         flag = "--" + f.name.replace("_", "-")
         kind = _field_type(f)
@@ -75,6 +75,8 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     t.add_argument("--image-channels", type=int, default=None, choices=[1, 3], help="(images dataset) 1 grey or 3 RGB")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA[-N])")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    t.add_argument("--from", default=None, dest="from_run", metavar="RUN",
+                   help="vq-vae-prior: the trained VQ-VAE run whose code maps the prior models (its data is used)")
     _add_config_options(t, TrainConfig, group_title="training")
     model_name = argv[1] if len(argv) > 1 and argv[0] == "train" and not argv[1].startswith("-") else None
     if model_name in MODELS:
@@ -162,6 +164,16 @@ def _train(args) -> int:
     given = _collect(args, TrainConfig)
     cfg = TrainConfig.from_dict(given)
     model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
+    if args.from_run is not None and not args.resume:
+        if "vq_config" not in {f.name for f in dataclasses.fields(cls.Config)}:
+            raise DgmError(f"--from is for models fitted to another run (vq-vae-prior), not {args.model}")
+        from .training.run import read_run_config
+
+        source = read_run_config(args.from_run)
+        if source["model"] != "vq-vae":
+            raise DgmError(f"--from {args.from_run}: that run trained a {source['model']}; pass a vq-vae run")
+        data_cfg = source["data"]  # the prior models the codes of the same data
+        model_opts.update(vq_run=str(args.from_run), vq_config=source["model_config"])
     if args.resume:
         ignored = sorted(set(given) - set(_RESUME_OVERRIDES)) + sorted(model_opts)
         if ignored:
@@ -173,6 +185,9 @@ def _train(args) -> int:
     if summary["is_main"]:
         val = summary["val"]
         nll = (f"; val NLL {val['nll_nats']:.3f} nats/example = {val['bits_per_dim']:.4f} bits/dim" if "nll_nats" in val else "")
+        if "rec_nats" in val and "perplexity" in val:
+            nll = (f"; val reconstruction NLL {val['rec_nats']:.3f} nats/example, MSE {val['mse']:.4f}, code "
+                   f"perplexity {val['perplexity']:.1f}")
         if "neg_elbo_nats" in val:
             nll = (f"; val -ELBO {val['neg_elbo_nats']:.3f} nats/example = {val['bits_per_dim']:.4f} bits/dim "
                    f"(KL {val['kl_nats']:.2f})")

@@ -1,5 +1,6 @@
 """Reusable layers."""
 from .masked import MaskedConv2d, channel_groups, shift_down
 from .spectral import apply_spectral_norm
+from .vq import VectorQuantizer
 
-__all__ = ["MaskedConv2d", "channel_groups", "shift_down", "apply_spectral_norm"]
+__all__ = ["MaskedConv2d", "channel_groups", "shift_down", "apply_spectral_norm", "VectorQuantizer"]

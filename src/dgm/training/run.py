@@ -98,6 +98,8 @@ def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, A
         model_opts = {**model_opts, **spec}
     seed_everything(train_cfg.seed)
     model = build_model(model_name, model_opts)
+    if not resume and hasattr(model, "init_from_sources"):  # e.g. a prior copies its frozen VQ-VAE's weights
+        model.init_from_sources()
     step = STEPS.get(model.family)(model)
     record = {"dgm_version": __version__, "model": model_name, "family": model.family,
               "model_config": model.config.to_dict(), "data": data_cfg, "train": train_cfg.to_dict(),
@@ -112,5 +114,5 @@ def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, A
     summary["run_dir"] = str(run_dir)
     summary["world_size"] = info.world_size
     summary["is_main"] = info.is_main
-    summary["default_metric"] = "modes" if spec.get("levels") == 0 else "nll"
+    summary["default_metric"] = "modes" if spec.get("levels") == 0 else "recon" if model.family == "vq" else "nll"
     return summary

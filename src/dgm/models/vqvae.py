@@ -1,0 +1,195 @@
+"""VQ-VAE (van den Oord et al. 2017; seed 002) and its autoregressive prior over code maps.
+
+``vq-vae``: a convolutional encoder maps x to a (D, h, w) grid, each D-vector is replaced by its nearest codebook
+row (straight-through gradient), and a decoder gives p(x | z_q) with the pixel likelihoods of the VAE. Training
+minimises  -log p(x|z_q) / dims + ||sg(z_e) - e||^2 + beta ||z_e - sg(e)||^2  (or EMA codebook updates).
+
+``vq-vae-prior``: a Gated PixelCNN over the (h, w) maps of code indices of a trained, frozen VQ-VAE
+(`dgm train vq-vae-prior --from RUN`); its ``log_prob(x)`` is the prior's exact log-probability of the codes of x
+(nats per image; bits/dim are per code), and ``sample(n)`` decodes codes drawn from the prior.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from ..errors import DgmError
+from ..nn import VectorQuantizer
+from .base import MODELS, ImageModel, ModelConfig
+from .gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
+from .latent import params_per_pixel, pixel_log_prob, pixel_sample
+
+
+@dataclass
+class VQVAEConfig(ModelConfig):
+    codebook_size: int = 64           # K codes
+    code_dim: int = 16                # D, size of each codebook vector
+    hidden: int = 64                  # channels of the encoder / decoder
+    downsample: int = 0               # stride-2 layers: 0 = auto (1 up to 16x16 images, else 2): 8x8 -> 4x4 codes
+    commitment: float = 0.25          # beta of the commitment loss
+    ema: bool = False                 # EMA codebook updates instead of the codebook loss
+    ema_decay: float = 0.99
+
+    def __post_init__(self):
+        if self.levels == 0:
+            raise DgmError("a VQ-VAE needs image data; 2-D point datasets are for GANs")
+        if self.codebook_size < 2 or self.code_dim < 1 or self.hidden < 1:
+            raise DgmError("--codebook-size must be >= 2, --code-dim and --hidden >= 1")
+        if self.downsample < 0 or not 0 < self.ema_decay < 1 or self.commitment < 0:
+            raise DgmError("--downsample must be >= 0, --ema-decay in (0, 1), --commitment >= 0")
+        if self.downsample == 0:
+            self.downsample = 1 if max(self.height, self.width) <= 16 else 2
+        f = 2 ** self.downsample
+        if self.height % f or self.width % f:
+            raise DgmError(f"{self.height}x{self.width} images do not divide by 2^{self.downsample}; "
+                           f"use --downsample {self.downsample - 1 or 1}")
+
+
+class _Residual(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.ReLU(), nn.Conv2d(c, c, 3, padding=1), nn.ReLU(), nn.Conv2d(c, c, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+@MODELS.register("vq-vae", help="VQ-VAE: conv encoder, nearest-neighbour codebook (straight-through), commitment "
+                 "loss or EMA codebook; prior: dgm train vq-vae-prior --from RUN")
+class VQVAE(ImageModel):
+    Config = VQVAEConfig
+    family = "vq"
+
+    def __init__(self, config: VQVAEConfig):
+        super().__init__(config)
+        c = config
+        self.likelihood = "bernoulli" if c.levels == 2 else "categorical"
+        h = c.hidden
+        enc = [nn.Conv2d(c.channels, h, 4, 2, 1)]
+        for _ in range(c.downsample - 1):
+            enc += [nn.ReLU(), nn.Conv2d(h, h, 4, 2, 1)]
+        enc += [nn.ReLU(), nn.Conv2d(h, h, 3, padding=1), _Residual(h), nn.ReLU(), nn.Conv2d(h, c.code_dim, 1)]
+        self.encoder = nn.Sequential(*enc)
+        self.quantizer = VectorQuantizer(c.codebook_size, c.code_dim, ema=c.ema, decay=c.ema_decay)
+        dec = [nn.Conv2d(c.code_dim, h, 3, padding=1), _Residual(h)]
+        for _ in range(c.downsample - 1):
+            dec += [nn.ReLU(), nn.ConvTranspose2d(h, h, 4, 2, 1)]
+        dec += [nn.ReLU(), nn.ConvTranspose2d(h, c.channels * params_per_pixel(self.likelihood, c.levels), 4, 2, 1)]
+        self.decoder = nn.Sequential(*dec)
+
+    @property
+    def code_shape(self):
+        f = 2 ** self.config.downsample
+        return self.config.height // f, self.config.width // f
+
+    def _input(self, x: Tensor) -> Tensor:
+        c = self.config
+        if x.dim() != 4 or tuple(x.shape[1:]) != (c.channels, c.height, c.width):
+            raise ValueError(f"expected x of shape (B, {c.channels}, {c.height}, {c.width}), got {tuple(x.shape)}")
+        return x.to(next(self.parameters()).dtype) * (2.0 / (c.levels - 1)) - 1.0
+
+    def encode(self, x: Tensor) -> Tensor:
+        """z_e(x): (B, D, h, w)."""
+        return self.encoder(self._input(x))
+
+    @torch.no_grad()
+    def codes(self, x: Tensor) -> Tensor:
+        """The code map of x: (B, h, w) indices in 0..K-1."""
+        return self.quantizer(self.encode(x))[1]
+
+    def decode_codes(self, codes: Tensor) -> Tensor:
+        """Decoder output (likelihood parameters, (B, C * P, H, W)) for a code map (B, h, w)."""
+        return self.decoder(self.quantizer.lookup(codes))
+
+    def terms(self, x: Tensor) -> Dict[str, Tensor]:
+        """rec = -log p(x | z_q) per example, and the quantiser's codebook / commitment losses and perplexity."""
+        z_q, _, t = self.quantizer(self.encode(x))
+        rec = -pixel_log_prob(x, self.decoder(z_q), self.likelihood, self.config.levels)
+        return {"rec": rec, **t}
+
+    def loss(self, t: Dict[str, Tensor]) -> Tensor:
+        """-log p(x|z_q) per dimension + codebook loss + beta * commitment loss."""
+        return t["rec"].float().mean() / self.dims + t["codebook"] + self.config.commitment * t["commitment"]
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, mean: bool = True) -> Tensor:
+        """E[x | z_q(x)] in levels (mean=True) or a draw from p(x | z_q(x))."""
+        out = self.decode_codes(self.codes(x))
+        return pixel_sample(out, self.likelihood, self.config.levels, self.config.channels, mean)
+
+    def sample(self, n: int, y=None, generator=None) -> Tensor:
+        raise DgmError("a VQ-VAE alone has no prior to sample from; fit one: dgm train vq-vae-prior --from RUN")
+
+
+@dataclass
+class VQPriorConfig(ModelConfig):
+    # the VQ-VAE run the prior was fitted to and its config (set by --from; its weights live in this model)
+    vq_run: str = field(default="", metadata={"cli": False})
+    vq_config: Dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
+    hidden: int = 64                  # Gated PixelCNN channels
+    layers: int = 8                   # gated layers
+    first_kernel: int = 5
+    kernel: int = 3
+
+    def __post_init__(self):
+        if not self.vq_config:
+            raise DgmError("vq-vae-prior is fitted to a trained VQ-VAE: dgm train vq-vae-prior --from RUN")
+
+
+@MODELS.register("vq-vae-prior", help="Gated PixelCNN prior over a trained VQ-VAE's code maps (--from RUN); "
+                 "samples decode prior draws")
+class VQPrior(ImageModel):
+    """p(x) modelled as p(codes(x)): a Gated PixelCNN over the frozen VQ-VAE's code maps; ``dims`` counts codes."""
+
+    Config = VQPriorConfig
+    family = "likelihood"
+
+    def __init__(self, config: VQPriorConfig):
+        super().__init__(config)
+        c = config
+        self.vq = VQVAE(VQVAEConfig(**c.vq_config))
+        self.vq.requires_grad_(False)
+        h, w = self.vq.code_shape
+        self.prior = GatedPixelCNN(GatedPixelCNNConfig(channels=1, height=h, width=w,
+                                                       levels=self.vq.config.codebook_size, hidden=c.hidden,
+                                                       layers=c.layers, first_kernel=c.first_kernel, kernel=c.kernel))
+
+    def init_from_sources(self) -> None:
+        """At the start of a new run: copy the trained VQ-VAE's weights from its run directory."""
+        from ..training.run import load
+
+        self.vq.load_state_dict(load(self.config.vq_run).state_dict())
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.vq.eval()  # frozen: never EMA-updated, never in training mode
+        return self
+
+    @property
+    def dims(self) -> int:
+        h, w = self.vq.code_shape
+        return h * w
+
+    def log_prob(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """log p_prior(codes(x)) in nats per image (the codes are a deterministic function of x)."""
+        return self.prior.log_prob(self.vq.codes(x)[:, None].float())
+
+    @torch.no_grad()
+    def sample_codes(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
+        return self.prior.sample(n, generator=generator)[:, 0].long()
+
+    @torch.no_grad()
+    def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
+               mean: bool = False) -> Tensor:
+        """(n, C, H, W) levels: codes from the prior, then x from p(x | z_q) (mean=True: E[x | z_q])."""
+        if y is not None:
+            raise DgmError("this prior is not class-conditional; drop --label")
+        out = self.vq.decode_codes(self.sample_codes(n, generator))
+        return pixel_sample(out, self.vq.likelihood, self.config.levels, self.config.channels, mean, generator)
+
+
+__all__ = ["VQVAE", "VQVAEConfig", "VQPrior", "VQPriorConfig"]
