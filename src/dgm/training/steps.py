@@ -48,15 +48,15 @@ class TrainStep:
         pass
 
 
-class _LogProb(nn.Module):
-    """forward(x, y) -> log p(x): routes the likelihood through forward so DDP syncs gradients."""
+class ModelCall(nn.Module):
+    """forward(*args) -> model.<method>(*args): routes a family's objective through forward so DDP syncs it."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, method: str):
         super().__init__()
-        self.model = model
+        self.model, self.method = model, method
 
-    def forward(self, x, y=None):
-        return self.model.log_prob(x, y)
+    def forward(self, *args):
+        return getattr(self.model, self.method)(*args)
 
 
 @STEPS.register("likelihood", help="exact-likelihood models: minimise the NLL per dimension")
@@ -67,7 +67,7 @@ class LikelihoodStep(TrainStep):
 
     def setup(self, engine) -> None:
         super().setup(engine)
-        self.forward = engine.wrap(_LogProb(self.model))
+        self.forward = engine.wrap(ModelCall(self.model, "log_prob"))
         engine.optimizer("model", self.model.parameters())
 
     def _labels(self, y):

@@ -5,21 +5,8 @@ import math
 from typing import Dict
 
 import torch
-import torch.nn as nn
 
-from .steps import STEPS, TrainStep
-
-
-class _ELBOTerms(nn.Module):
-    """forward(x) -> (log p(x|z), KL) per example: routes the whole objective through forward so DDP syncs it."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        t = self.model.elbo_terms(x)
-        return t["rec"], t["kl"]
+from .steps import STEPS, ModelCall, TrainStep
 
 
 @STEPS.register("vae", help="latent-variable models: maximise the ELBO (SGVB, one sample, analytic KL)")
@@ -30,7 +17,7 @@ class VAEStep(TrainStep):
 
     def setup(self, engine) -> None:
         super().setup(engine)
-        self.forward = engine.wrap(_ELBOTerms(self.model))
+        self.forward = engine.wrap(ModelCall(self.model, "elbo_terms"))
         engine.optimizer("model", self.model.parameters())
 
     def kl_weight(self, step: int) -> float:
@@ -41,8 +28,8 @@ class VAEStep(TrainStep):
         x, _ = batch
         w = self.kl_weight(self.engine.global_step)
         with self.engine.autocast():
-            rec, kl = self.forward(x)
-        rec, kl = rec.float().mean(), kl.float().mean()
+            t = self.forward(x)
+        rec, kl = t["rec"].float().mean(), t["kl"].float().mean()
         loss = -(rec - w * kl) / self.model.dims
         self.engine.update(loss, "model")
         elbo = (rec - kl).detach()

@@ -4,21 +4,8 @@ from __future__ import annotations
 from typing import Dict
 
 import torch
-import torch.nn as nn
 
-from .steps import STEPS, TrainStep
-
-
-class _Terms(nn.Module):
-    """forward(x) -> the loss terms, through forward so that DDP syncs the gradients."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        t = self.model.terms(x)
-        return t["rec"], t["codebook"], t["commitment"], t["perplexity"]
+from .steps import STEPS, ModelCall, TrainStep
 
 
 @STEPS.register("vq", help="VQ-VAE: reconstruction + codebook + commitment losses (straight-through estimator)")
@@ -27,7 +14,7 @@ class VQStep(TrainStep):
 
     def setup(self, engine) -> None:
         super().setup(engine)
-        self.forward = engine.wrap(_Terms(self.model))
+        self.forward = engine.wrap(ModelCall(self.model, "terms"))
         engine.optimizer("model", self.model.parameters())
         self._shown = None
 
@@ -36,12 +23,12 @@ class VQStep(TrainStep):
         if self._shown is None:
             self._shown = x[:64].detach().clone()
         with self.engine.autocast():
-            rec, codebook, commitment, perplexity = self.forward(x)
-        t = {"rec": rec, "codebook": codebook, "commitment": commitment}
+            t = self.forward(x)
         loss = self.model.loss(t)
         self.engine.update(loss, "model")
-        return {"loss": loss.detach(), "rec_nats": rec.float().mean().detach(), "codebook": codebook.detach(),
-                "commitment": commitment.detach(), "perplexity": perplexity}
+        return {"loss": loss.detach(), "rec_nats": t["rec"].float().mean().detach(),
+                "codebook": t["codebook"].detach(), "commitment": t["commitment"].detach(),
+                "perplexity": t["perplexity"]}
 
     @torch.no_grad()
     def evaluate(self, batches) -> Dict[str, float]:
