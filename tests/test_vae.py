@@ -163,10 +163,11 @@ def test_vae_conv_on_28x28_images(tmp_path):
     assert model.log_prob(x, k=4).shape == (3,) and model.sample(2).shape == (2, 1, 28, 28)
 
 
-def test_vae_ddp_two_processes_train_through_the_shared_engine(tmp_path):
+@pytest.mark.parametrize("model", ["vae", "aae"])
+def test_vae_ddp_two_processes_train_through_the_shared_engine(tmp_path, model):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dgm.cli",
-           "train", "vae", "--data", "digits", "--binarize", "--batch-size", "64", "--steps", "3", "--n-samples", "0",
+           "train", model, "--data", "digits", "--binarize", "--batch-size", "64", "--steps", "3", "--n-samples", "0",
            "--no-progress", "--device", "cpu", *VAE_TINY, "--out", str(tmp_path / "ddp")]
     ddp = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
@@ -189,3 +190,30 @@ def test_sample_plots_for_a_2d_latent(tmp_path, tiny_run, capsys):
     capsys.readouterr()
     code = main(["sample", str(tiny_run), "-n", "2", "--plots", "--out", str(tmp_path / "x.png")])
     assert code == 2 and "--plots needs a latent-variable model" in capsys.readouterr().err
+
+
+def test_aae_resume_equals_uninterrupted_run_bit_for_bit(tmp_path):
+    assert _train(tmp_path / "full", "--steps", "5", model="aae") == 0
+    assert _train(tmp_path / "half", "--steps", "2", model="aae") == 0
+    assert _train(tmp_path / "half", "--steps", "5", "--resume") == 0
+    a, b = _final_state(tmp_path / "full"), _final_state(tmp_path / "half")
+    _assert_same_state(a, b)
+    for i, st in a["optimizers"]["d"]["state"].items():                 # the discriminator's optimizer too
+        assert torch.equal(st["exp_avg"], b["optimizers"]["d"]["state"][i]["exp_avg"])
+
+
+def test_aae_matches_the_aggregate_posterior_to_the_prior(tmp_path):
+    """The defining property: with the adversarial term, the codes of the test set look like N(0, I); without it
+    (a plain autoencoder) they do not. Measured as KL(N(mean, cov) of the codes || N(0, I))."""
+    x = dgm.load_dataset("digits", "test", binarize="fixed").tensors()[0]
+    kl = {}
+    for w in ("0", "1"):
+        run = tmp_path / f"aae{w}"
+        assert main(["train", "aae", "--data", "digits", "--binarize", "--steps", "150", "--batch-size", "128",
+                     "--latent-dim", "2", "--hidden", "64", "--d-hidden", "64", "--adv-weight", w, "--n-samples", "0",
+                     "--no-progress", "--out", str(run)]) == 0
+        with torch.no_grad():
+            z = dgm.load(run).elbo_terms(x, generator=torch.Generator().manual_seed(0))["z"].double()
+        mu, cov = z.mean(0), torch.cov(z.T)
+        kl[w] = 0.5 * (torch.trace(cov) + mu @ mu - 2 - torch.logdet(cov)).item()
+    assert kl["1"] < 2.0 < 10.0 < kl["0"], kl

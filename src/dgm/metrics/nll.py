@@ -57,6 +57,6 @@ def nll(model, dataset, batch_size: int = 256, progress: bool = False, k: Option
         raise DgmError(f"the nll metric needs a likelihood model; this {type(model).__name__} has no log_prob "
                        f"(GANs on toy mixtures: --metric modes)")
     batches = dataset_batches(dataset, batch_size, model.device, progress)
-    if getattr(model, "family", "") == "vae":
+    if hasattr(model, "elbo_terms"):  # latent-variable models (vae, beta-vae, aae)
         return latent_nll_from_batches(model, batches, 5000 if k is None else k, seed)
     return nll_from_batches(model, batches)

@@ -157,10 +157,10 @@ class VAE(ImageModel):
 
     # -- objectives ------------------------------------------------------------------------------------------------
     def elbo_terms(self, x: Tensor, generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
-        """One-sample SGVB terms per example: rec = log p(x|z), z ~ q(z|x); kl = KL(q(z|x) || N(0, I))."""
+        """One-sample SGVB terms per example: rec = log p(x|z), z ~ q(z|x); kl = KL(q(z|x) || N(0, I)); and z."""
         mu, logvar = self.encode(x)
         z = reparameterize(mu, logvar, generator=generator)
-        return {"rec": self.log_px_given_z(x, z), "kl": gaussian_kl(mu, logvar)}
+        return {"rec": self.log_px_given_z(x, z), "kl": gaussian_kl(mu, logvar), "z": z}
 
     def elbo(self, x: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
         t = self.elbo_terms(x, generator)
@@ -206,4 +206,36 @@ class BetaVAE(VAE):
     Config = BetaVAEConfig
 
 
-__all__ = ["VAE", "VAEConfig", "BetaVAE", "BetaVAEConfig"]
+@dataclass
+class AAEConfig(VAEConfig):
+    adv_weight: float = 1.0           # weight of the adversarial term (nats-like: per image, like the KL it replaces)
+    d_hidden: int = 256               # width of the latent discriminator's two hidden layers
+    beta: float = 0.0                 # optional analytic KL term as well (0: a pure AAE)
+    kl_warmup: int = 0
+
+
+@MODELS.register("aae", help="adversarial autoencoder: a discriminator on z matches the aggregate posterior to "
+                 "N(0, I) (Makhzani et al. 2016); IWAE log_prob(x, k) with its Gaussian encoder")
+class AAE(VAE):
+    """The VAE's networks with the KL term replaced by an adversarial one: D(z) tells prior draws from codes of
+    data, and the encoder learns to fool it, so that the aggregate posterior q(z) = E_x q(z|x) matches p(z).
+    The encoder stays Gaussian, so ``log_prob(x, k)`` (importance sampling with q(z|x) as the proposal) is still an
+    estimate of log p(x) that is a lower bound in expectation."""
+
+    Config = AAEConfig
+    family = "aae"
+
+    def __init__(self, config: AAEConfig):
+        super().__init__(config)
+        if config.d_hidden < 1 or not config.adv_weight >= 0:
+            raise DgmError("--d-hidden must be >= 1 and --adv-weight >= 0")
+        h = config.d_hidden
+        self.discriminator = nn.Sequential(nn.Linear(config.latent_dim, h), nn.LeakyReLU(0.2), nn.Linear(h, h),
+                                           nn.LeakyReLU(0.2), nn.Linear(h, 1))
+
+    def critic(self, z: Tensor) -> Tensor:
+        """D(z): a logit per code, high for draws from the prior N(0, I)."""
+        return self.discriminator(z).squeeze(-1)
+
+
+__all__ = ["VAE", "VAEConfig", "BetaVAE", "BetaVAEConfig", "AAE", "AAEConfig"]

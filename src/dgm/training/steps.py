@@ -49,11 +49,19 @@ class TrainStep:
 
 
 class ModelCall(nn.Module):
-    """forward(*args) -> model.<method>(*args): routes a family's objective through forward so DDP syncs it."""
+    """forward(*args) -> model.<method>(*args): routes a family's objective through forward so DDP syncs it.
 
-    def __init__(self, model: nn.Module, method: str):
+    ``modules``: register only these parts of the model (the ones the method trains), so that DDP sees no unused
+    parameters when another optimizer owns the rest (e.g. an adversarial autoencoder's discriminator)."""
+
+    def __init__(self, model: nn.Module, method: str, modules: Optional[Iterable[nn.Module]] = None):
         super().__init__()
-        self.model, self.method = model, method
+        self.method = method
+        if modules is None:
+            self.model = model
+        else:
+            self.parts = nn.ModuleList(modules)
+            object.__setattr__(self, "model", model)  # called, not registered: its parameters come via parts
 
     def forward(self, *args):
         return getattr(self.model, self.method)(*args)

@@ -5,6 +5,7 @@ import math
 from typing import Dict
 
 import torch
+import torch.nn.functional as F
 
 from .steps import STEPS, ModelCall, TrainStep
 
@@ -58,3 +59,40 @@ class VAEStep(TrainStep):
         """Grids show E[x|z] for z ~ N(0, I): the decoder's mean image, as is usual for VAEs."""
         x = self.model.sample(n, generator=generator, mean=True)
         return x / (self.model.config.levels - 1)
+
+
+@STEPS.register("aae", help="adversarial autoencoders: reconstruction + a latent discriminator instead of the KL")
+class AAEStep(VAEStep):
+    """Per batch: z ~ q(z|x); D learns prior draws (label 1) vs z (label 0) with the cross-entropy; then the
+    autoencoder minimises (-log p(x|z) + beta_t KL + adv_weight * BCE(D(z), 1)) / dims (non-saturating)."""
+
+    def setup(self, engine) -> None:
+        TrainStep.setup(self, engine)
+        m = self.model
+        self.forward = engine.wrap(ModelCall(m, "elbo_terms", modules=[m.encoder, m.decoder]))
+        self.D = engine.wrap(ModelCall(m, "critic", modules=[m.discriminator]))
+        engine.optimizer("model", list(m.encoder.parameters()) + list(m.decoder.parameters()))
+        engine.optimizer("d", m.discriminator.parameters(), betas=(0.5, 0.999))
+
+    def __call__(self, batch) -> Dict[str, torch.Tensor]:
+        x, _ = batch
+        e, c = self.engine, self.model.config
+        w = self.kl_weight(e.global_step)
+        with e.autocast():
+            t = self.forward(x)
+        z = t["z"]
+        prior = torch.randn(z.shape, device=z.device, dtype=z.dtype)
+        with e.autocast():
+            d_prior, d_post = self.D(torch.cat([prior, z.detach()])).float().chunk(2)
+        loss_d = F.binary_cross_entropy_with_logits(d_prior, torch.ones_like(d_prior)) + \
+            F.binary_cross_entropy_with_logits(d_post, torch.zeros_like(d_post))
+        e.update(loss_d, "d")
+        with e.autocast():
+            d_gen = self.D(z).float()
+        adv = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        rec, kl = t["rec"].float().mean(), t["kl"].float().mean()
+        loss = (-(rec - w * kl) + c.adv_weight * adv) / self.model.dims
+        e.update(loss, "model")
+        return {"loss": loss.detach(), "neg_elbo_nats": -(rec - kl).detach(), "rec_nats": -rec.detach(),
+                "kl_nats": kl.detach(), "loss_d": loss_d.detach(), "adv": adv.detach(),
+                "d_prior": torch.sigmoid(d_prior).mean().detach(), "d_post": torch.sigmoid(d_post).mean().detach()}
