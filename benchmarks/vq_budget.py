@@ -49,8 +49,8 @@ def _run(data: str, vq_minutes: float, prior_minutes: float, runs: Path, seed: i
     return {"data": data, "vq_minutes": vq_minutes, "prior_minutes": prior_minutes, "vq_step": rec["step"],
             "prior_step": nll["step"], "rec_nats": rec["rec_nats"], "mse": rec["mse"], "perplexity": rec["perplexity"],
             "prior_nll_nats": nll["nll_nats"], "prior_bits_per_code": nll["bits_per_dim"],
-            "neg_elbo_nats": rec["rec_nats"] + nll["nll_nats"], "n": rec["n"], "vq_run": str(vq.relative_to(HERE.parent)),
-            "prior_run": str(prior.relative_to(HERE.parent))}
+            "neg_elbo_nats": rec["rec_nats"] + nll["nll_nats"], "n": rec["n"],
+            "vq_run": str(vq.relative_to(HERE.parent)), "prior_run": str(prior.relative_to(HERE.parent))}
 
 
 def main() -> None:
