@@ -35,11 +35,6 @@ class AutoregressiveModel(ImageModel):
         c = self.config
         return [(ch, i, j) for i in range(c.height) for j in range(c.width) for ch in range(c.channels)]
 
-    def _scaled_input(self, x: torch.Tensor) -> torch.Tensor:
-        """Levels 0..K-1 -> [-1, 1], the network's input scale."""
-        dtype = next(self.parameters()).dtype
-        return x.to(dtype) * (2.0 / (self.config.levels - 1)) - 1.0
-
     def _shape_logits(self, out: torch.Tensor) -> torch.Tensor:
         """(B, C*Kout, H, W) grouped by channel -> the public logits layout."""
         if self.binary:
@@ -49,11 +44,8 @@ class AutoregressiveModel(ImageModel):
         return out.view(b, c, k, h, w).transpose(1, 2)
 
     def _check_input(self, x: torch.Tensor, y: Optional[torch.Tensor]) -> None:
-        c = self.config
-        want = (c.channels, c.height, c.width)
-        if x.dim() != 4 or tuple(x.shape[1:]) != want:
-            raise ValueError(f"expected x of shape (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(x.shape)}")
-        if c.num_classes and y is None:
+        self.check_shape(x)
+        if self.config.num_classes and y is None:
             raise ValueError("this model is class-conditional: pass y (B,) class labels")
 
     # -- likelihood ----------------------------------------------------------------------------

@@ -63,6 +63,18 @@ class ImageModel(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def check_shape(self, x: torch.Tensor) -> None:
+        """ValueError unless x is a (B, C, H, W) batch of this model's image shape."""
+        c = self.config
+        want = (c.channels, c.height, c.width)
+        if x.dim() != 4 or tuple(x.shape[1:]) != want:
+            raise ValueError(f"expected x of shape (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(x.shape)}")
+
+    def scaled_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Levels 0..K-1 -> [-1, 1] in the parameters' dtype: the networks' input scale."""
+        dtype = next(self.parameters()).dtype
+        return x.to(dtype) * (2.0 / (self.config.levels - 1)) - 1.0
+
     def to_unit(self, x: torch.Tensor) -> torch.Tensor:
         """Samples as images in [0, 1] (for grids): levels 0..K-1 divided by K-1."""
         return x / (self.config.levels - 1)

@@ -68,7 +68,7 @@ class GatedPixelCNN(AutoregressiveModel):
         self.head = _OutputHead(p, c.channels, self.out_per_channel)
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
-        v = h = self._scaled_input(x)
+        v = h = self.scaled_input(x)
         for layer in self.layers:
             v, h = layer(v, h, y)
         return self._shape_logits(self.head(h))

@@ -84,7 +84,7 @@ class PixelCNN(AutoregressiveModel):
         self.head = _OutputHead(2 * h, c.channels, self.out_per_channel)
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
-        t = self.inp(self._scaled_input(x))
+        t = self.inp(self.scaled_input(x))
         for block in self.blocks:
             t = block(t, y)
         return self._shape_logits(self.head(t))

@@ -129,20 +129,10 @@ class VAE(ImageModel):
             self.decoder = ConvDecoder(c.latent_dim, out_ch, c.height, c.hidden)
 
     # -- the two networks ------------------------------------------------------------------------------------------
-    def _input(self, x: Tensor) -> Tensor:
-        """Levels 0..K-1 -> [-1, 1], the encoder's input scale."""
-        dtype = next(self.parameters()).dtype
-        return x.to(dtype) * (2.0 / (self.config.levels - 1)) - 1.0
-
-    def _check(self, x: Tensor) -> None:
-        c = self.config
-        if x.dim() != 4 or tuple(x.shape[1:]) != (c.channels, c.height, c.width):
-            raise ValueError(f"expected x of shape (B, {c.channels}, {c.height}, {c.width}), got {tuple(x.shape)}")
-
     def encode(self, x: Tensor):
         """q(z|x): (mu, logvar), each (B, latent_dim)."""
-        self._check(x)
-        mu, logvar = self.encoder(self._input(x)).chunk(2, dim=1)
+        self.check_shape(x)
+        mu, logvar = self.encoder(self.scaled_input(x)).chunk(2, dim=1)
         return mu, logvar.clamp(-30.0, 20.0)
 
     def decode(self, z: Tensor) -> Tensor:

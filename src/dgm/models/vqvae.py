@@ -86,15 +86,10 @@ class VQVAE(ImageModel):
         f = 2 ** self.config.downsample
         return self.config.height // f, self.config.width // f
 
-    def _input(self, x: Tensor) -> Tensor:
-        c = self.config
-        if x.dim() != 4 or tuple(x.shape[1:]) != (c.channels, c.height, c.width):
-            raise ValueError(f"expected x of shape (B, {c.channels}, {c.height}, {c.width}), got {tuple(x.shape)}")
-        return x.to(next(self.parameters()).dtype) * (2.0 / (c.levels - 1)) - 1.0
-
     def encode(self, x: Tensor) -> Tensor:
         """z_e(x): (B, D, h, w)."""
-        return self.encoder(self._input(x))
+        self.check_shape(x)
+        return self.encoder(self.scaled_input(x))
 
     @torch.no_grad()
     def codes(self, x: Tensor) -> Tensor:
