@@ -44,7 +44,9 @@ def latent_nll_from_batches(model, batches: Iterable, k: int, seed: int = 0) -> 
     value = -iw / n
     return {"nll_nats": value, "bits_per_dim": value / (model.dims * math.log(2.0)), "k": k,
             "elbo_nats": elbo / n, "elbo_bits_per_dim": -elbo / n / (model.dims * math.log(2.0)), "n": count,
-            "estimator": f"IWAE with k={k} importance samples (an upper bound on the NLL in expectation)"}
+            "estimator": f"IWAE with k={k} importance samples (an upper bound on the NLL in expectation)"
+            if not hasattr(model, "log_ratio") else f"IWAE with k={k} samples and the learned log-ratio T(x, z) in "
+            "place of log q(z|x) - log p(z) (AVB; as good as T)"}
 
 
 def nll(model, dataset, batch_size: int = 256, progress: bool = False, k: Optional[int] = None,

@@ -5,10 +5,10 @@ from .pixelcnn import PixelCNN, PixelCNNConfig
 from .gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .independent import IndependentPixels
 from .gan import GAN, GANConfig
-from .vae import AAE, VAE, AAEConfig, BetaVAE, BetaVAEConfig, VAEConfig
+from .vae import AAE, AVB, VAE, AAEConfig, AVBConfig, BetaVAE, BetaVAEConfig, VAEConfig
 from .vqvae import VQVAE, VQPrior, VQPriorConfig, VQVAEConfig
 
 __all__ = ["MODELS", "DATA_FIELDS", "ImageModel", "ModelConfig", "build_model", "AutoregressiveModel",
            "bits_per_dim", "PixelCNN", "PixelCNNConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "IndependentPixels", "GAN", "GANConfig",
-           "VAE", "VAEConfig", "BetaVAE", "BetaVAEConfig", "AAE", "AAEConfig",
+           "VAE", "VAEConfig", "BetaVAE", "BetaVAEConfig", "AAE", "AAEConfig", "AVB", "AVBConfig",
            "VQVAE", "VQVAEConfig", "VQPrior", "VQPriorConfig"]

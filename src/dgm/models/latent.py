@@ -53,19 +53,26 @@ def iwae_log_prob(mu: Tensor, logvar: Tensor, log_px_given_z: Callable[[Tensor],
     a lower bound on log p(x) in expectation, equal to the ELBO's single-sample estimate at k = 1 and tightening as k
     grows. ``log_px_given_z`` maps z of shape (m, B, D) to (m, B). Samples are drawn ``chunk`` at a time (0: all k)
     and combined with a running log-sum-exp, so memory stays bounded for k = 5000. Returns (B,)."""
+    def log_w(m: int) -> Tensor:
+        z = reparameterize(mu, logvar, m, generator)                      # (m, B, D)
+        return log_px_given_z(z) + log_std_normal(z) - log_normal(z, mu, logvar)
+
+    return log_mean_exp_chunked(log_w, k, chunk).to(mu.dtype)
+
+
+def log_mean_exp_chunked(log_w: Callable[[int], Tensor], k: int, chunk: int = 0) -> Tensor:
+    """log (1/k) sum_i exp(w_i) over k log-weights drawn ``chunk`` at a time by ``log_w(m) -> (m, B)``, combined
+    with a running log-sum-exp in float64. Returns (B,) float64."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     chunk = k if chunk <= 0 else min(chunk, k)
-    total = None
-    done = 0
+    total, done = None, 0
     while done < k:
         m = min(chunk, k - done)
-        z = reparameterize(mu, logvar, m, generator)                      # (m, B, D)
-        logw = log_px_given_z(z) + log_std_normal(z) - log_normal(z, mu, logvar)
-        part = torch.logsumexp(logw.double(), dim=0)
+        part = torch.logsumexp(log_w(m).double(), dim=0)
         total = part if total is None else torch.logaddexp(total, part)
         done += m
-    return (total - math.log(k)).to(mu.dtype)
+    return total - math.log(k)
 
 
 # -- discrete pixel likelihoods p(x | decoder output) ------------------------------------------------------------------
@@ -151,4 +158,4 @@ def pixel_sample(out: Tensor, likelihood: str, levels: int, channels: int, mean:
 
 
 __all__ = ["LIKELIHOODS", "log_normal", "log_std_normal", "gaussian_kl", "reparameterize", "iwae_log_prob",
-           "discretized_log_prob", "pixel_log_prob", "pixel_sample", "params_per_pixel"]
+           "log_mean_exp_chunked", "discretized_log_prob", "pixel_log_prob", "pixel_sample", "params_per_pixel"]

@@ -20,8 +20,8 @@ from torch import Tensor
 from ..errors import DgmError
 from .base import MODELS, ImageModel, ModelConfig
 from .gan import _dcgan_plan
-from .latent import (LIKELIHOODS, gaussian_kl, iwae_log_prob, params_per_pixel, pixel_log_prob, pixel_sample,
-                     reparameterize)
+from .latent import (LIKELIHOODS, gaussian_kl, iwae_log_prob, log_mean_exp_chunked, params_per_pixel,
+                     pixel_log_prob, pixel_sample, reparameterize)
 
 VAE_ARCHS = ("auto", "mlp", "conv")
 
@@ -161,9 +161,11 @@ class VAE(ImageModel):
         """Importance-weighted estimate of log p(x) in nats, (B,), with k samples of q(z|x) (k = 1: the ELBO's
         one-sample estimate with the KL term sampled too). ``chunk``: samples per pass (0: about 2^20 pixels)."""
         mu, logvar = self.encode(x)
-        if chunk <= 0:
-            chunk = max(1, (1 << 20) // max(1, x.shape[0] * self.dims * self.params_per_pixel))
-        return iwae_log_prob(mu, logvar, lambda z: self.log_px_given_z(x, z), k, chunk, generator)
+        return iwae_log_prob(mu, logvar, lambda z: self.log_px_given_z(x, z), k, self._chunk(x, chunk), generator)
+
+    def _chunk(self, x: Tensor, chunk: int) -> int:
+        """Importance samples per pass: ``chunk``, or (0) as many as keep about 2^20 decoder outputs in memory."""
+        return chunk if chunk > 0 else max(1, (1 << 20) // max(1, x.shape[0] * self.dims * self.params_per_pixel))
 
     # -- generation ------------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -228,4 +230,70 @@ class AAE(VAE):
         return self.discriminator(z).squeeze(-1)
 
 
-__all__ = ["VAE", "VAEConfig", "BetaVAE", "BetaVAEConfig", "AAE", "AAEConfig"]
+@dataclass
+class AVBConfig(VAEConfig):
+    noise_dim: int = 0                # size of the encoder's noise input epsilon (0: latent_dim)
+    t_hidden: int = 256               # width of the density-ratio network T(x, z)
+
+
+@MODELS.register("avb", help="adversarial variational Bayes: an implicit encoder z = g(x, eps) and a network T(x, z) "
+                 "that learns log q(z|x) - log p(z) by the density-ratio trick (Mescheder et al. 2017)")
+class AVB(VAE):
+    """The encoder is implicit, z = g(x, eps), eps ~ N(0, I), so log q(z|x) has no formula. A discriminator
+    sigma(T(x, z)) tells (x, z ~ q(z|x)) from (x, z ~ p(z)); at its optimum T(x, z) = log q(z|x) - log p(z)
+    (the density-ratio trick, seed 004), and the ELBO becomes E_q[log p(x|z) - T(x, z)]. ``elbo_terms`` reports
+    T in place of the KL, and ``log_prob(x, k)`` importance-weights with exp(-T) as the ratio p(z)/q(z|x): both are
+    estimates that are only as good as T."""
+
+    Config = AVBConfig
+    family = "avb"
+
+    def __init__(self, config: AVBConfig):
+        super().__init__(config)
+        c = config
+        if c.noise_dim < 0 or c.t_hidden < 1:
+            raise DgmError("--noise-dim must be >= 0 and --t-hidden >= 1")
+        self.noise_dim = c.noise_dim or c.latent_dim
+        h = max(64, 4 * c.latent_dim)
+        self.noise_net = _mlp([2 * c.latent_dim + self.noise_dim, h, h, c.latent_dim])
+        d = c.channels * c.height * c.width
+        self.t_x = nn.Sequential(nn.Flatten(), _mlp([d, c.t_hidden, c.t_hidden])) if c.arch == "mlp" else \
+            ConvEncoder(c.channels, c.height, 32, c.t_hidden)
+        self.t_head = _mlp([c.t_hidden + c.latent_dim, c.t_hidden, 1])
+
+    def sample_q(self, x: Tensor, k: Optional[int] = None, generator: Optional[torch.Generator] = None) -> Tensor:
+        """z = g(x, eps): (B, D), or (k, B, D) draws when k is given."""
+        self.check_shape(x)
+        h = self.encoder(self.scaled_input(x))
+        shape = (x.shape[0], self.noise_dim) if k is None else (k, x.shape[0], self.noise_dim)
+        eps = torch.randn(shape, generator=generator, dtype=h.dtype).to(h.device) if generator is not None else \
+            torch.randn(shape, device=h.device, dtype=h.dtype)
+        return self.noise_net(torch.cat([h.expand(*shape[:-1], h.shape[-1]), eps], -1))
+
+    def log_ratio(self, x: Tensor, z: Tensor) -> Tensor:
+        """T(x, z), the estimate of log q(z|x) - log p(z); z (B, D) or (k, B, D) -> (B,) or (k, B)."""
+        f = self.t_x(self.scaled_input(x))
+        return self.t_head(torch.cat([f.expand(*z.shape[:-1], f.shape[-1]), z], -1)).squeeze(-1)
+
+    def encode(self, x: Tensor):
+        """Moments of the implicit q(z|x) from 64 draws: (mean, log variance), for plots and reconstructions."""
+        z = self.sample_q(x, 64)
+        return z.mean(0), z.var(0).clamp(min=1e-8).log()
+
+    def elbo_terms(self, x: Tensor, generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
+        """rec = log p(x|z), z ~ q(z|x); kl = T(x, z), the estimate of log q(z|x) - log p(z) at that z; and z."""
+        z = self.sample_q(x, generator=generator)
+        return {"rec": self.log_px_given_z(x, z), "kl": self.log_ratio(x, z), "z": z}
+
+    def log_prob(self, x: Tensor, y: Optional[Tensor] = None, k: int = 1, chunk: int = 0,
+                 generator: Optional[torch.Generator] = None) -> Tensor:
+        """log (1/k) sum_i p(x|z_i) exp(-T(x, z_i)), z_i ~ q(z|x): the IWAE estimate with T as the log-ratio."""
+
+        def log_w(m: int) -> Tensor:
+            z = self.sample_q(x, m, generator)
+            return self.log_px_given_z(x, z) - self.log_ratio(x, z)
+
+        return log_mean_exp_chunked(log_w, k, self._chunk(x, chunk)).to(next(self.parameters()).dtype)
+
+
+__all__ = ["VAE", "VAEConfig", "BetaVAE", "BetaVAEConfig", "AAE", "AAEConfig", "AVB", "AVBConfig"]

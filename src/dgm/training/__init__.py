@@ -3,8 +3,8 @@ from .config import TrainConfig
 from .engine import Trainer, TrainingStopped, seed_everything
 from .steps import STEPS, LikelihoodStep, TrainStep
 from .gan_step import GANStep
-from .vae_step import AAEStep, VAEStep
+from .vae_step import AAEStep, AVBStep, VAEStep
 from .vq_step import VQStep
 
 __all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep",
-           "VAEStep", "VQStep", "AAEStep"]
+           "VAEStep", "VQStep", "AAEStep", "AVBStep"]

@@ -96,3 +96,44 @@ class AAEStep(VAEStep):
         return {"loss": loss.detach(), "neg_elbo_nats": -(rec - kl).detach(), "rec_nats": -rec.detach(),
                 "kl_nats": kl.detach(), "loss_d": loss_d.detach(), "adv": adv.detach(),
                 "d_prior": torch.sigmoid(d_prior).mean().detach(), "d_post": torch.sigmoid(d_post).mean().detach()}
+
+
+def density_ratio_loss(t_q: torch.Tensor, t_p: torch.Tensor) -> torch.Tensor:
+    """Logistic loss of sigma(T) telling q-samples (label 1) from p-samples (label 0); minimised by
+    T = log q - log p (the density-ratio trick)."""
+    return F.binary_cross_entropy_with_logits(t_q, torch.ones_like(t_q)) + \
+        F.binary_cross_entropy_with_logits(t_p, torch.zeros_like(t_p))
+
+
+@STEPS.register("avb", help="adversarial variational Bayes: ELBO with a learned log-density ratio T(x, z)")
+class AVBStep(VAEStep):
+    """Per batch: z ~ q(z|x) = g(x, eps); T learns q-draws vs prior draws for the same x (density_ratio_loss); then
+    encoder and decoder minimise (-log p(x|z) + beta_t T(x, z)) / dims, T held fixed."""
+
+    def setup(self, engine) -> None:
+        TrainStep.setup(self, engine)
+        m = self.model
+        parts = [m.encoder, m.noise_net, m.decoder]
+        self.forward = engine.wrap(ModelCall(m, "elbo_terms", modules=parts))
+        self.T = engine.wrap(ModelCall(m, "log_ratio", modules=[m.t_x, m.t_head]))
+        engine.optimizer("model", [p for part in parts for p in part.parameters()])
+        engine.optimizer("t", list(m.t_x.parameters()) + list(m.t_head.parameters()))
+
+    def __call__(self, batch) -> Dict[str, torch.Tensor]:
+        x, _ = batch
+        e = self.engine
+        w = self.kl_weight(e.global_step)
+        with e.autocast():
+            z = self.forward(x)["z"]
+        prior = torch.randn(z.shape, device=z.device, dtype=z.dtype)
+        with e.autocast():
+            t_q, t_p = self.T(torch.cat([x, x]), torch.cat([z.detach(), prior])).float().chunk(2)
+        loss_t = density_ratio_loss(t_q, t_p)
+        e.update(loss_t, "t")
+        with e.autocast():
+            rec = self.model.log_px_given_z(x, z).float().mean()
+            t_gen = self.T(x, z).float().mean()
+        loss = (-rec + w * t_gen) / self.model.dims
+        e.update(loss, "model")
+        return {"loss": loss.detach(), "neg_elbo_nats": (t_gen - rec).detach(), "rec_nats": -rec.detach(),
+                "kl_nats": t_gen.detach(), "loss_t": loss_t.detach()}
