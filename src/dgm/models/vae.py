@@ -273,7 +273,10 @@ class AVB(VAE):
     def log_ratio(self, x: Tensor, z: Tensor) -> Tensor:
         """T(x, z), the estimate of log q(z|x) - log p(z); z (B, D) or (k, B, D) -> (B,) or (k, B)."""
         f = self.t_x(self.scaled_input(x))
-        return self.t_head(torch.cat([f.expand(*z.shape[:-1], f.shape[-1]), z], -1)).squeeze(-1)
+        # the network estimates log q(z|x) + const; the known -log p(z) = |z|^2 / 2 + const is added exactly, so T
+        # grows quadratically far from the prior instead of extrapolating linearly (which an encoder exploits)
+        net = self.t_head(torch.cat([f.expand(*z.shape[:-1], f.shape[-1]), z], -1)).squeeze(-1)
+        return net + 0.5 * (z ** 2).sum(-1)
 
     def encode(self, x: Tensor):
         """Moments of the implicit q(z|x) from 64 draws: (mean, log variance), for plots and reconstructions."""
