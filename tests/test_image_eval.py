@@ -56,6 +56,9 @@ def test_eval_gan_image_run_and_conditional_pixelcnn(tmp_path, capsys):
         assert code == 0, err
         r = json.loads(out)
         assert r["n_fake"] == 20 and r["fid"] > 0
+    code, out, err = _eval(capsys, str(gan), "-n", "20")                # an image GAN's default: sample quality
+    assert code == 0, err
+    assert {"fid", "kid", "is", "precision", "density"} <= set(json.loads(out)) and "nll_nats" not in out
 
 
 def test_real_against_itself_gives_the_sanity_values(tmp_path, capsys):

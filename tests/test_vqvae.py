@@ -77,7 +77,7 @@ def test_vqvae_prior_from_run_trains_evaluates_and_samples(tmp_path, capsys):
     vq = tmp_path / "vq"
     assert _train(vq, "--steps", "3", *VQ_TINY) == 0
     assert "reconstruction NLL" in capsys.readouterr().out
-    assert main(["eval", str(vq), "--metric", "recon"]) == 0
+    assert main(["eval", str(vq)]) == 0                                  # recon is a VQ-VAE's default metric
     r = json.loads(capsys.readouterr().out)
     assert r["n"] == 360 and r["rec_nats"] > 0 and 0 <= r["mse"] <= 1 and 1 <= r["perplexity"] <= 8
     prior = tmp_path / "prior"

@@ -102,7 +102,8 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
                        "samples), or compare images (--fake) with a dataset (--real).")
     e.add_argument("run", nargs="?", default=None, help="run directory (omit with --real/--fake)")
     e.add_argument("--metric", default=None, help="metric name(s), comma-separated (dgm list metrics; default: nll "
-                   "for runs, fid,kid,is,pr,dc for --fake)")
+                   "for likelihood and latent-variable runs, recon for a VQ-VAE, modes for a GAN on 2-D points, "
+                   "fid,kid,is,pr,dc for an image GAN or --fake)")
     e.add_argument("--split", default="test", choices=["train", "val", "test"],
                    help="data split for NLL and for the real images (default: test)")
     e.add_argument("-n", type=int, default=10000, help="samples to draw for image metrics (default 10000)")

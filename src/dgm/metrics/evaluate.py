@@ -24,24 +24,24 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
         raise DgmError("name a run directory to evaluate, or pass --real DATASET --fake PATH")
     if run is None and real is None:
         raise DgmError("--fake needs --real DATASET to compare against (dgm list datasets)")
-    names = list(metrics) if metrics else (["nll"] if run is not None and fake is None else
-                                          ["fid", "kid", "is", "pr", "dc"])
-    for m in names:
-        METRICS.get(m)  # unknown names: one line with the nearest suggestion
-    image = [m for m in names if m in IMAGE_METRICS]
-    other = [m for m in names if m not in IMAGE_METRICS]
     if n < 2:
         raise DgmError(f"-n must be >= 2 samples, got {n}")
     if batch_size < 1:
         raise DgmError(f"--batch-size must be >= 1, got {batch_size}")
     if k is not None and k < 1:
         raise DgmError(f"-k must be >= 1 importance samples, got {k}")
+    for m in metrics or ():
+        METRICS.get(m)  # unknown names: one line with the nearest suggestion, before any loading
     result: Dict = {}
     model = None
     if run is not None:
         from ..training.run import load, load_data
 
         model = load(run, checkpoint=checkpoint, device=device)
+    names = list(metrics) if metrics else (default_metrics(model) if fake is None else ["fid", "kid", "is", "pr", "dc"])
+    image = [m for m in names if m in IMAGE_METRICS]
+    other = [m for m in names if m not in IMAGE_METRICS]
+    if model is not None:
         result.update(run=str(run), step=model.trained_steps, checkpoint=checkpoint, split=split)
         if other:
             data = load_data(model.run_config["data"], split)
@@ -72,4 +72,14 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
     return result
 
 
-__all__ = ["evaluate"]
+def default_metrics(model) -> list:
+    """What `dgm eval RUN` measures without --metric: the NLL of likelihood and latent-variable models, the
+    reconstruction of a VQ-VAE, mode coverage of a GAN on 2-D points, sample quality of an image GAN."""
+    if getattr(model, "family", "") == "vq":
+        return ["recon"]
+    if getattr(model, "family", "") == "gan":
+        return ["modes"] if getattr(model, "points", False) else ["fid", "kid", "is", "pr", "dc"]
+    return ["nll"]
+
+
+__all__ = ["evaluate", "default_metrics"]

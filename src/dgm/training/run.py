@@ -114,5 +114,7 @@ def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, A
     summary["run_dir"] = str(run_dir)
     summary["world_size"] = info.world_size
     summary["is_main"] = info.is_main
-    summary["default_metric"] = "modes" if spec.get("levels") == 0 else "recon" if model.family == "vq" else "nll"
+    from ..metrics.evaluate import default_metrics
+
+    summary["default_metric"] = ",".join(default_metrics(model))
     return summary
