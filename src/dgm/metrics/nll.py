@@ -44,9 +44,7 @@ def latent_nll_from_batches(model, batches: Iterable, k: int, seed: int = 0) -> 
     value = -iw / n
     return {"nll_nats": value, "bits_per_dim": value / (model.dims * math.log(2.0)), "k": k,
             "elbo_nats": elbo / n, "elbo_bits_per_dim": -elbo / n / (model.dims * math.log(2.0)), "n": count,
-            "estimator": f"IWAE with k={k} importance samples (an upper bound on the NLL in expectation)"
-            if not hasattr(model, "log_ratio") else f"IWAE with k={k} samples and the learned log-ratio T(x, z) in "
-            "place of log q(z|x) - log p(z) (AVB; as good as T)"}
+            "estimator": model.nll_estimator.format(k=k)}
 
 
 def nll(model, dataset, batch_size: int = 256, progress: bool = False, k: Optional[int] = None,
@@ -59,6 +57,6 @@ def nll(model, dataset, batch_size: int = 256, progress: bool = False, k: Option
         raise DgmError(f"the nll metric needs a likelihood model; this {type(model).__name__} has no log_prob "
                        f"(GANs on toy mixtures: --metric modes)")
     batches = dataset_batches(dataset, batch_size, model.device, progress)
-    if hasattr(model, "elbo_terms"):  # latent-variable models (vae, beta-vae, aae)
+    if hasattr(model, "elbo_terms"):  # latent-variable models (vae, beta-vae, aae, avb)
         return latent_nll_from_batches(model, batches, 5000 if k is None else k, seed)
     return nll_from_batches(model, batches)

@@ -111,6 +111,7 @@ class ConvDecoder(nn.Module):
 class VAE(ImageModel):
     Config = VAEConfig
     family = "vae"
+    nll_estimator = "IWAE with k={k} importance samples (an upper bound on the NLL in expectation)"
 
     def __init__(self, config: VAEConfig):
         super().__init__(config)
@@ -247,6 +248,8 @@ class AVB(VAE):
 
     Config = AVBConfig
     family = "avb"
+    nll_estimator = ("IWAE with k={k} samples and the learned log-ratio T(x, z) in place of log q(z|x) - log p(z) "
+                     "(AVB; as good as T)")
 
     def __init__(self, config: AVBConfig):
         super().__init__(config)
