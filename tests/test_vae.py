@@ -220,10 +220,10 @@ def test_aae_matches_the_aggregate_posterior_to_the_prior(tmp_path):
 
 
 def test_avb_ratio_network_learns_log_q_over_p():
-    """The density-ratio trick (seed 004): trained with the AVB step's logistic loss on q-draws vs prior draws,
-    T(x, z) approaches log q(z|x) - log p(z), here for a known q = N((0.5, -0.3), 0.6^2 I)."""
+    """The density-ratio trick (seed 004): trained with the AVB step's logistic loss (minimax_d) on q-draws vs
+    prior draws, T(x, z) approaches log q(z|x) - log p(z), here for a known q = N((0.5, -0.3), 0.6^2 I)."""
     from dgm.models.latent import log_normal, log_std_normal
-    from dgm.training.vae_step import density_ratio_loss
+    from dgm.objectives.gan import minimax_d
 
     torch.manual_seed(0)
     m = dgm.build_model("avb", dict(channels=1, height=8, width=8, levels=2, latent_dim=2, t_hidden=64))
@@ -234,7 +234,7 @@ def test_avb_ratio_network_learns_log_q_over_p():
     for _ in range(600):
         zq, zp = mu + 0.6 * torch.randn(128, 2, generator=g), torch.randn(128, 2, generator=g)
         t_q, t_p = m.log_ratio(torch.cat([x, x]), torch.cat([zq, zp])).chunk(2)
-        loss = density_ratio_loss(t_q, t_p)
+        loss = minimax_d(t_q, t_p)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -47,7 +47,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-
 def deterministic_cuda() -> None:
     """Repeatable CUDA kernels: cuDNN's deterministic algorithms without autotuning, cuBLAS with a fixed workspace.
     Needed for a resumed GPU run to equal an uninterrupted one bit for bit; ops with no deterministic CUDA kernel
@@ -56,6 +55,7 @@ def deterministic_cuda() -> None:
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = True
     torch.use_deterministic_algorithms(True, warn_only=True)
+
 
 class Trainer:
     """Runs ``step`` over ``train_set`` and keeps the run directory up to date."""

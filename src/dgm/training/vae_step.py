@@ -5,8 +5,8 @@ import math
 from typing import Dict
 
 import torch
-import torch.nn.functional as F
 
+from ..objectives.gan import minimax_d, non_saturating_g
 from .steps import STEPS, ModelCall, TrainStep
 
 
@@ -84,12 +84,11 @@ class AAEStep(VAEStep):
         prior = torch.randn(z.shape, device=z.device, dtype=z.dtype)
         with e.autocast():
             d_prior, d_post = self.D(torch.cat([prior, z.detach()])).float().chunk(2)
-        loss_d = F.binary_cross_entropy_with_logits(d_prior, torch.ones_like(d_prior)) + \
-            F.binary_cross_entropy_with_logits(d_post, torch.zeros_like(d_post))
+        loss_d = minimax_d(d_prior, d_post)              # prior draws are D's "real" side
         e.update(loss_d, "d")
         with e.autocast():
             d_gen = self.D(z).float()
-        adv = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        adv = non_saturating_g(d_gen)
         rec, kl = t["rec"].float().mean(), t["kl"].float().mean()
         loss = (-(rec - w * kl) + c.adv_weight * adv) / self.model.dims
         e.update(loss, "model")
@@ -98,16 +97,10 @@ class AAEStep(VAEStep):
                 "d_prior": torch.sigmoid(d_prior).mean().detach(), "d_post": torch.sigmoid(d_post).mean().detach()}
 
 
-def density_ratio_loss(t_q: torch.Tensor, t_p: torch.Tensor) -> torch.Tensor:
-    """Logistic loss of sigma(T) telling q-samples (label 1) from p-samples (label 0); minimised by
-    T = log q - log p (the density-ratio trick)."""
-    return F.binary_cross_entropy_with_logits(t_q, torch.ones_like(t_q)) + \
-        F.binary_cross_entropy_with_logits(t_p, torch.zeros_like(t_p))
-
-
 @STEPS.register("avb", help="adversarial variational Bayes: ELBO with a learned log-density ratio T(x, z)")
 class AVBStep(VAEStep):
-    """Per batch: z ~ q(z|x) = g(x, eps); T learns q-draws vs prior draws for the same x (density_ratio_loss); then
+    """Per batch: z ~ q(z|x) = g(x, eps); T learns q-draws vs prior draws for the same x (the GAN discriminator's
+    logistic loss ``minimax_d``, whose optimum is T = log q - log p: the density-ratio trick); then
     encoder and decoder minimise (-log p(x|z) + beta_t T(x, z)) / dims, T held fixed."""
 
     def setup(self, engine) -> None:
@@ -128,7 +121,7 @@ class AVBStep(VAEStep):
         prior = torch.randn(z.shape, device=z.device, dtype=z.dtype)
         with e.autocast():
             t_q, t_p = self.T(torch.cat([x, x]), torch.cat([z.detach(), prior])).float().chunk(2)
-        loss_t = density_ratio_loss(t_q, t_p)
+        loss_t = minimax_d(t_q, t_p)  # logistic loss, q-draws labelled 1: minimised by T = log q - log p
         e.update(loss_t, "t")
         with e.autocast():
             rec = self.model.log_px_given_z(x, z).float().mean()
