@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import difflib
-import hashlib
 import time
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
@@ -12,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DgmError
+from .inception import file_sha256
 
 CLASSIFIERS = ("digits", "fashion-mnist")
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -70,11 +70,6 @@ def _build(name: str) -> SmallClassifier:
         raise DgmError(f"no shipped classifier for {name!r}{hint} (known: {', '.join(CLASSIFIERS)}); "
                        "use --features inception-v3 for other datasets")
     return SmallClassifier(name, **_ARCH[name])
-
-
-def file_sha256(path) -> str:
-    """First 16 hex characters of the sha256 of a file."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def save_classifier(model: SmallClassifier, path) -> str:

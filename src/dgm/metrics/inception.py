@@ -203,7 +203,8 @@ def resolve_weights(path: Optional[str] = None) -> Path:
     return p
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path) -> str:
+    """First 16 hex characters of the sha256 of a file, read in 1 MiB chunks (weight files can be ~100 MB)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -245,5 +246,5 @@ def load_inception(path: Optional[str] = None, device="cpu") -> FIDInceptionV3:
             raise DgmError(f"{str(file)!r}: {k} has shape {tuple(sd[k].shape)}, expected {tuple(v.shape)}; "
                            f"the file must be the FID Inception weights {WEIGHTS_FILE}")
     model.load_state_dict(sd, strict=False)  # only num_batches_tracked may be absent; checked above
-    model.weights_sha256 = _sha256(file)
+    model.weights_sha256 = file_sha256(file)
     return model.to(device).eval()
