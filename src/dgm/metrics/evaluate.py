@@ -75,11 +75,7 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
 def default_metrics(model) -> list:
     """What `dgm eval RUN` measures without --metric: the NLL of likelihood and latent-variable models, the
     reconstruction of a VQ-VAE, mode coverage of a GAN on 2-D points, sample quality of an image GAN."""
-    if getattr(model, "family", "") == "vq":
-        return ["recon"]
-    if getattr(model, "family", "") == "gan":
-        return ["modes"] if getattr(model, "points", False) else ["fid", "kid", "is", "pr", "dc"]
-    return ["nll"]
+    return list(model.default_metrics)
 
 
 __all__ = ["evaluate", "default_metrics"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Dict, Type
+from typing import Any, Dict, Optional, Tuple, Type
 
 import torch
 import torch.nn as nn
@@ -14,13 +14,19 @@ from ..registry import Registry
 MODELS: Registry = Registry("model")
 
 # Config fields filled in from the dataset, not from the command line.
-DATA_FIELDS = ("channels", "height", "width", "levels", "num_classes")
+DATA_FIELDS = ("data_kind", "channels", "height", "width", "levels", "num_classes")
+DATA_KINDS = ("images", "points")
 
 
 @dataclass
 class ModelConfig:
-    """Shape of the data a model is built for; families add their own hyper-parameters."""
+    """Shape of the data a model is built for; families add their own hyper-parameters.
 
+    ``data_kind`` "images": (channels, height, width) images of ``levels`` integer levels; "points": vectors of
+    ``channels`` real numbers (height = width = 1, levels = 0).
+    """
+
+    data_kind: str = "images"
     channels: int = 1
     height: int = 8
     width: int = 8
@@ -33,6 +39,8 @@ class ModelConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise DgmError(f"{cls.__name__} has no option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        if "data_kind" not in d and d.get("levels") == 0:  # runs written before data_kind: levels 0 marked points
+            d = {**d, "data_kind": "points"}
         return cls(**d)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -40,10 +48,23 @@ class ModelConfig:
 
 
 class ImageModel(nn.Module):
-    """Base of all models: keeps its config so that a run can be rebuilt from it alone."""
+    """Base of all models: keeps its config so that a run can be rebuilt from it alone.
+
+    What a model *is* is declared here, on the class, and read by the other layers (training, metrics, cli);
+    nothing outside ``models/`` tests a model's name or probes its attributes.
+    """
 
     Config: Type[ModelConfig] = ModelConfig
-    family: str = "likelihood"
+    #: the training step that fits it (``dgm list families``): likelihood, vae, aae, avb, vq, gan
+    train_step: str = "likelihood"
+    #: the data kinds it can be built for (``ModelConfig.data_kind``)
+    data_kinds: Tuple[str, ...] = ("images",)
+    #: how the dataset feeds it: "levels" (integers 0..K-1) or "pm1" (images scaled to [-1, 1])
+    input_scale: str = "levels"
+    #: what `dgm eval RUN` measures without --metric
+    default_metrics: Tuple[str, ...] = ("nll",)
+    #: the model name of the run that `dgm train MODEL --from RUN` needs (None: --from does not apply)
+    source_run: Optional[str] = None
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -53,6 +74,11 @@ class ImageModel(nn.Module):
     def dims(self) -> int:
         c = self.config
         return c.channels * c.height * c.width
+
+    @property
+    def points(self) -> bool:
+        """True when the model is built for vectors of real numbers (toy 2-D mixtures), not images."""
+        return self.config.data_kind == "points"
 
     @property
     def conditional(self) -> bool:

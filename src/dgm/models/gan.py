@@ -14,6 +14,7 @@ from torch import Tensor
 
 from ..errors import DgmError
 from ..nn import apply_spectral_norm
+from ..nn.blocks import conv_plan, leaky_relu, mlp, norm2d
 from ..objectives import F_DIVERGENCES, OBJECTIVES
 from .base import MODELS, ImageModel, ModelConfig
 
@@ -66,7 +67,7 @@ class GANConfig(ModelConfig):
                 raise DgmError(f"--{name.replace('_', '-')} must be > 0, got {v}")
         if not 0 < self.gamma <= 1:
             raise DgmError(f"--gamma must be in (0, 1], got {self.gamma}")
-        points = self.levels == 0
+        points = self.data_kind == "points"
         if self.arch == "auto":
             self.arch = "mlp" if points else "dcgan"
         if self.arch == "dcgan" and points:
@@ -82,43 +83,12 @@ class GANConfig(ModelConfig):
             self.n_critic = obj.n_critic
 
 
-def _act_leaky() -> nn.Module:
-    return nn.LeakyReLU(0.2)
-
-
-def _norm1d(kind: str, n: int) -> nn.Module:
-    return {"batch": lambda: nn.BatchNorm1d(n), "layer": lambda: nn.LayerNorm(n), "none": nn.Identity}[kind]()
-
-
-def _norm2d(kind: str, c: int) -> nn.Module:
-    return {"batch": lambda: nn.BatchNorm2d(c), "layer": lambda: nn.GroupNorm(1, c), "none": nn.Identity}[kind]()
-
-
-def _mlp(sizes, act, norm: str = "none") -> nn.Sequential:
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers += [_norm1d(norm, b), act()]
-    return nn.Sequential(*layers)
-
-
-def _dcgan_plan(size: int) -> Tuple[int, int]:
-    """(start size, number of x2 upsamplings): 8 -> (2, 2), 28 -> (7, 2), 32 -> (4, 3)."""
-    s, k = size, 0
-    while s % 2 == 0 and s // 2 >= 2 and k < 3:
-        s, k = s // 2, k + 1
-    if k == 0:
-        raise DgmError(f"DCGAN needs an even image size (8, 28, 32, 64, ...), got {size}; use --arch mlp")
-    return s, k
-
-
 class DCGANGenerator(nn.Module):
     """Radford et al. 2016: project z, then stride-2 transposed convolutions with BN + ReLU, tanh output."""
 
     def __init__(self, latent: int, channels: int, size: int, base: int):
         super().__init__()
-        s0, k = _dcgan_plan(size)
+        s0, k = conv_plan(size)
         c = base * 2 ** (k - 1)
         self.c0, self.s0 = c, s0
         self.project = nn.Sequential(nn.Linear(latent, c * s0 * s0), nn.BatchNorm1d(c * s0 * s0), nn.ReLU())
@@ -138,10 +108,10 @@ class DCGANEncoder(nn.Module):
 
     def __init__(self, channels: int, size: int, base: int, out: int, norm: str):
         super().__init__()
-        s0, k = _dcgan_plan(size)
-        layers, c = [nn.Conv2d(channels, base, 4, 2, 1), _act_leaky()], base
+        s0, k = conv_plan(size)
+        layers, c = [nn.Conv2d(channels, base, 4, 2, 1), leaky_relu()], base
         for i in range(k - 1):
-            layers += [nn.Conv2d(c, 2 * c, 4, 2, 1), _norm2d(norm, 2 * c), _act_leaky()]
+            layers += [nn.Conv2d(c, 2 * c, 4, 2, 1), norm2d(norm, 2 * c), leaky_relu()]
             c *= 2
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(c * s0 * s0, out)
@@ -187,27 +157,28 @@ class GAN(ImageModel):
     """A generator and a discriminator; ``sample(n)`` draws G(z), z ~ N(0, I)."""
 
     Config = GANConfig
-    family = "gan"
+    train_step = "gan"
+    data_kinds = ("images", "points")
+    input_scale = "pm1"  # generators end in tanh: images in [-1, 1]
 
     def __init__(self, config: GANConfig):
         super().__init__(config)
         c = config
         obj = OBJECTIVES.get(c.objective)
-        self.points = c.levels == 0
         shape = (c.channels,) if self.points else (c.channels, c.height, c.width)
         self.data_shape = shape
         dim = c.channels * c.height * c.width
         if c.arch == "mlp":
             head = [] if self.points else [nn.Tanh(), nn.Unflatten(1, shape)]
-            self.generator = nn.Sequential(_mlp([c.latent_dim] + [c.hidden] * c.layers + [dim], nn.ReLU), *head)
+            self.generator = nn.Sequential(mlp([c.latent_dim] + [c.hidden] * c.layers + [dim], nn.ReLU, "none"), *head)
             if obj.kind == "energy":
                 code = max(2, c.hidden // 8)
-                enc = nn.Sequential(nn.Flatten(), _mlp([dim] + [c.hidden] * c.layers + [code], _act_leaky, c.d_norm))
-                dec = _mlp([code] + [c.hidden] * c.layers + [dim], _act_leaky, c.d_norm)
+                enc = nn.Sequential(nn.Flatten(), mlp([dim] + [c.hidden] * c.layers + [code], leaky_relu, c.d_norm))
+                dec = mlp([code] + [c.hidden] * c.layers + [dim], leaky_relu, c.d_norm)
                 self.discriminator = AutoencoderDiscriminator(enc, dec, "mse" if c.objective == "ebgan" else "l1")
             else:
                 self.discriminator = Discriminator(
-                    nn.Sequential(nn.Flatten(), _mlp([dim] + [c.hidden] * c.layers + [1], _act_leaky, c.d_norm)))
+                    nn.Sequential(nn.Flatten(), mlp([dim] + [c.hidden] * c.layers + [1], leaky_relu, c.d_norm)))
         else:
             self.generator = DCGANGenerator(c.latent_dim, c.channels, c.height, c.hidden)
             if c.height != c.width:
@@ -222,6 +193,11 @@ class GAN(ImageModel):
             self.apply(_dcgan_init)
         if c.spectral_norm:
             apply_spectral_norm(self.discriminator)
+
+    @property
+    def default_metrics(self):
+        """Mode coverage for 2-D points, sample quality for images."""
+        return ("modes",) if self.points else ("fid", "kid", "is", "pr", "dc")
 
     @property
     def objective(self):

@@ -18,8 +18,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from ..errors import DgmError
+from ..nn.blocks import conv_plan, mlp
 from .base import MODELS, ImageModel, ModelConfig
-from .gan import _dcgan_plan
 from .latent import (LIKELIHOODS, gaussian_kl, iwae_log_prob, log_mean_exp_chunked, params_per_pixel,
                      pixel_log_prob, pixel_sample, reparameterize)
 
@@ -49,7 +49,7 @@ class VAEConfig(ModelConfig):
             raise DgmError(f"--beta must be >= 0, got {self.beta}")
         if self.kl_warmup < 0:
             raise DgmError(f"--kl-warmup must be >= 0 steps, got {self.kl_warmup}")
-        if self.levels == 0:
+        if self.data_kind != "images":
             raise DgmError("a VAE needs image data; 2-D point datasets are for GANs")
         if self.likelihood == "auto":
             self.likelihood = "bernoulli" if self.levels == 2 else "categorical"
@@ -62,21 +62,12 @@ class VAEConfig(ModelConfig):
             self.hidden = 512 if self.arch == "mlp" else 32
 
 
-def _mlp(sizes, act=nn.ReLU) -> nn.Sequential:
-    layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(act())
-    return nn.Sequential(*layers)
-
-
 class ConvEncoder(nn.Module):
     """Stride-2 4x4 convolutions with ReLU (channels doubling), then a linear map to ``out`` numbers."""
 
     def __init__(self, channels: int, size: int, base: int, out: int):
         super().__init__()
-        s0, k = _dcgan_plan(size)
+        s0, k = conv_plan(size)
         layers, c = [], channels
         for i in range(k):
             layers += [nn.Conv2d(c, base * 2 ** i, 4, 2, 1), nn.ReLU()]
@@ -93,7 +84,7 @@ class ConvDecoder(nn.Module):
 
     def __init__(self, latent: int, out_channels: int, size: int, base: int):
         super().__init__()
-        s0, k = _dcgan_plan(size)
+        s0, k = conv_plan(size)
         self.c0, self.s0 = base * 2 ** (k - 1), s0
         self.project = nn.Sequential(nn.Linear(latent, self.c0 * s0 * s0), nn.ReLU())
         layers, c = [], self.c0
@@ -110,7 +101,7 @@ class ConvDecoder(nn.Module):
 @MODELS.register("vae", help="VAE: Gaussian q(z|x), discrete p(x|z); SGVB with analytic KL; IWAE log_prob(x, k)")
 class VAE(ImageModel):
     Config = VAEConfig
-    family = "vae"
+    train_step = "vae"
     nll_estimator = "IWAE with k={k} importance samples (an upper bound on the NLL in expectation)"
 
     def __init__(self, config: VAEConfig):
@@ -122,8 +113,8 @@ class VAE(ImageModel):
         out_ch = c.channels * self.params_per_pixel
         if c.arch == "mlp":
             d = c.channels * c.height * c.width
-            self.encoder = nn.Sequential(nn.Flatten(), _mlp([d] + [c.hidden] * c.layers + [2 * c.latent_dim]))
-            self.decoder = nn.Sequential(_mlp([c.latent_dim] + [c.hidden] * c.layers + [out_ch * c.height * c.width]),
+            self.encoder = nn.Sequential(nn.Flatten(), mlp([d] + [c.hidden] * c.layers + [2 * c.latent_dim]))
+            self.decoder = nn.Sequential(mlp([c.latent_dim] + [c.hidden] * c.layers + [out_ch * c.height * c.width]),
                                          nn.Unflatten(1, (out_ch, c.height, c.width)))
         else:
             self.encoder = ConvEncoder(c.channels, c.height, c.hidden, 2 * c.latent_dim)
@@ -216,7 +207,7 @@ class AAE(VAE):
     estimate of log p(x) that is a lower bound in expectation."""
 
     Config = AAEConfig
-    family = "aae"
+    train_step = "aae"
 
     def __init__(self, config: AAEConfig):
         super().__init__(config)
@@ -247,7 +238,7 @@ class AVB(VAE):
     estimates that are only as good as T."""
 
     Config = AVBConfig
-    family = "avb"
+    train_step = "avb"
     nll_estimator = ("IWAE with k={k} samples and the learned log-ratio T(x, z) in place of log q(z|x) - log p(z) "
                      "(AVB; as good as T)")
 
@@ -258,11 +249,11 @@ class AVB(VAE):
             raise DgmError("--noise-dim must be >= 0 and --t-hidden >= 1")
         self.noise_dim = c.noise_dim or c.latent_dim
         h = max(64, 4 * c.latent_dim)
-        self.noise_net = _mlp([2 * c.latent_dim + self.noise_dim, h, h, c.latent_dim])
+        self.noise_net = mlp([2 * c.latent_dim + self.noise_dim, h, h, c.latent_dim])
         d = c.channels * c.height * c.width
-        self.t_x = nn.Sequential(nn.Flatten(), _mlp([d, c.t_hidden, c.t_hidden])) if c.arch == "mlp" else \
+        self.t_x = nn.Sequential(nn.Flatten(), mlp([d, c.t_hidden, c.t_hidden])) if c.arch == "mlp" else \
             ConvEncoder(c.channels, c.height, 32, c.t_hidden)
-        self.t_head = _mlp([c.t_hidden + c.latent_dim, c.t_hidden, 1])
+        self.t_head = mlp([c.t_hidden + c.latent_dim, c.t_hidden, 1])
 
     def sample_q(self, x: Tensor, k: Optional[int] = None, generator: Optional[torch.Generator] = None) -> Tensor:
         """z = g(x, eps): (B, D), or (k, B, D) draws when k is given."""

@@ -35,7 +35,7 @@ class VQVAEConfig(ModelConfig):
     ema_decay: float = 0.99
 
     def __post_init__(self):
-        if self.levels == 0:
+        if self.data_kind != "images":
             raise DgmError("a VQ-VAE needs image data; 2-D point datasets are for GANs")
         if self.codebook_size < 2 or self.code_dim < 1 or self.hidden < 1:
             raise DgmError("--codebook-size must be >= 2, --code-dim and --hidden >= 1")
@@ -62,7 +62,8 @@ class _Residual(nn.Module):
                  "loss or EMA codebook; prior: dgm train vq-vae-prior --from RUN")
 class VQVAE(ImageModel):
     Config = VQVAEConfig
-    family = "vq"
+    train_step = "vq"
+    default_metrics = ("recon",)
 
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)
@@ -141,7 +142,7 @@ class VQPrior(ImageModel):
     """p(x) modelled as p(codes(x)): a Gated PixelCNN over the frozen VQ-VAE's code maps; ``dims`` counts codes."""
 
     Config = VQPriorConfig
-    family = "likelihood"
+    source_run = "vq-vae"
 
     def __init__(self, config: VQPriorConfig):
         super().__init__(config)

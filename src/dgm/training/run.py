@@ -78,8 +78,8 @@ def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, A
         model_name, data_cfg, model_opts = saved["model"], saved["data"], saved["model_config"]
         train_cfg = TrainConfig.from_dict({**saved["train"], **(overrides or {})})
     cls = MODELS.get(model_name)  # unknown name: a clear error before any data is read
-    if not resume and cls.family == "gan" and not getattr(DATASETS.get(data_cfg["name"]), "is_toy", False):
-        data_cfg = {**data_cfg, "scale": "pm1"}  # generators end in tanh: images in [-1, 1]
+    if not resume and cls.input_scale == "pm1" and not getattr(DATASETS.get(data_cfg["name"]), "is_toy", False):
+        data_cfg = {**data_cfg, "scale": "pm1"}
     run_dir = Path(out) if out else _fresh_dir(model_name, data_cfg["name"])
     if not resume and (ckpt.list_checkpoints(run_dir) or (run_dir / CONFIG).exists()):
         raise DgmError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
@@ -88,9 +88,10 @@ def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, A
     train_set = load_data(data_cfg, "train")
     val_set = load_data(data_cfg, "val")
     if isinstance(train_set, ImageDataset):
-        spec = {k: getattr(train_set.spec, k) for k in DATA_FIELDS}
-    elif cls.family == "gan":  # 2-D points: levels 0 marks continuous data
-        spec = {"channels": train_set.dim, "height": 1, "width": 1, "levels": 0, "num_classes": 0}
+        spec = {"data_kind": "images", **{k: getattr(train_set.spec, k) for k in DATA_FIELDS if k != "data_kind"}}
+    elif "points" in cls.data_kinds:  # vectors of real numbers: no levels, no image shape
+        spec = {"data_kind": "points", "channels": train_set.dim, "height": 1, "width": 1, "levels": 0,
+                "num_classes": 0}
     else:
         raise DgmError(f"model {model_name} needs image data; {data_cfg['name']} is a toy point dataset "
                        f"(train a gan on it: dgm train gan --data {data_cfg['name']})")
@@ -100,8 +101,8 @@ def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, A
     model = build_model(model_name, model_opts)
     if not resume and hasattr(model, "init_from_sources"):  # e.g. a prior copies its frozen VQ-VAE's weights
         model.init_from_sources()
-    step = STEPS.get(model.family)(model)
-    record = {"dgm_version": __version__, "model": model_name, "family": model.family,
+    step = STEPS.get(model.train_step)(model)
+    record = {"dgm_version": __version__, "model": model_name, "family": model.train_step,
               "model_config": model.config.to_dict(), "data": data_cfg, "train": train_cfg.to_dict(),
               "command": command}
     hint = f"dgm train {model_name} --out {run_dir} --resume"
