@@ -1,4 +1,4 @@
-"""VAE family: analytic KL, the IWAE bound (exact on a linear-Gaussian model), normalised pixel likelihoods,
+"""VAE family: analytic KL, the IWAE bound (exact on a linear-Gaussian model) (pixel likelihoods: test_pixels.py),
 training, resume and DDP through the shared engine, `dgm eval --metric nll` with k importance samples."""
 import json
 import math
@@ -11,8 +11,7 @@ import torch
 
 import dgm
 from dgm.cli import main
-from dgm.models.latent import (gaussian_kl, iwae_log_prob, log_normal, log_std_normal, pixel_log_prob,
-                               pixel_sample, reparameterize)
+from dgm.objectives.elbo import gaussian_kl, iwae_log_prob, log_normal, log_std_normal, reparameterize
 
 from conftest import ROOT
 from test_engine import _assert_same_state, _final_state
@@ -75,23 +74,6 @@ def test_iwae_converges_to_log_px_and_tightens_with_k():
     # the k = 1 estimate is the ELBO: its mean is log p(x) - KL(q || posterior)
     kl = (0.5 * (logvar - q_logvar + (q_logvar.exp() + (q_mu - mu) ** 2) / logvar.exp() - 1)).sum(-1)
     assert abs(means[1] - (log_px - kl).mean().item()) < 0.1
-
-
-@pytest.mark.parametrize("likelihood,levels", [("bernoulli", 2), ("categorical", 5), ("logistic", 2),
-                                               ("logistic", 17), ("gaussian", 17), ("gaussian", 256)])
-def test_pixel_likelihoods_sum_to_one_and_sampling_follows_them(likelihood, levels):
-    g = torch.Generator().manual_seed(0)
-    p = {"bernoulli": 1, "categorical": levels}.get(likelihood, 2)
-    out = torch.randn(8, p, 1, 1, generator=g, dtype=torch.float64)     # 8 one-pixel images, random parameters
-    if p == 2:
-        out[:, 1] -= 1.5                                                   # log-scales around -1.5
-    lp = torch.stack([pixel_log_prob(torch.full((8, 1, 1, 1), float(v), dtype=torch.float64), out, likelihood,
-                                     levels) for v in range(levels)])     # (K, 8): log P(v) of each pixel
-    torch.testing.assert_close(lp.exp().sum(0), torch.ones(8, dtype=torch.float64), rtol=0, atol=1e-9)
-    draws = pixel_sample(out[:1].float().expand(40_000, -1, -1, -1), likelihood, levels, 1,
-                         generator=torch.Generator().manual_seed(1)).flatten()
-    freq = torch.bincount(draws.long(), minlength=levels).double() / len(draws)
-    assert (freq - lp[:, 0].exp()).abs().max() < 0.012, (freq, lp[:, 0].exp())
 
 
 def _tiny_vae(levels=2, **kw):
@@ -222,7 +204,6 @@ def test_aae_matches_the_aggregate_posterior_to_the_prior(tmp_path):
 def test_avb_ratio_network_learns_log_q_over_p():
     """The density-ratio trick (seed 004): trained with the AVB step's logistic loss (minimax_d) on q-draws vs
     prior draws, T(x, z) approaches log q(z|x) - log p(z), here for a known q = N((0.5, -0.3), 0.6^2 I)."""
-    from dgm.models.latent import log_normal, log_std_normal
     from dgm.objectives.gan import minimax_d
 
     torch.manual_seed(0)

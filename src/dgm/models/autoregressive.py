@@ -6,12 +6,12 @@ R -> G -> B (seed 000). Inputs are (B, C, H, W) tensors of integer levels 0..K-1
 """
 from __future__ import annotations
 
-import math
 from typing import List, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 
+from ..nn.blocks import evaluating
+from ..nn.pixels import PixelLikelihood, bits_per_dim  # noqa: F401  (bits_per_dim: dgm.models re-exports it)
 from .base import ImageModel
 
 
@@ -19,6 +19,11 @@ class AutoregressiveModel(ImageModel):
     """Shared likelihood, sampling and completion for every raster-order model."""
 
     _depends_on_input = True  # False for baselines whose logits ignore x (one-pass sampling)
+
+    def __init__(self, config):
+        super().__init__(config)
+        #: p(x_i | x_<i): Bernoulli logits for binary data, K-way categorical otherwise
+        self.pixels = PixelLikelihood("bernoulli" if config.levels == 2 else "categorical", config.levels)
 
     # -- shapes --------------------------------------------------------------------------------
     @property
@@ -56,12 +61,10 @@ class AutoregressiveModel(ImageModel):
         return self.log_prob_from_logits(logits, x)
 
     def log_prob_from_logits(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x_i | x_<i) per element from the public logits layout, in nats."""
         if logits.dtype in (torch.float16, torch.bfloat16):  # AMP: take the likelihood in float32
             logits = logits.float()
-        if self.binary:
-            return -F.binary_cross_entropy_with_logits(logits, x.to(logits.dtype), reduction="none")
-        logp = F.log_softmax(logits, dim=1)
-        return logp.gather(1, x.long().unsqueeze(1)).squeeze(1)
+        return self.pixels.log_prob(x, logits.unsqueeze(1) if self.binary else logits, dim=1)
 
     def log_prob(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Exact log-likelihood of each example, shape (B,), in nats."""
@@ -70,10 +73,7 @@ class AutoregressiveModel(ImageModel):
     # -- sampling ------------------------------------------------------------------------------
     def _draw(self, logits_at: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Inverse-CDF draw from per-example logits using uniforms ``u`` (so draws are reproducible)."""
-        if self.binary:
-            return (u < torch.sigmoid(logits_at.float())).float()
-        cdf = torch.softmax(logits_at.float(), dim=1).cumsum(1)
-        return (cdf < u[:, None]).sum(1).clamp(max=self.config.levels - 1).float()
+        return self.pixels.sample(logits_at.unsqueeze(1) if self.binary else logits_at, u, dim=1)
 
     def _default_labels(self, n: int, y: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
         if not self.config.num_classes:
@@ -105,9 +105,7 @@ class AutoregressiveModel(ImageModel):
         model conditions each new element on every earlier element (observed or sampled); observed
         elements later in the order cannot inform it (that needs other orders, e.g. LMConv).
         """
-        was_training = self.training
-        self.eval()
-        try:
+        with evaluating(self):
             n = x.shape[0]
             x = x.to(self.device).float().clone()
             obs = torch.broadcast_to(observed.to(self.device).bool(), x.shape)
@@ -124,15 +122,8 @@ class AutoregressiveModel(ImageModel):
                     continue
                 self._fill(x, obs, self(x, y), noise, ch, i, j)
             return x
-        finally:
-            self.train(was_training)
 
     def _fill(self, x, obs, logits, noise, ch, i, j) -> None:
         at = logits[:, ch, i, j] if self.binary else logits[:, :, ch, i, j]
         v = self._draw(at, noise[:, ch, i, j])
         x[:, ch, i, j] = torch.where(obs[:, ch, i, j], x[:, ch, i, j], v)
-
-
-def bits_per_dim(nll_nats: float, dims: int) -> float:
-    """Convert a per-example NLL in nats to bits per dimension."""
-    return nll_nats / (dims * math.log(2.0))

@@ -19,9 +19,9 @@ from torch import Tensor
 
 from ..errors import DgmError
 from ..nn.blocks import conv_plan, mlp
+from ..nn.pixels import LIKELIHOODS, PixelLikelihood
+from ..objectives.elbo import gaussian_kl, iwae_log_prob, log_mean_exp_chunked, reparameterize
 from .base import MODELS, ImageModel, ModelConfig
-from .latent import (LIKELIHOODS, gaussian_kl, iwae_log_prob, log_mean_exp_chunked, params_per_pixel,
-                     pixel_log_prob, pixel_sample, reparameterize)
 
 VAE_ARCHS = ("auto", "mlp", "conv")
 
@@ -60,6 +60,8 @@ class VAEConfig(ModelConfig):
             self.arch = "mlp" if max(self.height, self.width) <= 16 else "conv"
         if self.hidden == 0:
             self.hidden = 512 if self.arch == "mlp" else 32
+        if self.height != self.width and self.arch == "conv":
+            raise DgmError(f"--arch conv needs square images, got {self.height}x{self.width}; use --arch mlp")
 
 
 class ConvEncoder(nn.Module):
@@ -107,9 +109,8 @@ class VAE(ImageModel):
     def __init__(self, config: VAEConfig):
         super().__init__(config)
         c = config
-        if c.height != c.width and c.arch == "conv":
-            raise DgmError(f"--arch conv needs square images, got {c.height}x{c.width}; use --arch mlp")
-        self.params_per_pixel = params_per_pixel(c.likelihood, c.levels)
+        self.pixels = PixelLikelihood(c.likelihood, c.levels)  #: p(x|z)
+        self.params_per_pixel = self.pixels.params_per_pixel
         out_ch = c.channels * self.params_per_pixel
         if c.arch == "mlp":
             d = c.channels * c.height * c.width
@@ -135,7 +136,7 @@ class VAE(ImageModel):
 
     def log_px_given_z(self, x: Tensor, z: Tensor) -> Tensor:
         """log p(x|z) per example; z may carry leading sample dimensions: (k, B, D) -> (k, B)."""
-        return pixel_log_prob(x, self.decode(z), self.config.likelihood, self.config.levels)
+        return self.pixels.image_log_prob(x, self.decode(z))
 
     # -- objectives ------------------------------------------------------------------------------------------------
     def elbo_terms(self, x: Tensor, generator: Optional[torch.Generator] = None) -> Dict[str, Tensor]:
@@ -169,7 +170,7 @@ class VAE(ImageModel):
         if z is None:
             z = torch.randn(n, self.config.latent_dim, generator=generator)
         out = self.decode(z.to(self.device, next(self.parameters()).dtype))
-        return pixel_sample(out, self.config.likelihood, self.config.levels, self.config.channels, mean, generator)
+        return self.pixels.image_draw(out, mean, generator)
 
     @torch.no_grad()
     def reconstruct(self, x: Tensor, mean: bool = True) -> Tensor:
@@ -197,6 +198,11 @@ class AAEConfig(VAEConfig):
     beta: float = 0.0                 # optional analytic KL term as well (0: a pure AAE)
     kl_warmup: int = 0
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.d_hidden < 1 or not self.adv_weight >= 0:
+            raise DgmError("--d-hidden must be >= 1 and --adv-weight >= 0")
+
 
 @MODELS.register("aae", help="adversarial autoencoder: a discriminator on z matches the aggregate posterior to "
                  "N(0, I) (Makhzani et al. 2016); IWAE log_prob(x, k) with its Gaussian encoder")
@@ -211,8 +217,6 @@ class AAE(VAE):
 
     def __init__(self, config: AAEConfig):
         super().__init__(config)
-        if config.d_hidden < 1 or not config.adv_weight >= 0:
-            raise DgmError("--d-hidden must be >= 1 and --adv-weight >= 0")
         h = config.d_hidden
         self.discriminator = nn.Sequential(nn.Linear(config.latent_dim, h), nn.LeakyReLU(0.2), nn.Linear(h, h),
                                            nn.LeakyReLU(0.2), nn.Linear(h, 1))
@@ -226,6 +230,11 @@ class AAE(VAE):
 class AVBConfig(VAEConfig):
     noise_dim: int = 0                # size of the encoder's noise input epsilon (0: latent_dim)
     t_hidden: int = 256               # width of the density-ratio network T(x, z)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.noise_dim < 0 or self.t_hidden < 1:
+            raise DgmError("--noise-dim must be >= 0 and --t-hidden >= 1")
 
 
 @MODELS.register("avb", help="adversarial variational Bayes: an implicit encoder z = g(x, eps) and a network T(x, z) "
@@ -245,8 +254,6 @@ class AVB(VAE):
     def __init__(self, config: AVBConfig):
         super().__init__(config)
         c = config
-        if c.noise_dim < 0 or c.t_hidden < 1:
-            raise DgmError("--noise-dim must be >= 0 and --t-hidden >= 1")
         self.noise_dim = c.noise_dim or c.latent_dim
         h = max(64, 4 * c.latent_dim)
         self.noise_net = mlp([2 * c.latent_dim + self.noise_dim, h, h, c.latent_dim])

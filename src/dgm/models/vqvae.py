@@ -19,9 +19,9 @@ from torch import Tensor
 
 from ..errors import DgmError
 from ..nn import VectorQuantizer
+from ..nn.pixels import PixelLikelihood
 from .base import MODELS, ImageModel, ModelConfig
 from .gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
-from .latent import params_per_pixel, pixel_log_prob, pixel_sample
 
 
 @dataclass
@@ -69,6 +69,7 @@ class VQVAE(ImageModel):
         super().__init__(config)
         c = config
         self.likelihood = "bernoulli" if c.levels == 2 else "categorical"
+        self.pixels = PixelLikelihood(self.likelihood, c.levels)  #: p(x | z_q)
         h = c.hidden
         enc = [nn.Conv2d(c.channels, h, 4, 2, 1)]
         for _ in range(c.downsample - 1):
@@ -79,7 +80,7 @@ class VQVAE(ImageModel):
         dec = [nn.Conv2d(c.code_dim, h, 3, padding=1), _Residual(h)]
         for _ in range(c.downsample - 1):
             dec += [nn.ReLU(), nn.ConvTranspose2d(h, h, 4, 2, 1)]
-        dec += [nn.ReLU(), nn.ConvTranspose2d(h, c.channels * params_per_pixel(self.likelihood, c.levels), 4, 2, 1)]
+        dec += [nn.ReLU(), nn.ConvTranspose2d(h, c.channels * self.pixels.params_per_pixel, 4, 2, 1)]
         self.decoder = nn.Sequential(*dec)
 
     @property
@@ -104,7 +105,7 @@ class VQVAE(ImageModel):
     def terms(self, x: Tensor) -> Dict[str, Tensor]:
         """rec = -log p(x | z_q) per example, and the quantiser's codebook / commitment losses and perplexity."""
         z_q, _, t = self.quantizer(self.encode(x))
-        rec = -pixel_log_prob(x, self.decoder(z_q), self.likelihood, self.config.levels)
+        rec = -self.pixels.image_log_prob(x, self.decoder(z_q))
         return {"rec": rec, **t}
 
     def loss(self, t: Dict[str, Tensor]) -> Tensor:
@@ -115,7 +116,7 @@ class VQVAE(ImageModel):
     def reconstruct(self, x: Tensor, mean: bool = True) -> Tensor:
         """E[x | z_q(x)] in levels (mean=True) or a draw from p(x | z_q(x))."""
         out = self.decode_codes(self.codes(x))
-        return pixel_sample(out, self.likelihood, self.config.levels, self.config.channels, mean)
+        return self.pixels.image_draw(out, mean)
 
     def sample(self, n: int, y=None, generator=None) -> Tensor:
         raise DgmError("a VQ-VAE alone has no prior to sample from; fit one: dgm train vq-vae-prior --from RUN")
@@ -185,7 +186,7 @@ class VQPrior(ImageModel):
         if y is not None:
             raise DgmError("this prior is not class-conditional; drop --label")
         out = self.vq.decode_codes(self.sample_codes(n, generator))
-        return pixel_sample(out, self.vq.likelihood, self.config.levels, self.config.channels, mean, generator)
+        return self.vq.pixels.image_draw(out, mean, generator)
 
 
 __all__ = ["VQVAE", "VQVAEConfig", "VQPrior", "VQPriorConfig"]
