@@ -9,9 +9,10 @@ import torch
 import torch.nn as nn
 
 from ..nn import MaskedConv2d, channel_groups, shift_down
+from ..nn.blocks import MaskedOutputHead
 from .autoregressive import AutoregressiveModel
 from .base import MODELS
-from .pixelcnn import PixelCNNConfig, _OutputHead, _check
+from .pixelcnn import PixelCNNConfig
 
 
 @dataclass
@@ -56,16 +57,13 @@ class GatedPixelCNN(AutoregressiveModel):
     Config = GatedPixelCNNConfig
 
     def __init__(self, config: GatedPixelCNNConfig):
-        _check(config)
         super().__init__(config)
         c, p = config, config.hidden
-        n_cond = c.num_classes if c.conditional else 0
-        if not c.conditional:
-            c.num_classes = 0
+        n_cond = c.num_classes  # 0 unless conditional (resolved by the config)
         self.layers = nn.ModuleList(
             _GatedLayer(c.channels if i == 0 else p, p, c.first_kernel if i == 0 else c.kernel, i == 0, c.channels, n_cond)
             for i in range(c.layers))
-        self.head = _OutputHead(p, c.channels, self.out_per_channel)
+        self.head = MaskedOutputHead(p, c.channels, self.out_per_channel)
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         v = h = self.scaled_input(x)

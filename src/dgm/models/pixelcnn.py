@@ -9,7 +9,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import DgmError
-from ..nn import MaskedConv2d, channel_groups
+from ..nn import MaskedConv2d
+from ..nn.blocks import MaskedOutputHead
 from .autoregressive import AutoregressiveModel
 from .base import MODELS, ModelConfig
 
@@ -22,18 +23,20 @@ class PixelCNNConfig(ModelConfig):
     kernel: int = 3
     conditional: bool = False  # class-conditional (uses the dataset's labels)
 
-
-def _check(config) -> None:
-    if config.hidden < config.channels:
-        raise DgmError(f"--hidden {config.hidden} is smaller than the {config.channels} image channels; use --hidden >= {config.channels}")
-    if config.layers < 1:
-        raise DgmError(f"--layers must be >= 1, got {config.layers}")
-    for name in ("first_kernel", "kernel"):
-        k = getattr(config, name)
-        if k < 1 or k % 2 == 0:
-            raise DgmError(f"--{name.replace('_', '-')} must be an odd positive number, got {k}")
-    if config.conditional and config.num_classes < 1:
-        raise DgmError("--conditional needs a labelled dataset (this one has no classes)")
+    def __post_init__(self):
+        if self.hidden < self.channels:
+            raise DgmError(f"--hidden {self.hidden} is smaller than the {self.channels} image channels; "
+                           f"use --hidden >= {self.channels}")
+        if self.layers < 1:
+            raise DgmError(f"--layers must be >= 1, got {self.layers}")
+        for name in ("first_kernel", "kernel"):
+            k = getattr(self, name)
+            if k < 1 or k % 2 == 0:
+                raise DgmError(f"--{name.replace('_', '-')} must be an odd positive number, got {k}")
+        if self.conditional and self.num_classes < 1:
+            raise DgmError("--conditional needs a labelled dataset (this one has no classes)")
+        if not self.conditional:
+            self.num_classes = 0  # labels are ignored
 
 
 class _ResidualBlock(nn.Module):
@@ -52,20 +55,6 @@ class _ResidualBlock(nn.Module):
         return x + t
 
 
-class _OutputHead(nn.Module):
-    """ReLU -> 1x1 (mask B) -> ReLU -> 1x1 (mask B) to Kout logits per data channel."""
-
-    def __init__(self, width: int, channels: int, out_per_channel: int):
-        super().__init__()
-        n_out = channels * out_per_channel
-        self.hidden = MaskedConv2d(width, width, 1, "B", n_groups=channels)
-        self.out = MaskedConv2d(width, n_out, 1, "B", n_groups=channels,
-                                out_groups=channel_groups(n_out, channels))
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.out(F.relu(self.hidden(F.relu(h))))
-
-
 @MODELS.register("pixelcnn", help="PixelCNN with mask-A/B convolutions and residual blocks (van den Oord et al. 2016)")
 class PixelCNN(AutoregressiveModel):
     """PixelCNN: a stack of masked convolutions; has the blind spot of seed 000."""
@@ -73,15 +62,12 @@ class PixelCNN(AutoregressiveModel):
     Config = PixelCNNConfig
 
     def __init__(self, config: PixelCNNConfig):
-        _check(config)
         super().__init__(config)
         c, h = config, config.hidden
-        n_cond = c.num_classes if c.conditional else 0
-        if not c.conditional:
-            c.num_classes = 0  # labels are ignored
+        n_cond = c.num_classes  # 0 unless conditional (resolved by the config)
         self.inp = MaskedConv2d(c.channels, 2 * h, c.first_kernel, "A", n_groups=c.channels)
         self.blocks = nn.ModuleList(_ResidualBlock(h, c.kernel, c.channels, n_cond) for _ in range(c.layers))
-        self.head = _OutputHead(2 * h, c.channels, self.out_per_channel)
+        self.head = MaskedOutputHead(2 * h, c.channels, self.out_per_channel)
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
         t = self.inp(self.scaled_input(x))

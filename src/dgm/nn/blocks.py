@@ -1,13 +1,17 @@
-"""Building blocks shared by several model families: MLPs, norm layers by name, the stride-2 conv plan,
-and ``evaluating(module)`` (eval mode for a block of code, then the previous mode back)."""
+"""Building blocks shared by several model families: MLPs, norm layers by name, the stride-2 conv plan, the
+masked output head of the PixelCNNs, and ``evaluating(module)`` (eval mode for a block of code, then the previous
+mode back)."""
 from __future__ import annotations
 
 import contextlib
 from typing import Callable, Iterator, Optional, Sequence, Tuple
 
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..errors import DgmError
+from .masked import MaskedConv2d, channel_groups
 
 NORMS = ("batch", "layer", "none")
 
@@ -54,6 +58,20 @@ def conv_plan(size: int) -> Tuple[int, int]:
     return s, k
 
 
+class MaskedOutputHead(nn.Module):
+    """ReLU -> 1x1 (mask B) -> ReLU -> 1x1 (mask B) to ``out_per_channel`` numbers per data channel: the output
+    stack of the PixelCNNs (van den Oord et al. 2016), keeping each channel's outputs on its own inputs."""
+
+    def __init__(self, width: int, channels: int, out_per_channel: int):
+        super().__init__()
+        n_out = channels * out_per_channel
+        self.hidden = MaskedConv2d(width, width, 1, "B", n_groups=channels)
+        self.out = MaskedConv2d(width, n_out, 1, "B", n_groups=channels, out_groups=channel_groups(n_out, channels))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.out(F.relu(self.hidden(F.relu(h))))
+
+
 @contextlib.contextmanager
 def evaluating(module: nn.Module) -> Iterator[nn.Module]:
     """Eval mode inside the block (batch norm on running statistics, no dropout); the previous mode afterwards."""
@@ -65,4 +83,4 @@ def evaluating(module: nn.Module) -> Iterator[nn.Module]:
         module.train(was)
 
 
-__all__ = ["NORMS", "leaky_relu", "norm1d", "norm2d", "mlp", "conv_plan", "evaluating"]
+__all__ = ["NORMS", "leaky_relu", "norm1d", "norm2d", "mlp", "conv_plan", "MaskedOutputHead", "evaluating"]

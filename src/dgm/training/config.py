@@ -10,6 +10,11 @@ from ..errors import DgmError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
 
+# Keys that config.json "train" sections of older dgm versions hold but TrainConfig no longer has; they are accepted
+# and dropped on load. Empty so far: every version wrote TrainConfig.to_dict(), and no field was ever removed (git
+# log -p of this file). A field that is removed goes here, so that old run directories still load.
+LEGACY_KEYS: frozenset = frozenset()
+
 
 @dataclass
 class TrainConfig:
@@ -79,5 +84,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "TrainConfig":
+        """Like ``ModelConfig.from_dict``: an unknown key is an error (a typo must not be ignored silently);
+        ``LEGACY_KEYS`` of older run directories are dropped."""
         names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names - LEGACY_KEYS)
+        if unknown:
+            raise DgmError(f"{cls.__name__} has no option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         return cls(**{k: v for k, v in d.items() if k in names})
