@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DgmError
+from ..nn.blocks import evaluating
 from .inception import file_sha256
 
 CLASSIFIERS = ("digits", "fashion-mnist")
@@ -125,11 +126,10 @@ def accuracy(model: SmallClassifier, dataset: str, split: str = "test", limit: O
              binarize: Optional[str] = None, batch_size: int = 1000) -> float:
     """Top-1 accuracy on the first `limit` images of a split (binarize="fixed" for the binarized split)."""
     x, y = _inputs(dataset, split, binarize, limit)
-    was_training, device = model.training, next(model.parameters()).device
-    model.eval()
-    correct = sum(int((model(xb.to(device))[1].argmax(1).cpu() == yb).sum())
-                  for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
-    model.train(was_training)
+    device = next(model.parameters()).device
+    with evaluating(model):
+        correct = sum(int((model(xb.to(device))[1].argmax(1).cpu() == yb).sum())
+                      for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
     return correct / len(y)
 
 

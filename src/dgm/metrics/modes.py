@@ -15,6 +15,7 @@ github.com/fjxmlzn/PacGAN, synthetic_data_experiments/PacGAN/pacgan/extensions.p
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 from typing import Dict
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import DgmError
+from ..nn.blocks import evaluating
 
 # 2,500 generated samples per evaluation: VEEGAN ("We generate 2500 samples from each trained model", akashgit/VEEGAN
 # index.md, the paper's project page) and PacGAN ("num_log_figure_sample": 2500 in 2DRing/2DGrid config.py, the
@@ -83,15 +85,8 @@ def modes(model, data, batch_size: int = 256, progress: bool = False, n: int = N
                        f"this run's data is {name!r} (use --metric nll or another metric)")
     if n < 1:
         raise DgmError(f"the modes metric needs n >= 1 samples, got {n}")
-    was_training = getattr(model, "training", None)
-    if was_training is not None:
-        model.eval()
-    try:
-        with torch.no_grad():
-            x = model.sample(n, generator=torch.Generator().manual_seed(seed))
-    finally:
-        if was_training:
-            model.train(True)
+    with evaluating(model) if hasattr(model, "training") else contextlib.nullcontext(), torch.no_grad():
+        x = model.sample(n, generator=torch.Generator().manual_seed(seed))
     x = torch.as_tensor(x).detach().float().cpu()
     dim = torch.as_tensor(means).reshape(len(means), -1).shape[1]
     if x.shape[0] != n or x[0].numel() != dim:

@@ -2,48 +2,45 @@
 models, the importance-weighted estimate (with the ELBO beside it) for latent-variable models."""
 from __future__ import annotations
 
-import math
 from typing import Dict, Iterable, Optional
 
 import torch
 
 from ..data.batching import dataset_batches
+from ..nn.blocks import evaluating
+from ..nn.pixels import bits_per_dim
 
 
 @torch.no_grad()
 def nll_from_batches(model, batches: Iterable) -> Dict[str, float]:
     """Mean -log p(x) over (x, y) batches (float64 accumulation) for a model with ``log_prob``."""
-    was_training = model.training
-    model.eval()
     conditional = model.conditional
     total, count = 0.0, 0
-    for x, y in batches:
-        total += -model.log_prob(x, y if conditional else None).double().sum().item()
-        count += x.shape[0]
-    model.train(was_training)
+    with evaluating(model):
+        for x, y in batches:
+            total += -model.log_prob(x, y if conditional else None).double().sum().item()
+            count += x.shape[0]
     value = total / max(count, 1)
-    return {"nll_nats": value, "bits_per_dim": value / (model.dims * math.log(2.0)), "n": count}
+    return {"nll_nats": value, "bits_per_dim": bits_per_dim(value, model.dims), "n": count}
 
 
 @torch.no_grad()
 def latent_nll_from_batches(model, batches: Iterable, k: int, seed: int = 0) -> Dict[str, float]:
     """Latent-variable models: -ELBO (one sample, analytic KL) and -log p(x) estimated with k importance samples
     (IWAE), both averaged over the batches; the noise comes from a CPU generator seeded with ``seed``."""
-    was_training = model.training
-    model.eval()
     gen = torch.Generator().manual_seed(seed)
     elbo = iw = 0.0
     count = 0
-    for x, _ in batches:
-        t = model.elbo_terms(x, generator=gen)
-        elbo += (t["rec"] - t["kl"]).double().sum().item()
-        iw += model.log_prob(x, k=k, generator=gen).double().sum().item()
-        count += x.shape[0]
-    model.train(was_training)
+    with evaluating(model):
+        for x, _ in batches:
+            t = model.elbo_terms(x, generator=gen)
+            elbo += (t["rec"] - t["kl"]).double().sum().item()
+            iw += model.log_prob(x, k=k, generator=gen).double().sum().item()
+            count += x.shape[0]
     n = max(count, 1)
     value = -iw / n
-    return {"nll_nats": value, "bits_per_dim": value / (model.dims * math.log(2.0)), "k": k,
-            "elbo_nats": elbo / n, "elbo_bits_per_dim": -elbo / n / (model.dims * math.log(2.0)), "n": count,
+    return {"nll_nats": value, "bits_per_dim": bits_per_dim(value, model.dims), "k": k,
+            "elbo_nats": elbo / n, "elbo_bits_per_dim": bits_per_dim(-elbo / n, model.dims), "n": count,
             "estimator": model.nll_estimator.format(k=k)}
 
 

@@ -1,34 +1,33 @@
 """Reconstruction quality of a VQ-VAE on a dataset split."""
 from __future__ import annotations
 
-import math
 from typing import Dict, Iterable
 
 import torch
 
 from ..data.batching import dataset_batches
 from ..errors import DgmError
+from ..nn.blocks import evaluating
+from ..nn.pixels import bits_per_dim
 
 
 @torch.no_grad()
 def recon_from_batches(model, batches: Iterable) -> Dict[str, float]:
     """-log p(x | z_q(x)) (nats per image and bits/dim), the pixel MSE of E[x | z_q(x)] with images in [0, 1], and
     the perplexity of the code usage over all batches."""
-    was = model.training
-    model.eval()
     rec = se = 0.0
     n = 0
     counts = torch.zeros(model.config.codebook_size, dtype=torch.float64)
     k = model.config.levels - 1
-    for x, _ in batches:
-        rec += model.terms(x)["rec"].double().sum().item()
-        se += ((model.reconstruct(x) - x.float()) / k).pow(2).double().sum().item()
-        counts += torch.bincount(model.codes(x).flatten().cpu(), minlength=len(counts)).double()
-        n += x.shape[0]
-    model.train(was)
+    with evaluating(model):
+        for x, _ in batches:
+            rec += model.terms(x)["rec"].double().sum().item()
+            se += ((model.reconstruct(x) - x.float()) / k).pow(2).double().sum().item()
+            counts += torch.bincount(model.codes(x).flatten().cpu(), minlength=len(counts)).double()
+            n += x.shape[0]
     p = counts / counts.sum().clamp(min=1)
     n = max(n, 1)
-    return {"rec_nats": rec / n, "rec_bits_per_dim": rec / n / (model.dims * math.log(2.0)),
+    return {"rec_nats": rec / n, "rec_bits_per_dim": bits_per_dim(rec / n, model.dims),
             "mse": se / (n * model.dims), "perplexity": float(torch.exp(-(p * torch.log(p + 1e-12)).sum())), "n": n}
 
 

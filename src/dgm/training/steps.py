@@ -38,8 +38,9 @@ class TrainStep:
 
     @torch.no_grad()
     def samples(self, n: int, generator: torch.Generator) -> Optional[torch.Tensor]:
-        """Images in [0, 1], (n, C, H, W), for the sample grid; None when the family has none."""
-        return None
+        """Images in [0, 1], (n, C, H, W), for the sample grid (None when the family has none): by default
+        ``model.sample(n)`` through ``model.to_unit``."""
+        return self.model.to_unit(self.model.sample(n, generator=generator))
 
     def state_dict(self) -> Dict:
         return {}
@@ -94,8 +95,3 @@ class LikelihoodStep(TrainStep):
         from ..metrics.nll import nll_from_batches
 
         return nll_from_batches(self.model, batches)
-
-    @torch.no_grad()
-    def samples(self, n, generator):
-        x = self.model.sample(n, generator=generator)
-        return x / (self.model.config.levels - 1)

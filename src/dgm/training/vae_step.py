@@ -1,11 +1,12 @@
 """Training step of the VAE family: maximise the SGVB estimate of the (beta-weighted) ELBO."""
 from __future__ import annotations
 
-import math
 from typing import Dict
 
 import torch
 
+from ..nn.blocks import evaluating
+from ..nn.pixels import bits_per_dim
 from ..objectives.gan import minimax_d, non_saturating_g
 from .steps import STEPS, ModelCall, TrainStep
 
@@ -40,25 +41,22 @@ class VAEStep(TrainStep):
     @torch.no_grad()
     def evaluate(self, batches) -> Dict[str, float]:
         """Validation ELBO (one sample per image, the engine seeds it) and its two terms, averaged over the split."""
-        was = self.model.training
-        self.model.eval()
         rec = kl = 0.0
         n = 0
-        for x, _ in batches:
-            t = self.model.elbo_terms(x)
-            rec += t["rec"].double().sum().item()
-            kl += t["kl"].double().sum().item()
-            n += x.shape[0]
-        self.model.train(was)
+        with evaluating(self.model):
+            for x, _ in batches:
+                t = self.model.elbo_terms(x)
+                rec += t["rec"].double().sum().item()
+                kl += t["kl"].double().sum().item()
+                n += x.shape[0]
         neg_elbo = (kl - rec) / max(n, 1)
         return {"neg_elbo_nats": neg_elbo, "rec_nats": -rec / max(n, 1), "kl_nats": kl / max(n, 1),
-                "bits_per_dim": neg_elbo / (self.model.dims * math.log(2.0)), "n": n}
+                "bits_per_dim": bits_per_dim(neg_elbo, self.model.dims), "n": n}
 
     @torch.no_grad()
     def samples(self, n, generator):
         """Grids show E[x|z] for z ~ N(0, I): the decoder's mean image, as is usual for VAEs."""
-        x = self.model.sample(n, generator=generator, mean=True)
-        return x / (self.model.config.levels - 1)
+        return self.model.to_unit(self.model.sample(n, generator=generator, mean=True))
 
 
 @STEPS.register("aae", help="adversarial autoencoders: reconstruction + a latent discriminator instead of the KL")

@@ -42,4 +42,4 @@ class VQStep(TrainStep):
         if self._shown is None:
             return None
         x = self._shown[:n].to(self.model.device)
-        return self.model.reconstruct(x) / (self.model.config.levels - 1)
+        return self.model.to_unit(self.model.reconstruct(x))

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import DgmError
+from ..nn.blocks import evaluating
 
 
 def _plt():
@@ -32,13 +33,8 @@ def discriminator_surface(model, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
     """D's output on a grid (len(ys), len(xs)): sigmoid(logit) for logit objectives, raw value otherwise."""
     gx, gy = np.meshgrid(xs, ys)
     pts = torch.tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32, device=model.device)
-    d = model.discriminator
-    was = d.training
-    d.eval()
-    try:
+    with evaluating(model.discriminator) as d:
         out = d(pts).float()
-    finally:
-        d.train(was)
     if model.objective.kind == "logit":
         out = torch.sigmoid(out)
     return out.cpu().numpy().reshape(gy.shape)
