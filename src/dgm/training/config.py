@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from ..errors import DgmError
-
-
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+from .optim import OPTIMIZERS  # the names of --optimizer
 
 
 @dataclass
