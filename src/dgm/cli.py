@@ -142,7 +142,7 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     b.add_argument("--no-figures", action="store_true")
 
     li = sub.add_parser("list", help="list registered names")
-    li.add_argument("what", choices=["models", "datasets", "metrics", "features", "families", "objectives"])
+    li.add_argument("what", choices=["models", "datasets", "metrics", "features", "families", "objectives", "archs"])
     return p
 
 
@@ -287,11 +287,12 @@ def _list(args) -> int:
     from .data import DATASETS
     from .metrics import FEATURES, METRICS
     from .models import MODELS
+    from .models.gan_nets import GAN_ARCHS
     from .objectives import OBJECTIVES
     from .training import STEPS
 
     reg = {"models": MODELS, "datasets": DATASETS, "metrics": METRICS, "features": FEATURES, "families": STEPS,
-           "objectives": OBJECTIVES}[args.what]
+           "objectives": OBJECTIVES, "archs": GAN_ARCHS}[args.what]
     width = max(len(n) for n in reg.names())
     for name in reg.names():
         print(f"{name:<{width}}  {reg.help(name)}")

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import Registry
+from .penalties import Penalty
 
 # ---------------------------------------------------------------------------------------------------
 # The classic family (Goodfellow et al. 2014), on logits.
@@ -208,15 +209,27 @@ def fgan_bound(v_real: Tensor, v_fake: Tensor, divergence: str = "js") -> Tensor
 # The registry: what ``dgm train gan --objective NAME`` selects.
 
 
+def _no_term(code: Optional[Tensor], config) -> Optional[Tensor]:
+    return None
+
+
+def _no_logs(d_real: Tensor, d_fake: Tensor, state: Dict[str, float], config, all_mean) -> Dict[str, Tensor]:
+    return {}
+
+
 @dataclass(frozen=True)
 class Objective:
-    """An objective by name: its two losses, what D outputs, and the paper's optimiser defaults."""
+    """An objective by name: its two losses, what D outputs, the paper's optimiser defaults, and its extras.
+
+    The GAN step only calls the methods ``init_state``, ``d_loss``, ``g_loss``, ``after_d`` and ``penalties``;
+    what is particular to one objective is declared here (hooks default to no-ops), never tested by name.
+    """
 
     name: str
-    d: Callable[..., Tensor]           # (d_real, d_fake, **options) -> loss_d
+    d: Callable[..., Tensor]           # (d_real, d_fake, **options, **state) -> loss_d
     g: Callable[..., Tensor]           # (d_fake, **options) -> loss_g
     kind: str = "logit"                # logit | critic | energy
-    penalty: Optional[str] = None      # None | "interpolates" (WGAN-GP) | "perturbed" (DRAGAN)
+    penalty: Optional[str] = None      # None | "interpolates" (WGAN-GP) | "perturbed" (DRAGAN): a GP's points
     clip: bool = False                 # WGAN weight clipping after each critic update
     lr_d: float = 2e-4                 # DCGAN (Radford et al. 2016): Adam 2e-4, betas (0.5, 0.999)
     lr_g: float = 2e-4
@@ -226,6 +239,12 @@ class Objective:
     d_options: Tuple[Tuple[str, str], ...] = ()  # (keyword of d, GAN config field) pairs, e.g. ("margin", "margin")
     g_options: Tuple[Tuple[str, str], ...] = ()
     reference: str = ""
+    options: Tuple[str, ...] = ()      # the GAN config fields (flat CLI flags) this objective reads
+    reconstruction: str = ""           # energy kind: the auto-encoder D's loss, "mse" (EBGAN) or "l1" (BEGAN)
+    state: Tuple[Tuple[str, float], ...] = ()  # training state (checkpointed), passed to d by keyword: BEGAN's k_t
+    g_extra: Callable[..., Optional[Tensor]] = _no_term  # (D's code of the fakes or None, config) -> added to loss_g
+    after_d: Callable[..., Dict[str, Tensor]] = _no_logs  # (d_real, d_fake, state, config, all_mean) -> logs; may
+    #                                                       update state. all_mean averages a tensor over processes.
 
     def losses(self, d_real: Tensor, d_fake: Tensor, **options) -> Tuple[Tensor, Tensor]:
         """(loss_d, loss_g) for these discriminator outputs; ``options`` by keyword (e.g. margin=1.0)."""
@@ -239,12 +258,61 @@ class Objective:
     def g_kwargs(self, config) -> Dict:
         return {k: getattr(config, f) for k, f in self.g_options}
 
+    def init_state(self) -> Dict[str, float]:
+        """A fresh copy of this objective's training state ({} for most)."""
+        return dict(self.state)
+
+    def d_loss(self, d_real: Tensor, d_fake: Tensor, state: Dict[str, float], config) -> Tensor:
+        """D's loss with the config's options and the current state."""
+        return self.d(d_real, d_fake, **self.d_kwargs(config), **state)
+
+    def g_loss(self, d_fake: Tensor, code: Optional[Tensor], config) -> Tensor:
+        """G's loss, plus the objective's extra term on D's code of the fakes (EBGAN's pulling-away term)."""
+        loss = self.g(d_fake, **self.g_kwargs(config))
+        extra = self.g_extra(code, config)
+        return loss if extra is None else loss + extra
+
+    def penalties(self, config) -> List[Penalty]:
+        """The gradient penalties of D: this objective's (target 1, weight --gp-weight), if it has one."""
+        if self.penalty is None:
+            return []
+        return [Penalty(self.penalty, target=1.0, weight=config.gp_weight, scale=config.dragan_c)]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Per-objective extras, called through the hooks above.
+
+
+def _pulling_away_term(code: Optional[Tensor], config) -> Optional[Tensor]:
+    """EBGAN: --pt-weight x PT on the encoder's codes of the generated batch (not in unrolled copies: no code)."""
+    if config.pt_weight and code is not None:
+        return config.pt_weight * pulling_away(code)
+    return None
+
+
+def _began_after_d(d_real: Tensor, d_fake: Tensor, state: Dict[str, float], config, all_mean) -> Dict[str, Tensor]:
+    """BEGAN: advance k_t from the batch (all processes') mean losses; log k_t and the convergence measure."""
+    l_real, l_fake = all_mean(torch.stack([d_real.mean(), d_fake.mean()]).detach())
+    state["k"], conv = began_update(state["k"], float(l_real), float(l_fake), config.gamma, config.lambda_k)
+    return {"k": torch.tensor(state["k"]), "convergence": torch.tensor(conv)}
+
+
+def _wasserstein_estimate(d_real: Tensor, d_fake: Tensor, state, config, all_mean) -> Dict[str, Tensor]:
+    """WGAN: the critic's estimate E f(x) - E f(G(z)) of W1 (this process's batch)."""
+    return {"wasserstein_estimate": (d_real.mean() - d_fake.mean()).detach()}
+
+
+def _fgan_after_d(d_real: Tensor, d_fake: Tensor, state, config, all_mean) -> Dict[str, Tensor]:
+    """f-GAN: the critic's current lower bound on D_f(P || Q)."""
+    return {"divergence_bound": fgan_bound(d_real.detach(), d_fake.detach(), config.divergence)}
+
 
 OBJECTIVES: Registry = Registry("objective")
 
 
 def _add(obj: Objective, help: str) -> None:
-    OBJECTIVES.add(obj.name, obj, help)
+    flags = " ".join("--" + o.replace("_", "-") for o in obj.options)
+    OBJECTIVES.add(obj.name, obj, help + (f" [flags: {flags}]" if flags else ""))
 
 
 _add(Objective("minimax", minimax_d, minimax_g, reference="Goodfellow et al. 2014"),
@@ -252,25 +320,32 @@ _add(Objective("minimax", minimax_d, minimax_g, reference="Goodfellow et al. 201
 _add(Objective("non-saturating", minimax_d, non_saturating_g, reference="Goodfellow et al. 2014"),
      "non-saturating: G maximises E log D(G(z))")
 _add(Objective("label-smoothing", label_smoothing_d, non_saturating_g, d_options=(("alpha", "smooth_alpha"), ("beta", "smooth_beta")),
-               reference="Salimans et al. 2016"),
+               options=("smooth_alpha", "smooth_beta"), reference="Salimans et al. 2016"),
      "non-saturating GAN with one-sided label smoothing (targets alpha=0.9 / beta=0)")
 _add(Objective("lsgan", lsgan_d, lsgan_g, kind="critic", reference="Mao et al. 2017"),
      "least squares: E(D(x)-1)^2 + E D(G(z))^2; G: E(D(G(z))-1)^2")
 _add(Objective("wgan", wasserstein_d, wasserstein_g, kind="critic", clip=True, lr_d=5e-5, lr_g=5e-5,
-               optimizer="rmsprop", n_critic=5, reference="Arjovsky et al. 2017"),
+               optimizer="rmsprop", n_critic=5, options=("clip_value",), after_d=_wasserstein_estimate,
+               reference="Arjovsky et al. 2017"),
      "Wasserstein GAN with weight clipping (c=0.01, RMSprop 5e-5, n_critic=5)")
 _add(Objective("wgan-gp", wasserstein_d, wasserstein_g, kind="critic", penalty="interpolates", lr_d=1e-4, lr_g=1e-4,
-               betas=(0.0, 0.9), n_critic=5, reference="Gulrajani et al. 2017"),
+               betas=(0.0, 0.9), n_critic=5, options=("gp_weight",), after_d=_wasserstein_estimate,
+               reference="Gulrajani et al. 2017"),
      "WGAN with gradient penalty on interpolates (lambda=10, Adam 1e-4 (0, 0.9), n_critic=5)")
-_add(Objective("dragan", minimax_d, non_saturating_g, penalty="perturbed", reference="Kodali et al. 2017"),
+_add(Objective("dragan", minimax_d, non_saturating_g, penalty="perturbed", options=("gp_weight", "dragan_c"),
+               reference="Kodali et al. 2017"),
      "non-saturating GAN + gradient penalty around perturbed real points (lambda=10)")
 _add(Objective("hinge", hinge_d, hinge_g, kind="critic", lr_d=4e-4, lr_g=1e-4, betas=(0.0, 0.9),
                reference="Lim & Ye 2017; Zhang et al. 2019 (TTUR 4e-4 / 1e-4)"),
      "hinge loss (SAGAN): E relu(1-D(x)) + E relu(1+D(G(z))); G: -E D(G(z))")
-_add(Objective("ebgan", ebgan_d, ebgan_g, kind="energy", d_options=(("margin", "margin"),), reference="Zhao et al. 2017"),
+_add(Objective("ebgan", ebgan_d, ebgan_g, kind="energy", reconstruction="mse", d_options=(("margin", "margin"),),
+               options=("margin", "pt_weight"), g_extra=_pulling_away_term, reference="Zhao et al. 2017"),
      "energy-based GAN: auto-encoder D, margin m, pulling-away term (--pt-weight)")
-_add(Objective("began", began_d, began_g, kind="energy", lr_d=1e-4, lr_g=1e-4, reference="Berthelot et al. 2017"),
+_add(Objective("began", began_d, began_g, kind="energy", reconstruction="l1", lr_d=1e-4, lr_g=1e-4,
+               options=("gamma", "lambda_k"), state=(("k", 0.0),), after_d=_began_after_d,
+               reference="Berthelot et al. 2017"),
      "boundary equilibrium GAN: auto-encoder D, k_t control (gamma, lambda_k), convergence measure")
 _add(Objective("f-gan", fgan_d, fgan_g, kind="critic", d_options=(("divergence", "divergence"),),
-               g_options=(("divergence", "divergence"),), reference="Nowozin et al. 2016"),
+               g_options=(("divergence", "divergence"),), options=("divergence",), after_d=_fgan_after_d,
+               reference="Nowozin et al. 2016"),
      "f-GAN through Fenchel conjugates: --divergence kl|reverse-kl|js|pearson|hellinger")

@@ -1,7 +1,12 @@
-"""Regularisers of the discriminator: gradient penalties, weight clipping, instance noise. Pure functions."""
+"""Regularisers of the discriminator: gradient penalties, weight clipping, instance noise. Pure functions.
+
+A gradient penalty is an entry ``Penalty(points, target, weight, every)``: lambda E (||grad D(x_hat)|| - target)^2
+at points x_hat drawn by ``PENALTY_POINTS[points]``. WGAN-GP, DRAGAN and R1 are three entries, not three branches.
+"""
 from __future__ import annotations
 
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
 
 import torch
 from torch import Tensor
@@ -30,6 +35,58 @@ def perturbed(real: Tensor, c: float = 0.5, generator: Optional[torch.Generator]
     x_p = real + c * real.std() * noise
     t = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator, device=real.device)
     return t * real + (1 - t) * x_p
+
+
+def real_points(real: Tensor, fake: Tensor, penalty: "Penalty") -> Tensor:
+    return real
+
+
+PENALTY_POINTS: Dict[str, Callable[[Tensor, Tensor, "Penalty"], Tensor]] = {
+    "interpolates": lambda real, fake, p: interpolates(real, fake),  # WGAN-GP
+    "perturbed": lambda real, fake, p: perturbed(real, p.scale),      # DRAGAN
+    "real": real_points,                                              # R1 (Mescheder et al. 2018)
+}
+
+
+@dataclass(frozen=True)
+class Penalty:
+    """``weight`` E (||grad_x D(x_hat)||_2 - ``target``)^2 at x_hat from ``PENALTY_POINTS[points]``.
+
+    ``every = k`` is lazy regularisation (Karras et al. 2020, StyleGAN2): the penalty is applied on every k-th
+    discriminator update only, with weight ``weight * k`` so that its average strength is unchanged.
+    ``scale`` is DRAGAN's perturbation c (``perturbed`` points only); ``name`` is the key in the training log.
+    """
+
+    points: str
+    target: float = 1.0
+    weight: float = 10.0
+    every: int = 1
+    scale: float = 0.5
+    name: str = "gradient_penalty"
+
+    def __post_init__(self):
+        if self.points not in PENALTY_POINTS:
+            raise ValueError(f"unknown penalty points {self.points!r}; choose one of: {', '.join(PENALTY_POINTS)}")
+        if self.every < 1:
+            raise ValueError(f"a penalty's interval must be >= 1, got {self.every}")
+
+    def sample(self, real: Tensor, fake: Tensor) -> Tensor:
+        """The points x_hat where this penalty looks at D's gradient."""
+        return PENALTY_POINTS[self.points](real, fake, self)
+
+    def applies(self, d_step: int) -> bool:
+        """Whether discriminator update number ``d_step`` (from 0) carries this penalty."""
+        return d_step % self.every == 0
+
+    @property
+    def step_weight(self):
+        """The weight on the updates that carry the penalty: ``weight * every``."""
+        return self.weight * self.every
+
+
+def r1(gamma: float = 10.0, every: int = 1) -> Penalty:
+    """R1 (Mescheder et al. 2018): gamma/2 E_{x ~ data} ||grad D(x)||^2, a zero-centred penalty on real points."""
+    return Penalty("real", target=0.0, weight=gamma / 2, every=every, name="r1")
 
 
 @torch.no_grad()

@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from ..errors import DgmError
-
-
-OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+from .optim import OPTIMIZERS  # the names of --optimizer
 
 # Keys that config.json "train" sections of older dgm versions hold but TrainConfig no longer has; they are accepted
 # and dropped on load. Empty so far: every version wrote TrainConfig.to_dict(), and no field was ever removed (git

@@ -24,6 +24,7 @@ from ..viz import save_grid
 from . import checkpoint as ckpt
 from .config import TrainConfig
 from .distributed import DistInfo, barrier, wrap
+from .optim import make_optimizer
 from .steps import TrainStep
 
 DEFAULT_STEPS = 1000
@@ -124,14 +125,7 @@ class Trainer:
         b = betas or (0.9, 0.999)
         betas = (c.beta1 if c.beta1 is not None else b[0], c.beta2 if c.beta2 is not None else b[1])
         kind = c.optimizer or kind or "adam"
-        if kind == "adam":
-            opt = torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=c.weight_decay)
-        elif kind == "adamw":
-            opt = torch.optim.AdamW(params, lr=lr, betas=betas, weight_decay=c.weight_decay)
-        elif kind == "rmsprop":
-            opt = torch.optim.RMSprop(params, lr=lr, weight_decay=c.weight_decay)
-        else:
-            opt = torch.optim.SGD(params, lr=lr, momentum=betas[0], weight_decay=c.weight_decay)
+        opt = make_optimizer(kind, params, lr, betas, c.weight_decay)
         total, warm = self.total_steps, c.warmup_steps
 
         def factor(s: int) -> float:

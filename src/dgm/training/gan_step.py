@@ -1,13 +1,14 @@
 """The GAN family step: alternating D / G updates through the shared engine.
 
 One engine step = one discriminator (critic) update on one real batch; every ``n_critic``-th step also
-updates the generator. The step knows n_critic, TTUR learning rates, penalties, clipping, instance noise,
-BEGAN's k_t and unrolling (Metz et al. 2017, with ``torch.func.functional_call``); the losses themselves are
-the pure functions of ``dgm.objectives``.
+updates the generator. The step knows n_critic, TTUR learning rates, the list of gradient penalties, clipping,
+instance noise and unrolling (Metz et al. 2017, with ``torch.func.functional_call``). What is particular to an
+objective (its losses, its state such as BEGAN's k_t, EBGAN's pulling-away term, the logged estimates) comes
+through the hooks of ``dgm.objectives.Objective``; this file never tests an objective's name.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -15,15 +16,16 @@ import torch.nn as nn
 from torch import Tensor
 from torch.func import functional_call
 
-from ..objectives import (began_update, clip_weights, fgan_bound, gradient_penalty, instance_noise_std,
-                          interpolates, perturbed, pulling_away)
+from ..objectives import clip_weights, gradient_penalty, instance_noise_std
+from .optim import differentiable_step
 from .steps import STEPS, TrainStep
 
 
 class _Critic(nn.Module):
     """Everything D computes in one update, in ONE forward call (so DDP sees one forward per backward).
 
-    forward(real, fake, penalty_points) -> (D(real) or None, D(fake), gradient penalty or None, D's code of fake or None)
+    forward(real, fake, points, targets) -> (D(real) or None, D(fake), [gradient penalty at each points with its
+    target], D's code of fake or None)
     """
 
     def __init__(self, d: nn.Module, energy: bool):
@@ -35,11 +37,12 @@ class _Critic(nn.Module):
             return self.d.energy_and_code(x)
         return self.d(x), None
 
-    def forward(self, real: Optional[Tensor], fake: Tensor, penalty_points: Optional[Tensor] = None):
+    def forward(self, real: Optional[Tensor], fake: Tensor, points: Sequence[Tensor] = (),
+                targets: Tuple[float, ...] = ()):
         d_real = self._out(real)[0] if real is not None else None
         d_fake, code = self._out(fake)
-        gp = gradient_penalty(self.d, penalty_points) if penalty_points is not None else None
-        return d_real, d_fake, gp, code
+        gps = [gradient_penalty(self.d, x, t) for x, t in zip(points, targets)]
+        return d_real, d_fake, gps, code
 
 
 @STEPS.register("gan", help="adversarial: alternating discriminator / generator updates (n_critic, TTUR, unrolling)")
@@ -57,8 +60,9 @@ class GANStep(TrainStep):
         self.lr_g = c.lr_g or tc.lr or obj.lr_g
         engine.optimizer("d", m.discriminator.parameters(), lr=self.lr_d, betas=obj.betas, kind=obj.optimizer)
         engine.optimizer("g", m.generator.parameters(), lr=self.lr_g, betas=obj.betas, kind=obj.optimizer)
-        self.k = 0.0          # BEGAN k_t (checkpointed)
-        self.d_steps = 0      # discriminator updates so far (checkpointed)
+        self.penalties = obj.penalties(c)
+        self.state = obj.init_state()  # the objective's state, e.g. BEGAN's k_t (checkpointed)
+        self.d_steps = 0               # discriminator updates so far (checkpointed)
         self.last: Dict[str, float] = {}
 
     # -- pieces ----------------------------------------------------------------------------------
@@ -82,22 +86,19 @@ class GANStep(TrainStep):
         return tuple(x + s * torch.randn_like(x) for x in xs)
 
     def _d_loss(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
-        if self.obj.name == "began":
-            return self.obj.d(d_real, d_fake, k=self.k)
-        return self.obj.d(d_real, d_fake, **self.obj.d_kwargs(self.c))
+        return self.obj.d_loss(d_real, d_fake, self.state, self.c)
 
     def _g_loss(self, d_fake: Tensor, code: Optional[Tensor]) -> Tensor:
-        loss = self.obj.g(d_fake, **self.obj.g_kwargs(self.c))
-        if self.obj.name == "ebgan" and self.c.pt_weight and code is not None:
-            loss = loss + self.c.pt_weight * pulling_away(code)
-        return loss
+        return self.obj.g_loss(d_fake, code, self.c)
 
-    def _penalty_points(self, real: Tensor, fake: Tensor) -> Optional[Tensor]:
-        if self.obj.penalty == "interpolates":
-            return interpolates(real, fake)
-        if self.obj.penalty == "perturbed":
-            return perturbed(real, self.c.dragan_c)
-        return None
+    def _all_mean(self, t: Tensor) -> Tensor:
+        """The mean of ``t`` over the processes (``t`` itself on one process)."""
+        info = self.engine.info
+        if not info.distributed:
+            return t
+        t = t.clone()
+        dist.all_reduce(t)
+        return t / info.world_size
 
     def unrolled_g_loss(self, real: Tensor, fake: Tensor, steps: int) -> Tensor:
         """Metz et al. 2017: G's loss against D after ``steps`` differentiable copies of D's own update.
@@ -118,7 +119,7 @@ class GANStep(TrainStep):
             d_fake = functional_call(d, (params, buffers), (fake,))
             loss = self._d_loss(d_real, d_fake)
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
-            params = {n: _differentiable_step(opt, group, p, g, state[n]) for (n, p), g in zip(params.items(), grads)}
+            params = {n: differentiable_step(opt, group, p, g, state[n]) for (n, p), g in zip(params.items(), grads)}
         d_fake = functional_call(d, (params, buffers), (fake,))
         return self._g_loss(d_fake, None)
 
@@ -131,30 +132,21 @@ class GANStep(TrainStep):
         with torch.set_grad_enabled(g_turn):
             fake = self.G(z)
         real_n, fake_n = self._noise(x, fake.detach())
+        penalties = [p for p in self.penalties if p.applies(self.d_steps)]  # lazy ones on every k-th update
+        points = [p.sample(real_n, fake_n) for p in penalties]
         with e.autocast():
-            d_real, d_fake, gp, _ = self.D(real_n, fake_n, self._penalty_points(real_n, fake_n))
+            d_real, d_fake, gps, _ = self.D(real_n, fake_n, points, tuple(p.target for p in penalties))
         d_real, d_fake = d_real.float(), d_fake.float()
         loss_d = self._d_loss(d_real, d_fake)
         out = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
-        if gp is not None:
-            out["gradient_penalty"] = gp.detach()
-            loss_d = loss_d + c.gp_weight * gp
+        for p, gp in zip(penalties, gps):
+            out[p.name] = gp.detach()
+            loss_d = loss_d + p.step_weight * gp
         e.update(loss_d, "d")
         self.d_steps += 1
         if self.obj.clip:
             clip_weights(m.discriminator, c.clip_value)
-        if self.obj.kind == "critic" and self.obj.name in ("wgan", "wgan-gp"):
-            out["wasserstein_estimate"] = (d_real.mean() - d_fake.mean()).detach()
-        if self.obj.name == "f-gan":
-            out["divergence_bound"] = fgan_bound(d_real.detach(), d_fake.detach(), c.divergence)
-        if self.obj.name == "began":
-            lr_, lf_ = torch.stack([d_real.mean(), d_fake.mean()]).detach()
-            if e.info.distributed:
-                pair = torch.stack([lr_, lf_])
-                dist.all_reduce(pair)
-                lr_, lf_ = pair / e.info.world_size
-            self.k, conv = began_update(self.k, float(lr_), float(lf_), c.gamma, c.lambda_k)
-            out["k"], out["convergence"] = torch.tensor(self.k), torch.tensor(conv)
+        out.update(self.obj.after_d(d_real, d_fake, self.state, c, self._all_mean))
         if g_turn:
             (fake_g,) = self._noise(fake)
             if c.unroll_steps > 0:
@@ -194,42 +186,10 @@ class GANStep(TrainStep):
         return self.model.to_unit(x)
 
     def state_dict(self):
-        return {"k": self.k, "d_steps": self.d_steps, "last": dict(self.last)}
+        return {**self.state, "d_steps": self.d_steps, "last": dict(self.last)}
 
     def load_state_dict(self, state):
-        self.k = float(state.get("k", 0.0))
+        self.state = {k: type(v)(state.get(k, v)) for k, v in self.obj.init_state().items()}
         self.d_steps = int(state.get("d_steps", 0))
         self.last = dict(state.get("last", {}))
 
-
-def _differentiable_step(opt, group, p: Tensor, g: Tensor, st: dict) -> Tensor:
-    """One step of ``opt``'s rule for parameter p written with out-of-place ops (so it stays differentiable).
-
-    ``st`` is a copy of the optimizer's state for p (moments as constants), advanced in place for the next copy.
-    """
-    lr = group["lr"]
-    if isinstance(opt, torch.optim.Adam):  # also AdamW's moments; weight decay is ignored in the copies
-        b1, b2 = group["betas"]
-        eps = group["eps"]
-        m = st.get("exp_avg", torch.zeros_like(p)).detach()
-        v = st.get("exp_avg_sq", torch.zeros_like(p)).detach()
-        t = float(st.get("step", 0)) + 1
-        m = b1 * m + (1 - b1) * g
-        v = b2 * v + (1 - b2) * g * g
-        st["exp_avg"], st["exp_avg_sq"], st["step"] = m.detach(), v.detach(), t
-        m_hat = m / (1 - b1 ** t)
-        v_hat = v / (1 - b2 ** t)
-        return p - lr * m_hat / ((v_hat + 1e-16).sqrt() + eps)  # +1e-16: finite second derivative at v = 0
-    if isinstance(opt, torch.optim.RMSprop):
-        a, eps = group["alpha"], group["eps"]
-        v = st.get("square_avg", torch.zeros_like(p)).detach()
-        v = a * v + (1 - a) * g * g
-        st["square_avg"] = v.detach()
-        return p - lr * g / ((v + 1e-16).sqrt() + eps)
-    mu = group.get("momentum", 0.0)
-    if mu:  # torch.optim.SGD: buf = g on the first step, then mu * buf + g
-        buf = st.get("momentum_buffer")
-        buf = g if buf is None else mu * buf.detach() + g
-        st["momentum_buffer"] = buf.detach()
-        return p - lr * buf
-    return p - lr * g

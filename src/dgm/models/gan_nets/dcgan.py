@@ -1,0 +1,82 @@
+"""DCGAN (Radford et al. 2016) for square images of size 8, 28, 32, 64, ..."""
+from __future__ import annotations
+
+import torch.nn as nn
+from torch import Tensor
+
+from ...errors import DgmError
+from ...nn.blocks import conv_plan, leaky_relu, norm2d
+from .base import GAN_ARCHS, GANArch, discriminator
+
+
+class DCGANGenerator(nn.Module):
+    """Radford et al. 2016: project z, then stride-2 transposed convolutions with BN + ReLU, tanh output."""
+
+    def __init__(self, latent: int, channels: int, size: int, base: int):
+        super().__init__()
+        s0, k = conv_plan(size)
+        c = base * 2 ** (k - 1)
+        self.c0, self.s0 = c, s0
+        self.project = nn.Sequential(nn.Linear(latent, c * s0 * s0), nn.BatchNorm1d(c * s0 * s0), nn.ReLU())
+        ups = []
+        for i in range(k - 1):
+            ups += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1), nn.BatchNorm2d(c // 2), nn.ReLU()]
+            c //= 2
+        ups += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
+        self.body = nn.Sequential(*ups)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.body(self.project(z).view(z.shape[0], self.c0, self.s0, self.s0))
+
+
+class DCGANEncoder(nn.Module):
+    """Radford et al. 2016: stride-2 convolutions with LeakyReLU(0.2), no norm on the first layer; a linear head."""
+
+    def __init__(self, channels: int, size: int, base: int, out: int, norm: str):
+        super().__init__()
+        s0, k = conv_plan(size)
+        layers, c = [nn.Conv2d(channels, base, 4, 2, 1), leaky_relu()], base
+        for i in range(k - 1):
+            layers += [nn.Conv2d(c, 2 * c, 4, 2, 1), norm2d(norm, 2 * c), leaky_relu()]
+            c *= 2
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(c * s0 * s0, out)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x).flatten(1))
+
+
+def dcgan_init(m: nn.Module) -> None:
+    """Radford et al. 2016: weights ~ N(0, 0.02); batch-norm scales ~ N(1, 0.02)."""
+    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(m.weight, 0.0, 0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.zeros_(m.bias)
+
+
+def build(c, energy):
+    """G: DCGAN generator with --hidden base channels; D: DCGAN encoder with one output, or (energy) an encoder to a
+    4 x hidden code and a DCGAN generator as decoder. Weights initialised as in the paper."""
+    generator = DCGANGenerator(c.latent_dim, c.channels, c.height, c.hidden)
+    if c.height != c.width:
+        raise DgmError(f"DCGAN needs square images, got {c.height}x{c.width}")
+    code = 4 * c.hidden
+
+    def scorer():
+        return DCGANEncoder(c.channels, c.height, c.hidden, 1, c.d_norm)
+
+    def autoencoder():
+        enc = DCGANEncoder(c.channels, c.height, c.hidden, code, c.d_norm)
+        return enc, nn.Sequential(DCGANGenerator(code, c.channels, c.height, c.hidden))
+
+    d = discriminator(energy, scorer, autoencoder)
+    generator.apply(dcgan_init)
+    d.apply(dcgan_init)
+    return generator, d
+
+
+GAN_ARCHS.add("dcgan", GANArch(build, data_kinds=("images",), hidden=32, batch_norm_d=True),
+              "DCGAN (Radford et al. 2016): stride-2 (transposed) convolutions, batch norm in G (and D by default)")
