@@ -8,6 +8,7 @@ from typing import Dict, Iterable, Optional
 import torch
 
 from ..data.batching import dataset_batches
+from .registry import Metric, register
 
 
 @torch.no_grad()
@@ -60,3 +61,7 @@ def nll(model, dataset, batch_size: int = 256, progress: bool = False, k: Option
     if hasattr(model, "elbo_terms"):  # latent-variable models (vae, beta-vae, aae, avb)
         return latent_nll_from_batches(model, batches, 5000 if k is None else k, seed)
     return nll_from_batches(model, batches)
+
+
+register(Metric("nll", "run", nll, options=("k", "seed"),
+                help="exact negative log-likelihood: nats per example and bits per dimension"))
