@@ -101,7 +101,7 @@ class _StandIn:
 
 
 def test_modes_entry_point():
-    assert METRICS.get("modes") is modes and METRICS.help("modes")
+    assert METRICS.get("modes").compute is modes and METRICS.get("modes").needs == "run" and METRICS.help("modes")
     data = load_dataset("ring8", "test")
     model = _StandIn(data)
     r = modes(model, data, batch_size=64, progress=False)

@@ -101,13 +101,17 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
                        description="Evaluate a trained run (likelihood, mode coverage, or sample quality of its "
                        "samples), or compare images (--fake) with a dataset (--real).")
     e.add_argument("run", nargs="?", default=None, help="run directory (omit with --real/--fake)")
-    e.add_argument("--metric", default=None, help="metric name(s), comma-separated (dgm list metrics; default: nll "
-                   "for likelihood and latent-variable runs, recon for a VQ-VAE, modes for a GAN on 2-D points, "
-                   "fid,kid,is,pr,dc for an image GAN or --fake)")
+    from .metrics import METRICS, image_metrics
+    from .metrics.evaluate import default_image_metrics
+
+    e.add_argument("--metric", default=None, help=f"metric name(s), comma-separated ({', '.join(METRICS.names())}; "
+                   "dgm list metrics; default: nll for likelihood and latent-variable runs, recon for a VQ-VAE, modes "
+                   f"for a GAN on 2-D points, {','.join(default_image_metrics())} for an image GAN or --fake)")
     e.add_argument("--split", default="test", choices=["train", "val", "test"],
                    help="data split for NLL and for the real images (default: test)")
     e.add_argument("-n", type=int, default=10000, help="samples to draw for image metrics (default 10000)")
-    e.add_argument("--features", default=None, help="feature network for fid/kid/is/pr/dc (dgm list features; default: "
+    e.add_argument("--features", default=None, help="feature network for "
+                   f"{'/'.join(m.name for m in image_metrics() if m.uses_network)} (dgm list features; default: "
                    "dgm's classifier for digits and fashion-mnist, else inception-v3)")
     e.add_argument("--weights", default=None, help="weights file of the feature network (inception-v3: "
                    "pt_inception-2015-12-05-6726825d.pth; or set DGM_INCEPTION_WEIGHTS)")

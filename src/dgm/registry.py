@@ -43,11 +43,20 @@ class Registry(Generic[T]):
         known = ", ".join(sorted(self._items))
         return f"unknown {self.kind} {name!r}{hint} (known: {known}; see `dgm list {self.list_name}`)"
 
+    def remove(self, name: str) -> None:
+        """Unregister ``name`` (e.g. a metric a test added)."""
+        self.get(name)
+        del self._items[name], self._help[name]
+
     def help(self, name: str) -> str:
         return self._help[name]
 
     def names(self) -> list:
         return sorted(self._items)
+
+    def values(self) -> list:
+        """The registered objects in registration order."""
+        return list(self._items.values())
 
     def __contains__(self, name: str) -> bool:
         return name in self._items

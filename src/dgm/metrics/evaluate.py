@@ -1,4 +1,5 @@
-"""`dgm eval`: one entry point for run metrics (nll, modes) and image metrics (fid, kid, is, pr, dc, swd, msssim)."""
+"""`dgm eval`: one entry point for run metrics (``needs == "run"``: nll, recon, modes) and image metrics (the rest,
+`dgm list metrics`)."""
 from __future__ import annotations
 
 from typing import Dict, Iterable, Optional
@@ -7,7 +8,8 @@ import numpy as np
 
 from ..errors import DgmError
 from .extractors import default_features, load_features
-from .images import IMAGE_METRICS, evaluate_images, read_images, real_images, sample_images
+from .images import evaluate_images, read_images, real_images, sample_images
+from .registry import IMAGE_METRICS, METRICS, image_metrics
 
 
 def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optional[str] = None, fake=None,
@@ -18,8 +20,6 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
     """Evaluate a run directory (its model's samples, or ``fake``) or a file/folder of ``fake`` images against the
     ``real`` dataset; returns one flat dict (what `dgm eval` prints as JSON). ``k``: importance samples for the
     NLL of latent-variable models (default 5000)."""
-    from . import METRICS
-
     if run is None and fake is None:
         raise DgmError("name a run directory to evaluate, or pass --real DATASET --fake PATH")
     if run is None and real is None:
@@ -38,16 +38,17 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
         from ..training.run import load, load_data
 
         model = load(run, checkpoint=checkpoint, device=device)
-    names = list(metrics) if metrics else (default_metrics(model) if fake is None else ["fid", "kid", "is", "pr", "dc"])
-    image = [m for m in names if m in IMAGE_METRICS]
-    other = [m for m in names if m not in IMAGE_METRICS]
+    names = list(metrics) if metrics else (default_metrics(model) if fake is None else default_image_metrics())
+    image = [m for m in names if METRICS.get(m).needs != "run"]
+    other = [m for m in names if METRICS.get(m).needs == "run"]
     if model is not None:
         result.update(run=str(run), step=model.trained_steps, checkpoint=checkpoint, split=split)
         if other:
             data = load_data(model.run_config["data"], split)
-            for m in other:
-                extra = {"k": k, "seed": seed} if m == "nll" else {}
-                result.update(METRICS.get(m)(model, data, batch_size=batch_size, progress=progress, **extra))
+            options = {"k": k, "seed": seed}  # RUN_OPTIONS; each metric receives those it declares
+            for m in map(METRICS.get, other):
+                result.update(m.compute(model, data, batch_size=batch_size, progress=progress,
+                                        **{o: options[o] for o in m.options}))
     elif other:
         raise DgmError(f"{', '.join(other)} need(s) a run directory; with --real/--fake use image metrics "
                        f"({', '.join(IMAGE_METRICS)})")
@@ -55,7 +56,7 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
         data_cfg = {"name": real, "data_dir": data_dir} if real is not None else model.run_config["data"]
         reals = real_images(data_cfg, split)
         net = None  # loaded before sampling, so that a missing weights file fails fast
-        if any(m in ("fid", "kid", "is", "pr", "dc") for m in image):
+        if any(METRICS.get(m).uses_network for m in image):
             net = load_features(features or default_features(data_cfg["name"]), weights, device=device)
         if fake is not None:
             fakes = read_images(fake)
@@ -72,10 +73,15 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
     return result
 
 
+def default_image_metrics() -> list:
+    """What `dgm eval --fake` measures without --metric: the metrics registered with default_for_images."""
+    return [m.name for m in image_metrics() if m.default_for_images]
+
+
 def default_metrics(model) -> list:
     """What `dgm eval RUN` measures without --metric: the NLL of likelihood and latent-variable models, the
     reconstruction of a VQ-VAE, mode coverage of a GAN on 2-D points, sample quality of an image GAN."""
     return list(model.default_metrics)
 
 
-__all__ = ["evaluate", "default_metrics"]
+__all__ = ["evaluate", "default_metrics", "default_image_metrics"]

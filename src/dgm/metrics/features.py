@@ -10,6 +10,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from .registry import Metric, register
+
 
 def _as2d(x, name: str) -> np.ndarray:
     if hasattr(x, "detach"):
@@ -102,5 +104,28 @@ def inception_score(probs, splits: int = 10, eps: float = 1e-12) -> Tuple[float,
         scores.append(math.exp(kl.mean()))
     return float(np.mean(scores)), float(np.std(scores))
 
+
+def _fid(c) -> dict:
+    return {"fid": fid_from_features(c.real_features, c.fake_features)}
+
+
+def _kid(c) -> dict:
+    kid, std = kid_from_features(c.real_features, c.fake_features,
+                                 subset_size=min(1000, len(c.real_features), len(c.fake_features)), seed=c.seed)
+    return {"kid": kid, "kid_std": std}
+
+
+def _is(c) -> dict:
+    score, std = inception_score(c.fake_probs, min(10, len(c.fake_probs)))
+    return {"is": score, "is_std": std, "is_real": inception_score(c.real_probs, min(10, len(c.real_probs)))[0]}
+
+
+register(Metric("fid", "features", _fid, label=lambda c: f"FID ({c.tag})", default_for_images=True, same_shape=True,
+                help="Fréchet distance of Gaussians fitted to real and fake features (Heusel et al. 2017)"))
+register(Metric("kid", "features", _kid, label=lambda c: f"KID ({c.tag})", default_for_images=True, same_shape=True,
+                help="unbiased cubic-kernel MMD^2 of features, mean and std over subsets (Bińkowski et al. 2018)"))
+register(Metric("is", "probs", _is, default_for_images=True,
+                label=lambda c: f"IS ({c.net.label} class probabilities, {min(10, len(c.fake_probs))} splits)",
+                help="Inception Score of the fakes' class probabilities (Salimans et al. 2016)"))
 
 __all__ = ["frechet_distance", "gaussian_stats", "fid_from_features", "kid_from_features", "inception_score"]

@@ -16,19 +16,8 @@ from tqdm.auto import tqdm
 
 from ..errors import DgmError
 from .extractors import default_features, extract, load_features
-from .features import fid_from_features, inception_score, kid_from_features
-from .manifold import manifold_metrics
+from .registry import IMAGE_METRICS, METRICS, Comparison, image_metrics
 
-IMAGE_METRICS = {
-    "fid": "Fréchet distance of Gaussians fitted to real and fake features (Heusel et al. 2017)",
-    "kid": "unbiased cubic-kernel MMD^2 of features, mean and std over subsets (Bińkowski et al. 2018)",
-    "is": "Inception Score of the fakes' class probabilities (Salimans et al. 2016)",
-    "pr": "precision and recall with k=3 nearest-neighbour balls in feature space (Kynkäänniemi et al. 2019)",
-    "dc": "density and coverage with k=5 nearest-neighbour balls of the reals (Naeem et al. 2020)",
-    "swd": "sliced Wasserstein distance of Laplacian-pyramid patches, x1e3 (Karras et al. 2018)",
-    "msssim": "mean MS-SSIM of random pairs of fakes: diversity, lower = more diverse (Odena et al. 2017)",
-}
-_FEATURE_METRICS = ("fid", "kid", "is", "pr", "dc")
 _CACHE_VERSION = "1"
 
 
@@ -146,12 +135,11 @@ def reference_features(net, images: torch.Tensor, batch_size: int = 256, use_cac
 
 
 def parse_metrics(names: Iterable[str]) -> list:
+    """The image metrics among ``names`` (one-line DgmError for unknown names and run metrics), in the order given."""
     out = []
     for m in names:
-        if m not in IMAGE_METRICS:
-            from . import METRICS
-
-            raise DgmError(METRICS.unknown_message(m))
+        if METRICS.get(m).needs == "run":
+            raise DgmError(f"{m} needs a run directory; compare images with image metrics ({', '.join(IMAGE_METRICS)})")
         out.append(m)
     return out
 
@@ -163,60 +151,31 @@ def evaluate_images(real: torch.Tensor, fake: torch.Tensor, metrics: Iterable[st
     """The named image metrics of fake vs real images (both float (N, C, H, W) in [0, 1]), as a flat dict.
 
     Feature metrics use ``features`` (a FEATURES name or a loaded network; default: dgm's classifier for ``dataset``
-    when it ships one, else inception-v3). P/R/D/C and SWD compare equally many reals and fakes: m = min(N) of
-    each, the reals a seeded random subset when there are more of them; SWD uses at most ``swd_images`` of each.
+    when it ships one, else inception-v3), run once over each set for all of them. P/R/D/C and SWD compare equally
+    many reals and fakes: m = min(N) of each, the reals a seeded random subset when there are more of them; SWD uses
+    at most ``swd_images`` of each. Metrics are computed in registration order; ``labels`` says what each measured.
     """
-    metrics = parse_metrics(metrics)
-    if real.shape[1:] != fake.shape[1:] and any(m in metrics for m in ("swd", "pr", "dc", "fid", "kid")):
+    names = parse_metrics(metrics)
+    chosen = [m for m in image_metrics() if m.name in names]
+    if real.shape[1:] != fake.shape[1:] and any(m.same_shape for m in chosen):
         raise DgmError(f"real images are {tuple(real.shape[1:])} but fakes are {tuple(fake.shape[1:])} "
                        f"(C, H, W); evaluate fakes of the dataset's size")
     out: Dict = {"n_real": len(real), "n_fake": len(fake)}
-    labels = {}
-    m = min(len(real), len(fake))
-    # a seeded subset of the reals only when there are more of them than fakes; otherwise the order is kept, so
-    # identical sets pair image for image (SWD's patch positions are drawn per image index)
-    perm = torch.arange(m) if len(real) == m else \
-        torch.randperm(len(real), generator=torch.Generator().manual_seed(seed))[:m]
-    if any(k in metrics for k in _FEATURE_METRICS):
+    c = Comparison(real, fake, tuple(m.name for m in chosen), seed=seed, progress=progress, swd_images=swd_images)
+    if any(m.uses_network for m in chosen):
         net = features if isinstance(features, torch.nn.Module) else \
             load_features(features or default_features(dataset), weights, device=device)
         out["features"] = net.name
         out["feature_network"] = f"{net.label} ({net.dim}-d features, {net.num_classes} classes, weights sha256 " \
                                  f"{net.weights_sha256})"
-        fr, pr_real = reference_features(net, real, batch_size, use_cache, progress)
-        ff, pf = extract(net, fake, batch_size, progress, desc="fake features")
-        tag = f"{net.label} features"
-        if "fid" in metrics:
-            out["fid"] = fid_from_features(fr, ff)
-            labels["fid"] = f"FID ({tag})"
-        if "kid" in metrics:
-            out["kid"], out["kid_std"] = kid_from_features(fr, ff, subset_size=min(1000, len(fr), len(ff)), seed=seed)
-            labels["kid"] = f"KID ({tag})"
-        if "is" in metrics:
-            splits = min(10, len(pf))
-            out["is"], out["is_std"] = inception_score(pf, splits)
-            out["is_real"] = inception_score(pr_real, min(10, len(pr_real)))[0]
-            labels["is"] = f"IS ({net.label} class probabilities, {splits} splits)"
-        want = {"pr": "pr" in metrics, "dc": "dc" in metrics}
-        if any(want.values()):
-            out.update(manifold_metrics(fr[perm.numpy()], ff[:m], k_pr=3 if want["pr"] else None,
-                                        k_dc=5 if want["dc"] else None, progress=progress))
-            for k in ("pr", "dc"):
-                if want[k]:
-                    labels[k] = f"{'precision/recall (k=3)' if k == 'pr' else 'density/coverage (k=5)'} ({tag}, " \
-                                f"{m} vs {m})"
-    if "swd" in metrics:
-        from .swd import swd
-
-        k = min(m, swd_images)
-        out.update(swd(real[perm[:k]], fake[:k], seed=seed))
-        labels["swd"] = f"SWD x1e3 (ProGAN protocol: Laplacian-pyramid 7x7 patches, 128 per image, {k} vs {k} images)"
-    if "msssim" in metrics:
-        from .msssim import msssim_diversity
-
-        out["msssim"] = msssim_diversity(fake, seed=seed)
-        out["msssim_real"] = msssim_diversity(real, seed=seed)
-        labels["msssim"] = "mean MS-SSIM of random fake pairs (msssim_real: same for real pairs)"
+        c.net = net
+        c.real_features, c.real_probs = reference_features(net, real, batch_size, use_cache, progress)
+        c.fake_features, c.fake_probs = extract(net, fake, batch_size, progress, desc="fake features")
+    labels = {}
+    for m in chosen:
+        out.update(m.compute(c))
+        if m.label is not None:
+            labels[m.name] = m.label(c)
     out["labels"] = labels
     return out
 

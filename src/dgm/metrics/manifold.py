@@ -11,6 +11,8 @@ from typing import Dict, Iterable, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
+from .registry import Metric, register
+
 DEFAULT_BUDGET = 256 << 20  # bytes of distance matrix (and temporaries) per chunk
 
 
@@ -113,5 +115,30 @@ def density_coverage(real, fake, k: int = 5, budget_bytes: int = DEFAULT_BUDGET,
     m = manifold_metrics(real, fake, k_pr=None, k_dc=k, budget_bytes=budget_bytes, dtype=dtype)
     return m["density"], m["coverage"]
 
+
+def _knn(c) -> Dict[str, float]:
+    """P/R and D/C of the first m fakes vs m reals, from one k-NN pass shared by whichever of the two is selected."""
+    return c.shared("manifold", lambda: manifold_metrics(
+        c.real_features[c.perm.numpy()], c.fake_features[:c.m], k_pr=3 if "pr" in c.metrics else None,
+        k_dc=5 if "dc" in c.metrics else None, progress=c.progress))
+
+
+def _pr(c) -> Dict[str, float]:
+    r = _knn(c)
+    return {"precision": r["precision"], "recall": r["recall"]}
+
+
+def _dc(c) -> Dict[str, float]:
+    r = _knn(c)
+    return {"density": r["density"], "coverage": r["coverage"]}
+
+
+register(Metric("pr", "features", _pr, label=lambda c: f"precision/recall (k=3) ({c.tag}, {c.m} vs {c.m})",
+                default_for_images=True, same_shape=True,
+                help="precision and recall with k=3 nearest-neighbour balls in feature space (Kynkäänniemi et al. "
+                     "2019)"))
+register(Metric("dc", "features", _dc, label=lambda c: f"density/coverage (k=5) ({c.tag}, {c.m} vs {c.m})",
+                default_for_images=True, same_shape=True,
+                help="density and coverage with k=5 nearest-neighbour balls of the reals (Naeem et al. 2020)"))
 
 __all__ = ["knn_radii", "manifold_metrics", "precision_recall", "density_coverage"]

@@ -25,6 +25,7 @@ import torch
 
 from ..errors import DgmError
 from ..nn.blocks import evaluating
+from .registry import Metric, register
 
 # 2,500 generated samples per evaluation: VEEGAN ("We generate 2500 samples from each trained model", akashgit/VEEGAN
 # index.md, the paper's project page) and PacGAN ("num_log_figure_sample": 2500 in 2DRing/2DGrid config.py, the
@@ -98,5 +99,9 @@ def modes(model, data, batch_size: int = 256, progress: bool = False, n: int = N
     return {"modes": s["modes"], "high_quality": float(s["high_quality"]), "reverse_kl": rkl if math.isfinite(rkl) else None,
             "num_modes": len(s["counts"]), "n_samples": int(s["n"])}
 
+
+# no options: `dgm eval` draws the 2,500 points with seed 0 whatever --seed says (as it always has)
+register(Metric("modes", "run", modes,
+                help="toy mixtures: modes captured, % high-quality samples (< 3 std), reverse KL over modes"))
 
 __all__ = ["N_EVAL_SAMPLES", "HQ_THRESHOLD", "mode_stats", "modes"]

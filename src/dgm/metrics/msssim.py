@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DgmError
+from .registry import Metric, register
 
 __all__ = ["MSSSIM_WEIGHTS", "ms_ssim", "msssim_diversity", "msssim_settings"]
 
@@ -125,3 +126,12 @@ def msssim_diversity(images, pairs: int = 1000, seed: int = 0, data_range: float
         total += ms_ssim(images[i[s:s + batch_size]], images[j[s:s + batch_size]], data_range).double().sum().item()
     return total / pairs
 
+
+
+def _msssim(c) -> dict:
+    return {"msssim": msssim_diversity(c.fake, seed=c.seed), "msssim_real": msssim_diversity(c.real, seed=c.seed)}
+
+
+register(Metric("msssim", "images", _msssim,
+                label=lambda c: "mean MS-SSIM of random fake pairs (msssim_real: same for real pairs)",
+                help="mean MS-SSIM of random pairs of fakes: diversity, lower = more diverse (Odena et al. 2017)"))

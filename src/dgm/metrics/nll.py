@@ -9,6 +9,7 @@ import torch
 from ..data.batching import dataset_batches
 from ..nn.blocks import evaluating
 from ..nn.pixels import bits_per_dim
+from .registry import Metric, register
 
 
 @torch.no_grad()
@@ -57,3 +58,7 @@ def nll(model, dataset, batch_size: int = 256, progress: bool = False, k: Option
     if hasattr(model, "elbo_terms"):  # latent-variable models (vae, beta-vae, aae, avb)
         return latent_nll_from_batches(model, batches, 5000 if k is None else k, seed)
     return nll_from_batches(model, batches)
+
+
+register(Metric("nll", "run", nll, options=("k", "seed"),
+                help="exact negative log-likelihood: nats per example and bits per dimension"))

@@ -9,6 +9,7 @@ from ..data.batching import dataset_batches
 from ..errors import DgmError
 from ..nn.blocks import evaluating
 from ..nn.pixels import bits_per_dim
+from .registry import Metric, register
 
 
 @torch.no_grad()
@@ -36,3 +37,7 @@ def recon(model, dataset, batch_size: int = 256, progress: bool = False) -> Dict
     if not hasattr(model, "codes") or not hasattr(model, "terms"):
         raise DgmError(f"the recon metric is for VQ-VAE runs; this is a {type(model).__name__}")
     return recon_from_batches(model, dataset_batches(dataset, batch_size, model.device, progress))
+
+
+register(Metric("recon", "run", recon,
+                help="VQ-VAE: reconstruction NLL -log p(x|z_q(x)), pixel MSE and code perplexity"))

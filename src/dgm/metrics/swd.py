@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DgmError
+from .registry import Metric, register
 
 __all__ = ["gaussian_pyramid", "laplacian_pyramid", "reconstruct", "random_directions", "sliced_wasserstein",
            "swd"]
@@ -178,3 +179,14 @@ def swd(real: torch.Tensor, fake: torch.Tensor, patch_size: int = 7, patches_per
         key = str(lh) if lh == lw else f"{lh}x{lw}"
         out[key] = 1e3 * sliced_wasserstein(dr.flatten(1), df.flatten(1), projections, repeats, seed)
     return {"swd": float(sum(out.values()) / len(out)), "swd_levels": out}
+
+
+def _swd(c) -> dict:
+    k = min(c.m, c.swd_images)
+    return swd(c.real[c.perm[:k]], c.fake[:k], seed=c.seed)
+
+
+register(Metric("swd", "images", _swd, same_shape=True,
+                label=lambda c: f"SWD x1e3 (ProGAN protocol: Laplacian-pyramid 7x7 patches, 128 per image, "
+                                f"{min(c.m, c.swd_images)} vs {min(c.m, c.swd_images)} images)",
+                help="sliced Wasserstein distance of Laplacian-pyramid patches, x1e3 (Karras et al. 2018)"))
