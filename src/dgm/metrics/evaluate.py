@@ -8,6 +8,7 @@ import numpy as np
 from ..errors import DgmError
 from .extractors import default_features, load_features
 from .images import IMAGE_METRICS, evaluate_images, read_images, real_images, sample_images
+from .provenance import provenance
 
 
 def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optional[str] = None, fake=None,
@@ -35,7 +36,7 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
     result: Dict = {}
     model = None
     if run is not None:
-        from ..training.run import load, load_data
+        from ..runs import load, load_data
 
         model = load(run, checkpoint=checkpoint, device=device)
     names = list(metrics) if metrics else (default_metrics(model) if fake is None else ["fid", "kid", "is", "pr", "dc"])
@@ -69,6 +70,7 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
         result.update(evaluate_images(reals, fakes, image, features=net, weights=weights,
                                       dataset=data_cfg["name"], batch_size=batch_size, seed=seed,
                                       use_cache=use_cache, progress=progress, device=device))
+    result["provenance"] = provenance(model, result, split=split, seed=seed, features=net if image else None)
     return result
 
 
