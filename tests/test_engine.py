@@ -15,7 +15,7 @@ import dgm
 from dgm.cli import main
 from dgm.errors import DgmError
 from dgm.training import TrainConfig, Trainer, TrainingStopped, TrainStep
-from dgm.training import checkpoint as ckpt
+from dgm import checkpoint as ckpt
 
 from conftest import ROOT, TINY
 

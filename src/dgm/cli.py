@@ -76,16 +76,18 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA[-N])")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     t.add_argument("--from", default=None, dest="from_run", metavar="RUN",
-                   help="vq-vae-prior: the trained VQ-VAE run whose code maps the prior models (its data is used)")
+                   help="models fitted to another run (vq-vae-prior: the trained VQ-VAE run whose code maps the prior "
+                   "models); its data is used")
     _add_config_options(t, TrainConfig, group_title="training")
     model_name = argv[1] if len(argv) > 1 and argv[0] == "train" and not argv[1].startswith("-") else None
     if model_name in MODELS:
         _add_config_options(t, MODELS.get(model_name).Config, skip=DATA_FIELDS, group_title=f"{model_name} options")
 
     s = sub.add_parser("sample", help="sample a grid of images from a trained run")
-    s.add_argument("run", help="run directory")
+    s.add_argument("run", help="run directory or checkpoint file (.pt)")
     s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
-    s.add_argument("--out", default=None, help="PNG file to write (default: RUN/samples/sample-seedS.png)")
+    s.add_argument("--out", default=None, help="PNG file to write (default: RUN/samples/sample-seedS.png; for a "
+                   "checkpoint FILE.pt: FILE-sample-seedS.png beside it)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--label", type=int, default=None, dest="label", help="class to sample (conditional models)")
     s.add_argument("--complete-from", default=None, metavar="IMAGE_FILE",
@@ -100,7 +102,8 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a run or a set of images; prints one JSON object",
                        description="Evaluate a trained run (likelihood, mode coverage, or sample quality of its "
                        "samples), or compare images (--fake) with a dataset (--real).")
-    e.add_argument("run", nargs="?", default=None, help="run directory (omit with --real/--fake)")
+    e.add_argument("run", nargs="?", default=None, help="run directory or checkpoint file (.pt); omit with "
+                   "--real/--fake")
     from .metrics import METRICS, image_metrics
     from .metrics.evaluate import default_image_metrics
 
@@ -170,15 +173,10 @@ def _train(args) -> int:
     cfg = TrainConfig.from_dict(given)
     model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
     if args.from_run is not None and not args.resume:
-        if "vq_config" not in {f.name for f in dataclasses.fields(cls.Config)}:
-            raise DgmError(f"--from is for models fitted to another run (vq-vae-prior), not {args.model}")
-        from .training.run import read_run_config
+        from .runs import source_run
 
-        source = read_run_config(args.from_run)
-        if source["model"] != "vq-vae":
-            raise DgmError(f"--from {args.from_run}: that run trained a {source['model']}; pass a vq-vae run")
-        data_cfg = source["data"]  # the prior models the codes of the same data
-        model_opts.update(vq_run=str(args.from_run), vq_config=source["model_config"])
+        data_cfg, taken = source_run(cls, args.model, args.from_run)
+        model_opts.update(taken)
     if args.resume:
         ignored = sorted(set(given) - set(_RESUME_OVERRIDES)) + sorted(model_opts)
         if ignored:
@@ -188,17 +186,7 @@ def _train(args) -> int:
                         overrides={k: v for k, v in given.items() if k in _RESUME_OVERRIDES},
                         command="dgm " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     if summary["is_main"]:
-        val = summary["val"]
-        nll = (f"; val NLL {val['nll_nats']:.3f} nats/example = {val['bits_per_dim']:.4f} bits/dim" if "nll_nats" in val else "")
-        if "rec_nats" in val and "perplexity" in val:
-            nll = (f"; val reconstruction NLL {val['rec_nats']:.3f} nats/example, MSE {val['mse']:.4f}, code "
-                   f"perplexity {val['perplexity']:.1f}")
-        if "neg_elbo_nats" in val:
-            nll = (f"; val -ELBO {val['neg_elbo_nats']:.3f} nats/example = {val['bits_per_dim']:.4f} bits/dim "
-                   f"(KL {val['kl_nats']:.2f})")
-        if "modes" in val:
-            rkl = f"{val['reverse_kl']:.3f}" if "reverse_kl" in val else "undefined (no high-quality sample)"
-            nll = f"; {val['modes']:.0f} modes, {100 * val['high_quality']:.1f}% high-quality samples, reverse KL {rkl}"
+        nll = f"; {summary['val_summary']}" if summary["val_summary"] else ""
         print(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s ({summary['images_per_sec']:.0f} images/s, "
               f"{summary['world_size']} process(es)){nll}\n"
               f"samples: {summary['samples']}\nrun: {summary['run_dir']}  (evaluate: dgm eval {summary['run_dir']} "
@@ -207,6 +195,12 @@ def _train(args) -> int:
 
     teardown()
     return 0
+
+
+def _default_out(run, name: str) -> Path:
+    """Where `dgm sample` writes without --out: RUN/samples/NAME, or FILE-NAME beside a checkpoint file."""
+    run = Path(run)
+    return run / "samples" / name if run.is_dir() else run.with_name(f"{run.stem}-{name}")
 
 
 def _sample(args) -> int:
@@ -229,17 +223,17 @@ def _sample(args) -> int:
         y = torch.full((args.n,), args.label, dtype=torch.long)
     gen = torch.Generator().manual_seed(args.seed)
     if args.complete_from:
-        if not hasattr(model, "complete"):
+        if "complete" not in model.capabilities:
             raise DgmError(f"--complete-from needs an autoregressive model; {model.run_config['model']} cannot complete images")
         shown, x = complete_from_file(model, args.complete_from, args.n, args.observe, y=y, generator=gen)
         images = torch.cat([shown[None].to(x.device), x])
-        default = Path(args.run) / "samples" / f"completion-{args.observe}-seed{args.seed}.png"
+        default = _default_out(args.run, f"completion-{args.observe}-seed{args.seed}.png")
     else:
         x = model.sample(args.n, y=y, generator=gen)
         images = x
-        default = Path(args.run) / "samples" / f"sample-seed{args.seed}.png"
-    if getattr(model, "points", False):  # 2-D points: a scatter over the true density and D's surface
-        from .training.run import load_data
+        default = _default_out(args.run, f"sample-seed{args.seed}.png")
+    if model.points:  # 2-D points: a scatter over the true density and D's surface
+        from .runs import load_data
         from .viz.toy import save_points_plot
 
         data = load_data(model.run_config["data"], "train")
@@ -250,10 +244,10 @@ def _sample(args) -> int:
         torch.save(x.cpu(), args.save_tensor)
     print(path)
     if args.plots:
-        if not hasattr(model, "reconstruct"):
+        if "latent" not in model.capabilities:
             raise DgmError(f"--plots needs a latent-variable model (vae, beta-vae); {model.run_config['model']} has "
                            "no encoder")
-        from .training.run import load_data
+        from .runs import load_data
         from .viz.latent import save_latent_plots
 
         xt, yt = load_data(model.run_config["data"], "test").tensors()[:2]
@@ -275,7 +269,7 @@ def _eval(args) -> int:
 
 
 def _bench(args) -> int:
-    from .metrics.mode_benchmark import default_entries, run_benchmark
+    from .bench.modes import default_entries, run_benchmark
 
     entries = default_entries() if args.objectives == "all" else [e.strip() for e in args.objectives.split(",") if e.strip()]
     opts = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers)) if v is not None}

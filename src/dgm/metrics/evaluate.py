@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import DgmError
 from .extractors import default_features, load_features
 from .images import evaluate_images, read_images, real_images, sample_images
+from .provenance import provenance
 from .registry import IMAGE_METRICS, METRICS, image_metrics
 
 
@@ -35,7 +36,7 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
     result: Dict = {}
     model = None
     if run is not None:
-        from ..training.run import load, load_data
+        from ..runs import load, load_data
 
         model = load(run, checkpoint=checkpoint, device=device)
     names = list(metrics) if metrics else (default_metrics(model) if fake is None else default_image_metrics())
@@ -70,6 +71,7 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
         result.update(evaluate_images(reals, fakes, image, features=net, weights=weights,
                                       dataset=data_cfg["name"], batch_size=batch_size, seed=seed,
                                       use_cache=use_cache, progress=progress, device=device))
+    result["provenance"] = provenance(model, result, split=split, seed=seed, features=net if image else None)
     return result
 
 

@@ -37,7 +37,7 @@ def cache_dir() -> Path:
 def real_images(data_cfg: Dict, split: str) -> torch.Tensor:
     """Every image of a dataset split as the run's model saw them (same binarization / levels), in [0, 1]."""
     from ..data import ImageDataset
-    from ..training.run import load_data
+    from ..runs import load_data
 
     ds = load_data(data_cfg, split)
     if not isinstance(ds, ImageDataset):

@@ -203,13 +203,13 @@ def resolve_weights(path: Optional[str] = None) -> Path:
     return p
 
 
-def file_sha256(path) -> str:
-    """First 16 hex characters of the sha256 of a file, read in 1 MiB chunks (weight files can be ~100 MB)."""
+def file_sha256(path, digits: int = 16) -> str:
+    """First ``digits`` hex characters of the sha256 of a file, read in 1 MiB chunks (weight files can be ~100 MB)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
-    return h.hexdigest()[:16]
+    return h.hexdigest()[:digits]
 
 
 def _few(keys) -> str:

@@ -49,13 +49,13 @@ def nll(model, dataset, batch_size: int = 256, progress: bool = False, k: Option
         seed: int = 0) -> Dict[str, float]:
     """Mean -log p(x) over ``dataset``: nll_nats per example, bits_per_dim, n. Latent-variable models add elbo_nats
     and use k importance samples (default 5000)."""
-    if not hasattr(model, "log_prob"):
+    if "log_prob" not in model.capabilities:
         from ..errors import DgmError
 
         raise DgmError(f"the nll metric needs a likelihood model; this {type(model).__name__} has no log_prob "
                        f"(GANs on toy mixtures: --metric modes)")
     batches = dataset_batches(dataset, batch_size, model.device, progress)
-    if hasattr(model, "elbo_terms"):  # latent-variable models (vae, beta-vae, aae, avb)
+    if "elbo" in model.capabilities:  # latent-variable models (vae, beta-vae, aae, avb)
         return latent_nll_from_batches(model, batches, 5000 if k is None else k, seed)
     return nll_from_batches(model, batches)
 

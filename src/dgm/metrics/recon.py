@@ -34,7 +34,7 @@ def recon_from_batches(model, batches: Iterable) -> Dict[str, float]:
 
 def recon(model, dataset, batch_size: int = 256, progress: bool = False) -> Dict[str, float]:
     """Reconstruction NLL, MSE and code perplexity of a VQ-VAE run on ``dataset``."""
-    if not hasattr(model, "codes") or not hasattr(model, "terms"):
+    if "codes" not in model.capabilities:
         raise DgmError(f"the recon metric is for VQ-VAE runs; this is a {type(model).__name__}")
     return recon_from_batches(model, dataset_batches(dataset, batch_size, model.device, progress))
 

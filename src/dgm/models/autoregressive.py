@@ -18,6 +18,7 @@ from .base import ImageModel
 class AutoregressiveModel(ImageModel):
     """Shared likelihood, sampling and completion for every raster-order model."""
 
+    capabilities = ("log_prob", "complete")
     _depends_on_input = True  # False for baselines whose logits ignore x (one-pass sampling)
 
     def __init__(self, config):

@@ -16,6 +16,14 @@ MODELS: Registry = Registry("model")
 # Config fields filled in from the dataset, not from the command line.
 DATA_FIELDS = ("data_kind", "channels", "height", "width", "levels", "num_classes")
 DATA_KINDS = ("images", "points")
+# What a model may declare in ``ImageModel.capabilities``, and the methods each promises.
+CAPABILITIES = {
+    "log_prob": "log_prob(x, y): log p(x) in nats per example (the nll metric)",
+    "elbo": "elbo_terms(x) and log_prob(x, k) with k importance samples (the nll metric with -k)",
+    "complete": "complete(x, observed): sample the unobserved pixels (dgm sample --complete-from)",
+    "latent": "reconstruct(x) and sample(z=, mean=) through a Gaussian latent (dgm sample --plots)",
+    "codes": "codes(x), terms(x) and reconstruct(x) of a discrete code map (the recon metric)",
+}
 
 
 @dataclass
@@ -65,10 +73,32 @@ class ImageModel(nn.Module):
     default_metrics: Tuple[str, ...] = ("nll",)
     #: the model name of the run that `dgm train MODEL --from RUN` needs (None: --from does not apply)
     source_run: Optional[str] = None
+    #: what it can do beyond ``sample`` (read instead of probing for methods; see ``CAPABILITIES``)
+    capabilities: Tuple[str, ...] = ("log_prob",)
+    #: latent-variable models: how ``log_prob(x, k)`` estimates the NLL (``{k}``: importance samples)
+    nll_estimator: Optional[str] = None
+    #: the metric part of `dgm train`'s closing line, ``str.format``-ted with the validation values
+    summary_format: str = "val NLL {nll_nats:.3f} nats/example = {bits_per_dim:.4f} bits/dim"
 
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
+
+    @classmethod
+    def source_options(cls, run: str, source: Dict[str, Any]) -> Dict[str, Any]:
+        """Config fields a model with a ``source_run`` takes from that run (``source``: its run config)."""
+        return {}
+
+    def init_from_sources(self, load) -> None:
+        """At the start of a new run of a model with a ``source_run``: copy what it needs from that run.
+        ``load`` is ``dgm.runs.load``, handed in by the training layer: a model never imports the layers above it."""
+
+    def summarize(self, val: Dict[str, float]) -> str:
+        """The validation values in one line for `dgm train`'s summary; "" when they lack a field it names."""
+        try:
+            return self.summary_format.format(**val)
+        except KeyError:
+            return ""
 
     @property
     def dims(self) -> int:

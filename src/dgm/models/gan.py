@@ -92,6 +92,8 @@ class GAN(ImageModel):
     train_step = "gan"
     data_kinds = ("images", "points")
     input_scale = "pm1"  # generators end in tanh: images in [-1, 1]
+    capabilities = ()  # no likelihood: sample quality (images) or mode coverage (points) only
+    summary_format = "{modes:.0f} modes, {hq_percent:.1f}% high-quality samples, reverse KL {rkl}"
 
     def __init__(self, config: GANConfig):
         super().__init__(config)
@@ -102,6 +104,10 @@ class GAN(ImageModel):
         self.generator, self.discriminator = GAN_ARCHS.get(c.arch).build(c, energy)
         if c.spectral_norm:
             apply_spectral_norm(self.discriminator)
+
+    def summarize(self, val):
+        rkl = f"{val['reverse_kl']:.3f}" if "reverse_kl" in val else "undefined (no high-quality sample)"
+        return super().summarize({**val, "hq_percent": 100 * val.get("high_quality", 0.0), "rkl": rkl})
 
     @property
     def default_metrics(self):

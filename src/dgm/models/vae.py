@@ -104,6 +104,8 @@ class ConvDecoder(nn.Module):
 class VAE(ImageModel):
     Config = VAEConfig
     train_step = "vae"
+    capabilities = ("log_prob", "elbo", "latent")
+    summary_format = "val -ELBO {neg_elbo_nats:.3f} nats/example = {bits_per_dim:.4f} bits/dim (KL {kl_nats:.2f})"
     nll_estimator = "IWAE with k={k} importance samples (an upper bound on the NLL in expectation)"
 
     def __init__(self, config: VAEConfig):

@@ -64,6 +64,9 @@ class VQVAE(ImageModel):
     Config = VQVAEConfig
     train_step = "vq"
     default_metrics = ("recon",)
+    capabilities = ("codes",)
+    summary_format = ("val reconstruction NLL {rec_nats:.3f} nats/example, MSE {mse:.4f}, code perplexity "
+                      "{perplexity:.1f}")
 
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)
@@ -145,6 +148,10 @@ class VQPrior(ImageModel):
     Config = VQPriorConfig
     source_run = "vq-vae"
 
+    @classmethod
+    def source_options(cls, run: str, source: Dict[str, Any]) -> Dict[str, Any]:
+        return {"vq_run": str(run), "vq_config": source["model_config"]}
+
     def __init__(self, config: VQPriorConfig):
         super().__init__(config)
         c = config
@@ -155,10 +162,8 @@ class VQPrior(ImageModel):
                                                        levels=self.vq.config.codebook_size, hidden=c.hidden,
                                                        layers=c.layers, first_kernel=c.first_kernel, kernel=c.kernel))
 
-    def init_from_sources(self) -> None:
-        """At the start of a new run: copy the trained VQ-VAE's weights from its run directory."""
-        from ..training.run import load
-
+    def init_from_sources(self, load) -> None:
+        """At the start of a new run: copy the trained VQ-VAE's weights; ``load`` is ``dgm.runs.load``."""
         self.vq.load_state_dict(load(self.config.vq_run).state_dict())
 
     def train(self, mode: bool = True):

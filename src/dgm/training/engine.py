@@ -21,7 +21,7 @@ from torch.utils.data import Dataset, DistributedSampler
 from ..errors import DgmError
 from ..data.batching import collate, dataset_batches
 from ..viz import save_grid
-from . import checkpoint as ckpt
+from .. import checkpoint as ckpt
 from .config import TrainConfig
 from .distributed import DistInfo, barrier, wrap
 from .optim import make_optimizer
@@ -63,9 +63,10 @@ class Trainer:
 
     def __init__(self, step: TrainStep, train_set: Dataset, cfg: TrainConfig, run_dir: Path,
                  val_set: Optional[Dataset] = None, dist_info: Optional[DistInfo] = None,
-                 resume: bool = False, resume_hint: str = ""):
+                 resume: bool = False, resume_hint: str = "", identity: Optional[Dict[str, Any]] = None):
         cfg.validate()
         self.step_fn, self.train_set, self.val_set, self.cfg = step, train_set, val_set, cfg
+        self.identity = dict(identity or {})  # saved in every checkpoint: what model it holds (dgm.runs.identity)
         self.run_dir = Path(run_dir)
         self.info = dist_info or DistInfo()
         self.device = self.info.device
@@ -192,6 +193,7 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             "family_state": self.step_fn.state_dict(),
             "rng": ckpt.rng_state(),
+            **self.identity,
         }
 
     def save(self) -> Optional[Path]:

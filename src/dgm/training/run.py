@@ -1,61 +1,19 @@
-"""Run directories: config.json + checkpoints/ + metrics.jsonl + tb/ + samples/; ``load`` rebuilds a model."""
+"""Train (or resume) a run: data, model, step and engine put together; the run directory itself is ``dgm.runs``."""
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-import torch
-
-from .. import __version__
-from ..data import DATASETS, ImageDataset, load_dataset
+from .. import checkpoint as ckpt
+from .._version import __version__
+from ..data import DATASETS, ImageDataset
 from ..errors import DgmError
 from ..models import DATA_FIELDS, MODELS, build_model
-from . import checkpoint as ckpt
+from ..runs import CONFIG, identity, load, load_data, read_run_config, write_json
 from .config import TrainConfig
 from .distributed import setup
 from .engine import Trainer, seed_everything
 from .steps import STEPS
-
-CONFIG = "config.json"
-
-
-def read_run_config(run_dir) -> Dict[str, Any]:
-    path = Path(run_dir) / CONFIG
-    if not path.is_file():
-        raise DgmError(f"{run_dir} is not a dgm run directory (no {CONFIG}); pass the --out folder of a `dgm train` run")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DgmError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
-def load_data(data_cfg: Dict[str, Any], split: str):
-    return load_dataset(data_cfg["name"], split, data_dir=data_cfg.get("data_dir"), binarize=data_cfg.get("binarize"),
-                        levels=data_cfg.get("levels"), scale=data_cfg.get("scale", "levels"),
-                        **data_cfg.get("options", {}))
-
-
-def load(run_dir, checkpoint: Optional[str] = None, device: str = "cpu") -> torch.nn.Module:
-    """Rebuild the trained model of a run directory (eval mode) from its config and a checkpoint.
-
-    ``checkpoint``: "latest" (default), "best" (best validation NLL so far) or a checkpoint file.
-    """
-    cfg = read_run_config(run_dir)
-    model = build_model(cfg["model"], cfg["model_config"])
-    path = ckpt.resolve(run_dir, checkpoint)
-    state = ckpt.load_checkpoint(path)
-    model.load_state_dict(state["model"])
-    model.run_config = cfg
-    model.trained_steps = state.get("step")
-    return model.to(device).eval()
 
 
 def _fresh_dir(model: str, data: str) -> Path:
@@ -99,23 +57,22 @@ def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, A
         model_opts = {**model_opts, **spec}
     seed_everything(train_cfg.seed)
     model = build_model(model_name, model_opts)
-    if not resume and hasattr(model, "init_from_sources"):  # e.g. a prior copies its frozen VQ-VAE's weights
-        model.init_from_sources()
+    if not resume and cls.source_run is not None:  # e.g. a prior copies its frozen VQ-VAE's weights
+        model.init_from_sources(load)
     step = STEPS.get(model.train_step)(model)
     record = {"dgm_version": __version__, "model": model_name, "family": model.train_step,
               "model_config": model.config.to_dict(), "data": data_cfg, "train": train_cfg.to_dict(),
               "command": command}
     hint = f"dgm train {model_name} --out {run_dir} --resume"
     trainer = Trainer(step, train_set, train_cfg, run_dir, val_set=val_set, dist_info=info, resume=resume,
-                      resume_hint=hint)
+                      resume_hint=hint, identity=identity(record["model"], record["model_config"], data_cfg))
     if info.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / CONFIG, record)
+        write_json(run_dir / CONFIG, record)
     summary = trainer.fit()
     summary["run_dir"] = str(run_dir)
     summary["world_size"] = info.world_size
     summary["is_main"] = info.is_main
-    from ..metrics.evaluate import default_metrics
-
-    summary["default_metric"] = ",".join(default_metrics(model))
+    summary["default_metric"] = ",".join(model.default_metrics)
+    summary["val_summary"] = model.summarize(summary.get("val") or {})
     return summary

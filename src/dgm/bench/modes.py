@@ -67,8 +67,9 @@ def run_one(job: Dict) -> Dict:
     torch.set_num_threads(job.get("threads", 1))
     from ..data import load_dataset
     from ..training import TrainConfig
-    from ..training.run import load, train_run
-    from .modes import modes
+    from ..metrics.modes import modes
+    from ..runs import load
+    from ..training.run import train_run
 
     objective, extra = resolve(job["entry"])
     run_dir = Path(job["run_dir"])
@@ -135,7 +136,7 @@ def format_table(summary: Dict, num_modes: Dict[str, int]) -> str:
             ks = f"{k:.2f}" if k is not None else "-"
             lines.append(f"{name + ' *':<28} {m:>6.1f}        {100 * h:>8.1f}        {ks:>16}")
     lines.append("\n* published rows as recalled from the papers' Table 1, not verified offline; "
-                 "the papers train far longer (see the protocol in dgm/metrics/mode_benchmark.py)")
+                 "the papers train far longer (see the protocol in dgm/bench/modes.py)")
     return "\n".join(lines)
 
 
@@ -197,7 +198,7 @@ def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, s
 def _figures(rows: List[Dict], datasets: Sequence[str], out_dir: Path) -> None:
     """Samples over the true density and D's surface for seed 0 of every entry; snapshots over training."""
     from ..data import load_dataset
-    from ..training.run import load
+    from ..runs import load
     from ..viz.toy import _plt, draw_points, save_snapshots
 
     plt = _plt()

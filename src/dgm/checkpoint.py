@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from ..errors import DgmError
+from .errors import DgmError
 
 _NAME = re.compile(r"^ckpt-(\d{8})\.pt$")
 

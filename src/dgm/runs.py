@@ -1,0 +1,127 @@
+"""Run directories and checkpoint files: what a trained model is, where it lives, and ``load`` to rebuild it.
+
+A run directory holds config.json + checkpoints/ + metrics.jsonl + tb/ + samples/. Every checkpoint file also
+describes itself (``model_name``, ``model_config``, ``data``, ``dgm_version``; see ``describe``), so one .pt file
+is enough to rebuild its model. This layer sits below ``metrics/`` and ``training/``: it knows models, data
+and checkpoint files, and nothing about how a model is trained or measured.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+
+from . import checkpoint as ckpt
+from ._version import __version__
+from .data import load_dataset
+from .errors import DgmError
+from .models import MODELS, build_model
+
+CONFIG = "config.json"
+#: the keys that make a checkpoint file self-describing (written by the engine beside the weights)
+IDENTITY = ("model_name", "model_config", "data", "dgm_version")
+
+
+def read_run_config(run_dir) -> Dict[str, Any]:
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise DgmError(f"{run_dir} is not a dgm run directory (no {CONFIG}); pass the --out folder of a `dgm train` run")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DgmError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def write_json(path: Path, obj) -> None:
+    """Write ``obj`` as JSON atomically (temporary file, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def identity(model_name: str, model_config: Dict[str, Any], data: Dict[str, Any]) -> Dict[str, Any]:
+    """What a checkpoint file says about itself: enough to rebuild its model and reload its data."""
+    return {"model_name": model_name, "model_config": model_config, "data": data, "dgm_version": __version__}
+
+
+def load_data(data_cfg: Dict[str, Any], split: str):
+    return load_dataset(data_cfg["name"], split, data_dir=data_cfg.get("data_dir"), binarize=data_cfg.get("binarize"),
+                        levels=data_cfg.get("levels"), scale=data_cfg.get("scale", "levels"),
+                        **data_cfg.get("options", {}))
+
+
+def _run_of(file: Path) -> Optional[Path]:
+    """The run directory a checkpoint file sits in (RUN/checkpoints/FILE.pt), if it still exists."""
+    run = file.parent.parent if file.parent.name == "checkpoints" else file.parent
+    return run if (run / CONFIG).is_file() else None
+
+
+def describe(path) -> Dict[str, Any]:
+    """The run config of a run directory (its config.json) or of a checkpoint file (the description stored in
+    it; a file written before checkpoints described themselves falls back to its run's config.json)."""
+    path = Path(path)
+    if path.is_dir():
+        return read_run_config(path)
+    return _file_config(path, ckpt.load_checkpoint(path))
+
+
+def _file_config(path: Path, state: Dict[str, Any]) -> Dict[str, Any]:
+    if all(k in state for k in IDENTITY):
+        return {"model": state["model_name"], "model_config": state["model_config"], "data": state["data"],
+                "dgm_version": state["dgm_version"]}
+    run = _run_of(path)
+    if run is None:
+        raise DgmError(f"{path} was written before checkpoints described themselves and its run directory is gone; "
+                       f"load it through its run: dgm.load(RUN, checkpoint=FILE)")
+    return read_run_config(run)
+
+
+def source_run(cls, name: str, run) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """`dgm train NAME --from RUN`: (the data spec, the config fields) that model class ``cls`` takes from RUN.
+
+    ``cls.source_run`` names the model RUN must have trained; a model fitted to another run models its data.
+    """
+    if cls.source_run is None:
+        users = ", ".join(n for n in MODELS.names() if MODELS.get(n).source_run is not None)
+        raise DgmError(f"--from is for models fitted to another run ({users}), not {name}")
+    source = describe(run)
+    if source["model"] != cls.source_run:
+        raise DgmError(f"--from {run}: that run trained a {source['model']}; pass a {cls.source_run} run")
+    return source["data"], cls.source_options(str(run), source)
+
+
+def load(run, checkpoint: Optional[str] = None, device: str = "cpu") -> torch.nn.Module:
+    """Rebuild a trained model (eval mode) from a run directory or from one checkpoint file.
+
+    ``run``: a run directory (its config.json says what to build) or a .pt checkpoint file (it says so itself).
+    ``checkpoint`` (run directories): "latest" (default), "best" (best validation NLL so far) or a checkpoint file.
+    The model gets ``run_config`` (model, model_config, data, ...), ``trained_steps`` and ``checkpoint_file``
+    (the file whose weights it holds).
+    """
+    run = Path(run)
+    if run.is_dir():
+        cfg = read_run_config(run)
+        path = ckpt.resolve(run, checkpoint)
+        state = ckpt.load_checkpoint(path)
+    elif run.is_file():
+        if checkpoint not in (None, "latest") and Path(checkpoint) != run:
+            raise DgmError(f"{run} is a checkpoint file: it names its own weights; drop --checkpoint {checkpoint}")
+        path = run
+        state = ckpt.load_checkpoint(path)
+        cfg = _file_config(path, state)
+    else:
+        raise DgmError(f"{run} is not a dgm run directory nor a checkpoint file (no such path); pass the --out folder "
+                       "of a `dgm train` run or one of its .pt files")
+    MODELS.get(cfg["model"])  # unknown name: a clear error
+    model = build_model(cfg["model"], cfg["model_config"])
+    model.load_state_dict(state["model"])
+    model.run_config = cfg
+    model.trained_steps = state.get("step")
+    model.checkpoint_file = Path(path)
+    return model.to(device).eval()
+
+
+__all__ = ["CONFIG", "IDENTITY", "read_run_config", "write_json", "identity", "load_data", "describe", "source_run", "load"]

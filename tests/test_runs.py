@@ -1,0 +1,171 @@
+"""dgm.runs: self-describing checkpoint files (load / sample / eval with the run directory gone), provenance in
+every `dgm eval` result, what models declare (summary line, capabilities, --from), and `dgm bench` from bench/."""
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+import dgm
+from dgm import checkpoint as ckpt
+from dgm.cli import main
+from dgm.errors import DgmError
+from dgm.models import MODELS
+from dgm.models.base import CAPABILITIES
+from dgm.runs import IDENTITY
+
+PROVENANCE = {"dgm_version", "torch_version", "checkpoint", "checkpoint_sha256", "step", "split", "seed", "n_fake",
+              "n_real"}
+
+
+def _orphan(tmp_path, run):
+    """A copy of the run's newest checkpoint file, with the run directory it came from deleted."""
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    file = tmp_path / "kept" / "model.pt"
+    file.parent.mkdir()
+    shutil.copy(ckpt.latest_checkpoint(copy), file)
+    shutil.rmtree(copy)
+    return file
+
+
+def _eval(capsys, *args):
+    assert main(["eval", *map(str, args)]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_checkpoints_describe_themselves(tiny_run):
+    state = ckpt.load_checkpoint(ckpt.latest_checkpoint(tiny_run))
+    cfg = json.loads((tiny_run / "config.json").read_text())
+    assert set(IDENTITY) <= set(state)
+    assert state["model_name"] == cfg["model"] == "gated-pixelcnn" and state["dgm_version"] == dgm.__version__
+    assert state["model_config"] == cfg["model_config"] and state["data"] == cfg["data"]
+
+
+def test_a_checkpoint_file_loads_samples_and_evaluates_without_its_run(tmp_path, tiny_run, capsys):
+    file = _orphan(tmp_path, tiny_run)
+    model, ref = dgm.load(file), dgm.load(tiny_run)
+    x = torch.randint(0, 2, (3, 1, 8, 8))
+    assert torch.equal(model.log_prob(x), ref.log_prob(x)) and model.trained_steps == ref.trained_steps
+    assert model.run_config["model"] == "gated-pixelcnn" and model.checkpoint_file == file
+
+    assert main(["sample", str(file), "-n", "4", "--seed", "3", "--save-tensor", str(tmp_path / "s.pt")]) == 0
+    assert capsys.readouterr().out.strip() == str(file.with_name("model-sample-seed3.png"))
+    assert main(["sample", str(tiny_run), "-n", "4", "--seed", "3", "--out", str(tmp_path / "r.png"),
+                 "--save-tensor", str(tmp_path / "r.pt")]) == 0
+    capsys.readouterr()
+    assert torch.equal(torch.load(tmp_path / "s.pt"), torch.load(tmp_path / "r.pt"))
+
+    got, want = _eval(capsys, file, "--metric", "nll"), _eval(capsys, tiny_run, "--metric", "nll")
+    assert got["nll_nats"] == want["nll_nats"] and got["step"] == want["step"]
+    p = got["provenance"]
+    assert p["checkpoint"] == str(file) and p["checkpoint_sha256"] == hashlib.sha256(file.read_bytes()).hexdigest()
+    assert p["checkpoint_sha256"] == want["provenance"]["checkpoint_sha256"]  # the same bytes as the run's file
+
+
+def test_an_old_checkpoint_file_falls_back_to_its_run_config(tmp_path, tiny_run):
+    run = tmp_path / "old"
+    shutil.copytree(tiny_run, run)
+    path = ckpt.latest_checkpoint(run)
+    state = ckpt.load_checkpoint(path)
+    ckpt.save_atomic({k: v for k, v in state.items() if k not in IDENTITY}, path)
+    assert dgm.load(path).run_config["model"] == "gated-pixelcnn"  # from run/config.json
+    alone = tmp_path / "alone.pt"
+    shutil.copy(path, alone)
+    with pytest.raises(DgmError, match="before checkpoints described themselves"):
+        dgm.load(alone)
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_a_pickled_checkpoint_file_is_refused(tmp_path, capsys):
+    file = tmp_path / "evil.pt"
+    with open(file, "wb") as f:
+        pickle.dump({"model": {}, "model_name": "gated-pixelcnn", "payload": shutil.rmtree}, f)
+    with pytest.raises(DgmError, match="refused"):
+        dgm.load(file)
+    assert main(["sample", str(file)]) == 2 and "refused" in capsys.readouterr().err
+
+
+def test_load_errors_are_one_line(tmp_path, tiny_run, capsys):
+    file = _orphan(tmp_path, tiny_run)
+    assert main(["sample", str(file), "--checkpoint", "best"]) == 2
+    assert "names its own weights" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "nothing")]) == 2
+    assert "not a dgm run directory nor a checkpoint file" in capsys.readouterr().err
+
+
+def test_provenance_of_images_without_a_run(tmp_path, capsys):
+    fakes = tmp_path / "fakes.npz"
+    np.savez(fakes, images=np.random.default_rng(0).integers(0, 256, (40, 8, 8), dtype=np.uint8))
+    r = _eval(capsys, "--real", "digits", "--fake", fakes, "--metric", "fid", "--seed", "7", "--split", "val")
+    p = r["provenance"]
+    assert PROVENANCE | {"features", "features_sha256"} == set(p)
+    assert p["checkpoint"] is None and p["checkpoint_sha256"] is None and p["step"] is None
+    assert (p["split"], p["seed"], p["n_fake"], p["n_real"]) == ("val", 7, 40, r["n_real"])
+    assert p["features"] == "digits" and p["features_sha256"] in r["feature_network"]
+    assert p["dgm_version"] == dgm.__version__ and p["torch_version"] == torch.__version__
+
+
+def test_every_eval_of_a_run_has_provenance(tiny_run, capsys):
+    r = _eval(capsys, tiny_run, "--metric", "nll", "--seed", "2")
+    assert set(r["provenance"]) == PROVENANCE  # no feature network: no features keys
+    assert r["provenance"]["n_real"] == r["n"] and r["provenance"]["n_fake"] is None
+    assert r["provenance"]["step"] == r["step"] and r["provenance"]["seed"] == 2
+    assert r["provenance"]["checkpoint"] == str(ckpt.latest_checkpoint(tiny_run))
+
+
+def _bare(name):
+    cls = MODELS.get(name)
+    return cls.__new__(cls)  # the summary needs only the class's declarations
+
+
+def test_each_model_states_its_summary_line():
+    """The texts `dgm train` printed before models declared them."""
+    assert _bare("pixelcnn").summarize({"nll_nats": 46.95123, "bits_per_dim": 1.05844}) == \
+        "val NLL 46.951 nats/example = 1.0584 bits/dim"
+    assert _bare("vae").summarize({"neg_elbo_nats": 38.0191, "bits_per_dim": 0.857, "kl_nats": 0.181,
+                                   "nll_nats": 1.0}) == "val -ELBO 38.019 nats/example = 0.8570 bits/dim (KL 0.18)"
+    assert _bare("avb").summarize({"neg_elbo_nats": 1.0, "bits_per_dim": 2.0, "kl_nats": 3.0}).startswith("val -ELBO")
+    assert _bare("vq-vae").summarize({"rec_nats": 45.2721, "mse": 0.25714, "perplexity": 2.41, "n": 3}) == \
+        "val reconstruction NLL 45.272 nats/example, MSE 0.2571, code perplexity 2.4"
+    gan = _bare("gan")
+    assert gan.summarize({"modes": 7, "high_quality": 0.5, "reverse_kl": 0.1234}) == \
+        "7 modes, 50.0% high-quality samples, reverse KL 0.123"
+    assert gan.summarize({"modes": 0, "high_quality": 0.0}) == \
+        "0 modes, 0.0% high-quality samples, reverse KL undefined (no high-quality sample)"
+    assert gan.summarize({}) == "" and _bare("pixelcnn").summarize({}) == ""
+
+
+_PROMISES = {"log_prob": ("log_prob",), "elbo": ("elbo_terms", "log_prob"), "complete": ("complete",),
+             "latent": ("reconstruct", "sample"), "codes": ("codes", "terms", "reconstruct")}
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_declared_capabilities_are_kept(name):
+    cls = MODELS.get(name)
+    assert set(cls.capabilities) <= set(CAPABILITIES) == set(_PROMISES)
+    for cap in cls.capabilities:
+        assert all(callable(getattr(cls, m, None)) for m in _PROMISES[cap]), (name, cap)
+    if "elbo" in cls.capabilities:
+        assert "{k}" in cls.nll_estimator
+    if cls.source_run is not None:
+        assert cls.source_run in MODELS and cls.init_from_sources is not MODELS.get("pixelcnn").init_from_sources
+
+
+def test_undeclared_capabilities_are_refused(tiny_run, tmp_path, capsys):
+    assert main(["sample", str(tiny_run), "--plots", "--out", str(tmp_path / "x.png")]) == 2
+    assert "--plots needs a latent-variable model" in capsys.readouterr().err
+
+
+def test_bench_modes_runs_from_the_bench_layer(tmp_path, capsys):
+    out = tmp_path / "bench"
+    assert main(["bench", "modes", "--objectives", "non-saturating", "--data", "ring8", "--seeds", "1", "--steps", "2",
+                 "--batch-size", "64", "--hidden", "16", "--layers", "1", "--no-figures", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert len(rows) == 1 and rows[0]["entry"] == "non-saturating" and rows[0]["n_samples"] == 2500
+    assert "non-saturating" in capsys.readouterr().out
