@@ -43,10 +43,17 @@ def _train(out, *extra):
 
 
 @pytest.fixture(scope="session")
-def other_run(tmp_path_factory):
-    """A run of the same model with another width: its checkpoints do not fit tiny_run's config."""
+def other_run(tiny_run, tmp_path_factory):
+    """tiny_run with checkpoints whose weights come from the same model at another width (do not fit)."""
+    from dgm.models import build_model
+
     out = tmp_path_factory.mktemp("runs") / "other"
-    _train(out, "--hidden", "4")
+    shutil.copytree(tiny_run, out)
+    cfg = json.loads((out / "config.json").read_text())
+    narrow = build_model(cfg["model"], {**cfg["model_config"], "hidden": 4}).state_dict()
+    for p in (out / "checkpoints").glob("*.pt"):
+        state = torch.load(p, weights_only=True)
+        torch.save({**state, "model": narrow}, p)
     return out
 
 
