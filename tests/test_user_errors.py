@@ -479,10 +479,6 @@ def test_bad_input_gives_one_line_and_changes_nothing(argv, setup, tmp_path, tin
     code, out, err = _run_cli(argv, capsys)
     after = _tree(tmp_path)
     monkeypatch.undo()  # restore the file system calls before pytest reports
-    if os.environ.get("DGM_CASE_LOG"):
-        with open(os.environ["DGM_CASE_LOG"], "a") as f:
-            chg = sorted(k for k in set(before) | set(after) if before.get(k, 0) != after.get(k, 0))
-            f.write(json.dumps([os.environ.get("PYTEST_CURRENT_TEST", "").split("[")[-1].split("]")[0], str(code), err.strip()[-400:], chg[:4]]) + "\n")
     assert code != 0 and code != "exception", (code, err[-2000:])
     assert "Traceback" not in out + err
     lines = err.strip().splitlines()
@@ -770,3 +766,28 @@ def test_log_prob_accepts_every_valid_binary_image(tiny_run):
         assert torch.isfinite(lp).all() and (lp < 0).all()
 
     check()
+
+
+# -- the CLI boundary's translation of OS and memory errors (dgm.errors.user_fault) ------------------------
+@pytest.mark.parametrize("exc,needle", [
+    (OSError(errno.ENOSPC, "No space left on device", "/d/x.pt"), "no space left"),
+    (OSError(errno.EROFS, "Read-only file system", "/d/x.pt"), "cannot write /d/x.pt"),
+    (PermissionError(errno.EACCES, "Permission denied", "/d"), "permission"),
+    (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/f/x.png"), "a file is in the way"),
+    (FileExistsError(errno.EEXIST, "File exists", "/f"), "already exists"),
+    (FileNotFoundError(errno.ENOENT, "No such file", "/no/x.pt"), "parent folder"),
+    (IsADirectoryError(errno.EISDIR, "Is a directory", "/d"), "is a folder"),
+    (MemoryError(), "not enough memory"),
+    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 1600 bytes"), "not enough memory"),
+])
+def test_user_faults_become_one_line(exc, needle):
+    from dgm.errors import DgmError, user_fault
+
+    e = user_fault(exc)
+    assert isinstance(e, DgmError) and needle in str(e) and "\n" not in str(e)
+
+
+def test_bugs_are_not_user_faults():
+    from dgm.errors import user_fault
+
+    assert user_fault(KeyError("model")) is None and user_fault(RuntimeError("size mismatch")) is None
