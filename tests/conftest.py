@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -7,6 +8,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 TINY = ["--hidden", "8", "--layers", "2", "--first-kernel", "3"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_feature_cache(tmp_path_factory):
+    """Tests write only into temporary folders: the feature cache too (never ~/.cache/dgm)."""
+    old = os.environ.get("DGM_CACHE_DIR")
+    os.environ["DGM_CACHE_DIR"] = str(tmp_path_factory.mktemp("dgm-cache"))
+    yield
+    if old is None:
+        os.environ.pop("DGM_CACHE_DIR", None)
+    else:
+        os.environ["DGM_CACHE_DIR"] = old
 
 
 @pytest.fixture(scope="session")

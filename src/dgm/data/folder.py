@@ -8,6 +8,7 @@ import numpy as np
 
 from ..errors import DgmError
 from .catalog import DATASETS, RawImages, require_dir
+from .decode import open_image
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 _MODES = {1: "L", 3: "RGB"}
@@ -33,17 +34,13 @@ def _split_indices(n: int, split: str, name: str, root: str) -> np.ndarray:
 
 
 def _read_image(path: str, mode: str, size: Optional[int]) -> np.ndarray:
-    """(C, H, W) uint8 from one image file, converted to `mode` and resized to size x size if given."""
+    """(C, H, W) uint8 from one image file, converted to `mode` by its own mode and resized to size x size."""
     from PIL import Image
 
-    try:
-        with Image.open(path) as im:
-            im = im.convert(mode)
-            if size is not None and im.size != (size, size):
-                im = im.resize((size, size), getattr(Image, "Resampling", Image).LANCZOS)
-            a = np.asarray(im, dtype=np.uint8)
-    except (OSError, ValueError, SyntaxError) as e:
-        raise DgmError(f"{path}: cannot read this image ({e}); remove or replace the file") from None
+    im = open_image(path, mode)
+    if size is not None and im.size != (size, size):
+        im = im.resize((size, size), getattr(Image, "Resampling", Image).LANCZOS)
+    a = np.asarray(im, dtype=np.uint8)
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
 

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from ..data.decode import open_image
 from ..errors import DgmError
 
 REGIONS = ("top", "left", "bottom", "right")
@@ -20,11 +21,7 @@ def image_to_levels(path, channels: int, height: int, width: int, levels: int) -
     path = Path(path)
     if not path.is_file():
         raise DgmError(f"--complete-from {path}: no such file")
-    try:
-        img = Image.open(path)
-        img = img.convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError) as e:
-        raise DgmError(f"--complete-from {path}: not a readable image ({type(e).__name__}); give a PNG or JPEG file") from None
+    img = open_image(path, "L" if channels == 1 else "RGB", fix="give --complete-from a PNG or JPEG file")
     if img.size != (width, height):
         img = img.resize((width, height), Image.BILINEAR)
     a = np.asarray(img, dtype=np.float64) / 255.0

@@ -8,6 +8,7 @@ from .. import checkpoint as ckpt
 from .._version import __version__
 from ..data import DATASETS, ImageDataset
 from ..errors import DgmError
+from ..lock import one_writer
 from ..models import DATA_FIELDS, MODELS, build_model
 from ..runs import CONFIG, identity, load, load_data, read_run_config, write_json
 from .config import TrainConfig
@@ -25,6 +26,7 @@ def _fresh_dir(model: str, data: str) -> Path:
     return path
 
 
+@one_writer  # one process writes a run folder at a time (dgm/lock.py)
 def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, Any], train_cfg: TrainConfig,
               out: Optional[str] = None, resume: bool = False, overrides: Optional[Dict[str, Any]] = None,
               command: str = "") -> Dict[str, Any]:
