@@ -100,7 +100,7 @@ def _to_unit_nchw(a: np.ndarray, p: Path) -> torch.Tensor:
 @torch.no_grad()
 def sample_images(model, n: int, batch_size: int = 256, seed: int = 0, progress: bool = False) -> torch.Tensor:
     """n samples of a trained image model in [0, 1] (class-conditional models cycle through the classes)."""
-    if getattr(model, "points", False) or getattr(model.config, "levels", 1) == 0:
+    if model.points:
         raise DgmError("this run models 2-D points, not images; evaluate it with --metric modes")
     gen = torch.Generator().manual_seed(seed)
     classes = model.config.num_classes if model.conditional else 0

@@ -101,7 +101,7 @@ def modes(model, data, batch_size: int = 256, progress: bool = False, n: int = N
 
 
 # no options: `dgm eval` draws the 2,500 points with seed 0 whatever --seed says (as it always has)
-register(Metric("modes", "run", modes,
+register(Metric("modes", "run", modes, options=("seed",),
                 help="toy mixtures: modes captured, % high-quality samples (< 3 std), reverse KL over modes"))
 
 __all__ = ["N_EVAL_SAMPLES", "HQ_THRESHOLD", "mode_stats", "modes"]

@@ -51,6 +51,12 @@ class ModelConfig:
             d = {**d, "data_kind": "points"}
         return cls(**d)
 
+    @classmethod
+    def tiny(cls) -> Dict[str, Any]:
+        """Option overrides (by field name) for the smallest sensible model of this kind: the contract test and
+        smoke runs build it; a model whose defaults are already tiny keeps ``{}``."""
+        return {}
+
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -73,6 +79,8 @@ class ImageModel(nn.Module):
     default_metrics: Tuple[str, ...] = ("nll",)
     #: the model name of the run that `dgm train MODEL --from RUN` needs (None: --from does not apply)
     source_run: Optional[str] = None
+    #: False when it cannot sample on its own (a VQ-VAE needs a prior fitted to its codes); sample() then raises
+    can_sample: bool = True
     #: what it can do beyond ``sample`` (read instead of probing for methods; see ``CAPABILITIES``)
     capabilities: Tuple[str, ...] = ("log_prob",)
     #: latent-variable models: how ``log_prob(x, k)`` estimates the NLL (``{k}``: importance samples)

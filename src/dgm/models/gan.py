@@ -7,7 +7,7 @@ TTUR, penalties) live in ``dgm.training.gan_step``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import torch
 from torch import Tensor
@@ -47,6 +47,10 @@ class GANConfig(ModelConfig):
     unroll_steps: int = 0             # unrolled GAN (Metz et al. 2017): K differentiable D updates
     instance_noise: float = 0.0       # std of Gaussian instance noise on D's inputs, annealed to 0
     noise_decay_steps: int = 0        # 0: anneal over the whole run
+
+    @classmethod
+    def tiny(cls) -> Dict[str, Any]:
+        return {**super().tiny(), "hidden": 8, "layers": 2, "latent_dim": 4}
 
     def __post_init__(self):
         obj = OBJECTIVES.get(self.objective)  # unknown name -> one-line error with the nearest name

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -22,6 +22,10 @@ class PixelCNNConfig(ModelConfig):
     first_kernel: int = 7   # the mask-A input convolution
     kernel: int = 3
     conditional: bool = False  # class-conditional (uses the dataset's labels)
+
+    @classmethod
+    def tiny(cls) -> Dict[str, Any]:
+        return {**super().tiny(), "hidden": 8, "layers": 2, "first_kernel": 3}
 
     def __post_init__(self):
         if self.hidden < self.channels:

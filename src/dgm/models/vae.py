@@ -11,7 +11,7 @@ estimate of log p(x) (IWAE bound; k = 1 is the ELBO's one-sample estimate).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -35,6 +35,10 @@ class VAEConfig(ModelConfig):
     likelihood: str = "auto"          # auto: bernoulli for binary data, categorical otherwise | logistic | gaussian
     beta: float = 1.0                 # weight of the KL term (beta-VAE)
     kl_warmup: int = 0                # steps over which the KL weight ramps linearly from 0 to beta (0: none)
+
+    @classmethod
+    def tiny(cls) -> Dict[str, Any]:
+        return {**super().tiny(), "hidden": 16, "latent_dim": 2}
 
     def __post_init__(self):
         if self.arch not in VAE_ARCHS:
@@ -200,6 +204,10 @@ class AAEConfig(VAEConfig):
     beta: float = 0.0                 # optional analytic KL term as well (0: a pure AAE)
     kl_warmup: int = 0
 
+    @classmethod
+    def tiny(cls) -> Dict[str, Any]:
+        return {**super().tiny(), "d_hidden": 16}
+
     def __post_init__(self):
         super().__post_init__()
         if self.d_hidden < 1 or not self.adv_weight >= 0:
@@ -232,6 +240,10 @@ class AAE(VAE):
 class AVBConfig(VAEConfig):
     noise_dim: int = 0                # size of the encoder's noise input epsilon (0: latent_dim)
     t_hidden: int = 256               # width of the density-ratio network T(x, z)
+
+    @classmethod
+    def tiny(cls) -> Dict[str, Any]:
+        return {**super().tiny(), "t_hidden": 16}
 
     def __post_init__(self):
         super().__post_init__()

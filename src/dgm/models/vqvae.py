@@ -34,6 +34,10 @@ class VQVAEConfig(ModelConfig):
     ema: bool = False                 # EMA codebook updates instead of the codebook loss
     ema_decay: float = 0.99
 
+    @classmethod
+    def tiny(cls) -> Dict[str, Any]:
+        return {**super().tiny(), "codebook_size": 8, "code_dim": 4, "hidden": 8}
+
     def __post_init__(self):
         if self.data_kind != "images":
             raise DgmError("a VQ-VAE needs image data; 2-D point datasets are for GANs")
@@ -65,6 +69,7 @@ class VQVAE(ImageModel):
     train_step = "vq"
     default_metrics = ("recon",)
     capabilities = ("codes",)
+    can_sample = False  # samples come from a prior over its codes (vq-vae-prior)
     summary_format = ("val reconstruction NLL {rec_nats:.3f} nats/example, MSE {mse:.4f}, code perplexity "
                       "{perplexity:.1f}")
 
@@ -134,6 +139,10 @@ class VQPriorConfig(ModelConfig):
     layers: int = 8                   # gated layers
     first_kernel: int = 5
     kernel: int = 3
+
+    @classmethod
+    def tiny(cls) -> Dict[str, Any]:
+        return {**super().tiny(), "hidden": 8, "layers": 2, "first_kernel": 3}
 
     def __post_init__(self):
         if not self.vq_config:
