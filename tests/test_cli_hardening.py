@@ -238,3 +238,29 @@ def test_a_file_a_library_cannot_read_is_one_line_not_a_disk_problem(tmp_path):
     err = user_fault(e.value)
     assert isinstance(err, DgmError) and "x.png" in str(err) and "could not be read" in str(err)
     assert "disk" not in str(err) and "\n" not in str(err)
+
+
+def test_an_objective_option_is_refused_for_an_objective_that_does_not_read_it():
+    from dgm.objectives import OBJECTIVES
+
+    gan = MODELS.get("gan").Config
+    knobs = {o for n in OBJECTIVES.names() for o in OBJECTIVES.get(n).options}
+    assert {"gp_weight", "clip_value", "margin", "divergence"} <= knobs
+    for name in OBJECTIVES.names():
+        own = OBJECTIVES.get(name).options
+        cli._check_objective_options(gan, {"objective": name, **{k: 1 for k in own}, "hidden": 8})  # accepted
+        for k in sorted(knobs - set(own)):
+            flag = "--" + k.replace("_", "-")
+            with pytest.raises(DgmError, match=f"{flag}: not used by objective {name}"):
+                cli._check_objective_options(gan, {"objective": name, k: 1})
+    with pytest.raises(DgmError, match="objective non-saturating"):  # the default objective
+        cli._check_objective_options(gan, {"gp_weight": 5.0})
+    cli._check_objective_options(MODELS.get("vae").Config, {"beta": 2.0})  # models without objectives: nothing
+
+
+def test_train_refuses_an_unused_objective_option_before_writing(tmp_path, capsys):
+    out = tmp_path / "g"
+    code = cli.main(["train", "gan", "--data", "ring8", "--objective", "hinge", "--gp-weight", "5", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--gp-weight: not used by objective hinge" in err
+    assert not out.exists()
