@@ -44,7 +44,7 @@ def _field_comments(config_cls) -> Dict[str, str]:
     out: Dict[str, str] = {}
     for klass in reversed([k for k in config_cls.__mro__ if dataclasses.is_dataclass(k)]):
         try:
-            lines, start = inspect.getsourcelines(klass)
+            lines, _ = inspect.getsourcelines(klass)
         except (OSError, TypeError):
             continue
         comments = {}
