@@ -2,15 +2,25 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import inspect
+import io
 import json
+import math
+import re
 import shlex
 import sys
+import textwrap
+import tokenize
 import typing
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
-from .errors import DgmError
+from .errors import DgmError, user_fault
+
+#: the most images `dgm sample` draws into one grid
+MAX_SAMPLES = 100_000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,18 +38,51 @@ def _field_type(f: dataclasses.Field):
     return args[0] if args else t
 
 
+def _field_comments(config_cls) -> Dict[str, str]:
+    """The trailing ``# comment`` of each field in the dataclass sources of ``config_cls`` and its bases (a
+    subclass's comment wins), read with ``tokenize`` so that a ``#`` inside a string default is not taken."""
+    out: Dict[str, str] = {}
+    for klass in reversed([k for k in config_cls.__mro__ if dataclasses.is_dataclass(k)]):
+        try:
+            lines, _ = inspect.getsourcelines(klass)
+        except (OSError, TypeError):
+            continue
+        comments = {}
+        with contextlib.suppress(tokenize.TokenError, IndentationError):
+            for tok in tokenize.generate_tokens(io.StringIO(textwrap.dedent("".join(lines))).readline):
+                if tok.type == tokenize.COMMENT:
+                    comments[tok.start[0]] = tok.string.lstrip("#").strip()
+        for i, line in enumerate(lines, 1):
+            m = re.match(r"\s+(\w+)\s*:", line)
+            if m and i in comments and m.group(1) in klass.__dataclass_fields__:
+                out[m.group(1)] = comments[i]
+    return out
+
+
+def _field_default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+
+
 def _add_config_options(parser, config_cls, skip=(), group_title: Optional[str] = None):
+    """One option per field of ``config_cls``: its help is the field's comment in the source, then its real
+    default (None is shown as "none"; the comment says what that means)."""
     group = parser.add_argument_group(group_title) if group_title else parser
+    comments = _field_comments(config_cls)
     for f in dataclasses.fields(config_cls):
         if f.name in skip or not f.metadata.get("cli", True):
             continue
         flag = "--" + f.name.replace("_", "-")
         kind = _field_type(f)
+        default = _field_default(f)
+        shown = "none" if default is None else ("on" if default is True else "off" if default is False else default)
+        text = f"{comments[f.name]} " if f.name in comments else ""
+        text = (text + f"(default: {shown})").replace("%", "%%")
         if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                               help=f"(default: {f.default})")
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            group.add_argument(flag, type=kind, default=None, help=f"(default: {f.default})")
+            group.add_argument(flag, type=kind, default=None, help=text)
 
 
 def _collect(ns, config_cls, skip=()):
@@ -55,8 +98,6 @@ def _collect(ns, config_cls, skip=()):
 
 def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     from .models import DATA_FIELDS, MODELS
-    from .sampling import REGIONS
-    from .training import TrainConfig
 
     p = _Parser(prog="dgm", description="Deep generative models of images: train, sample, evaluate.")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -64,24 +105,64 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model; writes a run directory",
                        description="Train MODEL on a dataset. `dgm train MODEL --help` lists the model's options.")
-    t.add_argument("model", help="model name (dgm list models)")
+    _train_arguments(t)
+    model_name = _model_name(argv)
+    if model_name is not None:
+        _add_config_options(t, MODELS.get(model_name).Config, skip=DATA_FIELDS, group_title=f"{model_name} options")
+    _build_parser_rest(sub)
+    return p
+
+
+def _train_arguments(t) -> None:
+    """The options of `dgm train` that every model has (the model's own come from its Config)."""
+    from .training import TrainConfig
+
+    t.add_argument("model", help="model name (dgm list models; no default)")
     t.add_argument("--data", default="digits", help="dataset name (dgm list datasets; default: digits)")
-    t.add_argument("--data-dir", default=None, help="folder holding the dataset's files")
+    t.add_argument("--data-dir", default=None, help="folder holding the dataset's files (default: none; "
+                   "fashion-mnist: its installed copy; digits ships with scikit-learn)")
     t.add_argument("--binarize", nargs="?", const="fixed", default=None, choices=["fixed", "dynamic"],
-                   help="binarize images: fixed threshold at half range (default when given) or dynamic (Bernoulli)")
+                   help="binarize images: fixed threshold at half range (when given alone) or dynamic (Bernoulli) "
+                   "(default: off)")
     t.add_argument("--quantize", type=int, default=None, dest="quantize", metavar="K",
-                   help="quantise images to K grey levels")
-    t.add_argument("--image-size", type=int, default=None, help="(images dataset) resize to this size")
-    t.add_argument("--image-channels", type=int, default=None, choices=[1, 3], help="(images dataset) 1 grey or 3 RGB")
+                   help="quantise images to K grey levels (default: the dataset's own levels)")
+    t.add_argument("--image-size", type=int, default=None, help="(images dataset) resize to this size (default: "
+                   "none: all images must have one size)")
+    t.add_argument("--image-channels", type=int, default=None, choices=[1, 3],
+                   help="(images dataset) 1 grey or 3 RGB (default: 3)")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA[-N])")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint "
+                   "(default: off)")
     t.add_argument("--from", default=None, dest="from_run", metavar="RUN",
                    help="models fitted to another run (vq-vae-prior: the trained VQ-VAE run whose code maps the prior "
-                   "models); its data is used")
+                   "models); its data is used (default: none)")
     _add_config_options(t, TrainConfig, group_title="training")
-    model_name = argv[1] if len(argv) > 1 and argv[0] == "train" and not argv[1].startswith("-") else None
-    if model_name in MODELS:
-        _add_config_options(t, MODELS.get(model_name).Config, skip=DATA_FIELDS, group_title=f"{model_name} options")
+
+
+def _model_name(argv: List[str]) -> Optional[str]:
+    """The MODEL of `dgm [--debug] train ... MODEL ...` wherever it stands, so that its options parse in any order.
+
+    A first pass parses the options every model shares and leaves the model's own aside; if that pass takes a
+    value of an unknown option for MODEL, the first registered model name among the words is used.
+    """
+    from .models import MODELS
+
+    words = [a for a in argv if a != "--debug"]
+    if not words or words[0] != "train":
+        return None
+    first = _Parser(prog="dgm train", add_help=False)
+    _train_arguments(first)
+    try:
+        name = first.parse_known_args(words[1:])[0].model
+    except DgmError:
+        name = None
+    if name in MODELS.names():
+        return name
+    return next((w for w in words[1:] if w in MODELS.names()), None)
+
+
+def _build_parser_rest(sub) -> None:
+    from .sampling import REGIONS
 
     s = sub.add_parser("sample", help="sample a grid of images from a trained run")
     s.add_argument("run", help="run directory or checkpoint file (.pt)")
@@ -92,7 +173,8 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     s.add_argument("--label", type=int, default=None, dest="label", help="class to sample (conditional models)")
     s.add_argument("--complete-from", default=None, metavar="IMAGE_FILE",
                    help="keep part of this image and sample the rest (n completions)")
-    s.add_argument("--observe", default="top", choices=REGIONS, help="which half of --complete-from is kept")
+    s.add_argument("--observe", default=None, choices=REGIONS, help="which half of --complete-from is kept "
+                   "(default: top)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     s.add_argument("--save-tensor", default=None, metavar="FILE.pt", help="also save the samples as a tensor")
@@ -150,7 +232,81 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
 
     li = sub.add_parser("list", help="list registered names")
     li.add_argument("what", choices=["models", "datasets", "metrics", "features", "families", "objectives", "archs"])
-    return p
+
+
+def _check_seed(seed: int) -> None:
+    from .training.config import MAX_SEED
+
+    if not 0 <= seed <= MAX_SEED:
+        raise DgmError(f"--seed must be in 0..{MAX_SEED}, got {seed}")
+
+
+def _check_output(path, flag: str, make_parent: bool = False) -> None:
+    """Refuse, before any work is done, an output file whose folder cannot hold it (``make_parent``: missing
+    folders are made, as for `dgm sample --out`)."""
+    p = Path(path)
+    if p.is_dir():
+        raise DgmError(f"{flag} {path} is a folder; give a file name")
+    folder = p.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if folder.exists() and not folder.is_dir():
+        raise DgmError(f"{flag} {path}: {folder} is a file, not a folder; choose another path")
+    if folder != p.parent and not make_parent:
+        raise DgmError(f"{flag} {path}: the folder {p.parent} does not exist; create it or choose another path")
+
+
+@contextlib.contextmanager
+def _undo_on_failure(*paths):
+    """Remove again the files among ``paths`` (and the folders made for them) that a failing command created,
+    so that a failure (a full disk, a refused option) leaves nothing half written."""
+    new = [Path(p) for p in paths if p is not None and not Path(p).exists()]
+    made = set()
+    for p in new:
+        d = p.parent
+        while not d.exists() and d != d.parent:
+            made.add(d)
+            d = d.parent
+    try:
+        yield
+    except BaseException:
+        for p in new:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        for d in sorted(made, key=lambda d: len(d.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+
+
+def _print_json(obj) -> None:
+    """Print strict JSON (no NaN/Infinity tokens, which strict parsers reject)."""
+    try:
+        text = json.dumps(obj, allow_nan=False)
+    except ValueError:
+        bad = [k for k, v in obj.items() if isinstance(v, float) and not math.isfinite(v)] if isinstance(obj, dict) \
+            else []
+        raise DgmError(f"the result holds a non-finite number{' in ' + ', '.join(bad) if bad else ''}, which is not "
+                       "valid JSON; this is a bug: rerun with --debug and report it") from None
+    print(text)
+
+
+def _check_objective_options(config_cls, model_opts) -> None:
+    """Refuse an objective's option (e.g. --gp-weight) given to a model whose objective does not read it: each
+    objective declares the config fields it reads (``Objective.options``), so nothing is silently ignored."""
+    from .objectives import OBJECTIVES
+
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    name = model_opts.get("objective", getattr(fields.get("objective"), "default", None))
+    if "objective" not in fields or name not in OBJECTIVES.names():
+        return  # no objective, or an unknown one (the model's config names it)
+    knobs = {o for n in OBJECTIVES.names() for o in OBJECTIVES.get(n).options}
+    own = OBJECTIVES.get(name).options
+    unused = [k for k in model_opts if k in knobs and k not in own]
+    if unused:
+        flags = lambda names: " ".join("--" + o.replace("_", "-") for o in names)  # noqa: E731
+        raise DgmError(f"{flags(unused)}: not used by objective {name} (its options: {flags(own) or 'none'}); drop "
+                       "it or choose an objective that reads it (dgm list objectives)")
 
 
 _RESUME_OVERRIDES = ("steps", "epochs", "max_minutes", "max_cpu_minutes", "progress")
@@ -171,7 +327,13 @@ def _train(args) -> int:
                 "scale": "levels", "options": options}
     given = _collect(args, TrainConfig)
     cfg = TrainConfig.from_dict(given)
+    if "device" in given:
+        from .devices import check_device
+
+        check_device(cfg.device, auto=True)
     model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
+    if not args.resume:
+        _check_objective_options(cls.Config, model_opts)
     if args.from_run is not None and not args.resume:
         from .runs import source_run
 
@@ -210,9 +372,24 @@ def _sample(args) -> int:
     from .sampling import complete_from_file
     from .viz import save_grid
 
-    if args.n < 1:
-        raise DgmError(f"-n must be >= 1, got {args.n}")
+    from .devices import check_device
+
+    if not 1 <= args.n <= MAX_SAMPLES:
+        raise DgmError(f"-n must be in 1..{MAX_SAMPLES}, got {args.n}")
+    _check_seed(args.seed)
+    check_device(args.device)
+    if args.out is not None:
+        _check_output(args.out, "--out", make_parent=True)
+    if args.save_tensor is not None:
+        _check_output(args.save_tensor, "--save-tensor")
+    if args.observe is not None and not args.complete_from:
+        raise DgmError("--observe chooses the kept half of --complete-from; give --complete-from IMAGE_FILE or drop "
+                       "--observe")
+    observe = args.observe or "top"
     model = load(args.run, checkpoint=args.checkpoint, device=args.device)
+    if args.plots and "latent" not in model.capabilities:
+        raise DgmError(f"--plots needs a latent-variable model (vae, beta-vae); {model.run_config['model']} has "
+                       "no encoder")
     c = model.config
     y = None
     if args.label is not None:
@@ -225,28 +402,26 @@ def _sample(args) -> int:
     if args.complete_from:
         if "complete" not in model.capabilities:
             raise DgmError(f"--complete-from needs an autoregressive model; {model.run_config['model']} cannot complete images")
-        shown, x = complete_from_file(model, args.complete_from, args.n, args.observe, y=y, generator=gen)
+        shown, x = complete_from_file(model, args.complete_from, args.n, observe, y=y, generator=gen)
         images = torch.cat([shown[None].to(x.device), x])
-        default = _default_out(args.run, f"completion-{args.observe}-seed{args.seed}.png")
+        default = _default_out(args.run, f"completion-{observe}-seed{args.seed}.png")
     else:
         x = model.sample(args.n, y=y, generator=gen)
         images = x
         default = _default_out(args.run, f"sample-seed{args.seed}.png")
-    if model.points:  # 2-D points: a scatter over the true density and D's surface
-        from .runs import load_data
-        from .viz.toy import save_points_plot
+    with _undo_on_failure(args.out or default, args.save_tensor):
+        if model.points:  # 2-D points: a scatter over the true density and D's surface
+            from .runs import load_data
+            from .viz.toy import save_points_plot
 
-        data = load_data(model.run_config["data"], "train")
-        path = save_points_plot(args.out or default, x.cpu(), data, model, title=f"{args.n} samples")
-    else:
-        path = save_grid(model.to_unit(images), args.out or default)
-    if args.save_tensor:
-        torch.save(x.cpu(), args.save_tensor)
+            data = load_data(model.run_config["data"], "train")
+            path = save_points_plot(args.out or default, x.cpu(), data, model, title=f"{args.n} samples")
+        else:
+            path = save_grid(model.to_unit(images), args.out or default)
+        if args.save_tensor:
+            torch.save(x.cpu(), args.save_tensor)
     print(path)
     if args.plots:
-        if "latent" not in model.capabilities:
-            raise DgmError(f"--plots needs a latent-variable model (vae, beta-vae); {model.run_config['model']} has "
-                           "no encoder")
         from .runs import load_data
         from .viz.latent import save_latent_plots
 
@@ -257,14 +432,19 @@ def _sample(args) -> int:
 
 
 def _eval(args) -> int:
+    from .devices import check_device
     from .metrics import evaluate
 
     names = [m.strip() for m in args.metric.split(",") if m.strip()] if args.metric else None
+    _check_seed(args.seed)
+    check_device(args.device)
+    if args.save_samples is not None:
+        _check_output(args.save_samples, "--save-samples")
     result = evaluate(args.run, names, real=args.real, fake=args.fake, split=args.split, data_dir=args.data_dir,
                       n=args.n, features=args.features, weights=args.weights, batch_size=args.batch_size,
                       seed=args.seed, checkpoint=args.checkpoint, device=args.device, use_cache=not args.no_cache,
                       progress=args.progress, save_samples=args.save_samples, k=args.k)
-    print(json.dumps(result))
+    _print_json(result)
     return 0
 
 
@@ -273,6 +453,14 @@ def _bench(args) -> int:
 
     entries = default_entries() if args.objectives == "all" else [e.strip() for e in args.objectives.split(",") if e.strip()]
     opts = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers)) if v is not None}
+    for flag, v, low in (("--batch-size", args.batch_size, 1), ("--hidden", args.hidden, 1),
+                         ("--layers", args.layers, 1)):  # checked here, before any progress line is printed
+        if v is not None and v < low:
+            raise DgmError(f"{flag} must be >= {low}, got {v}")
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise DgmError(f"--out {out} is a file; give a folder for the benchmark's runs and results")
+    _check_output(out / "results.json", "--out", make_parent=True)
     res = run_benchmark(entries, [d.strip() for d in args.data.split(",") if d.strip()], args.seeds, args.steps,
                         args.out, batch_size=args.batch_size, jobs=args.jobs, model_opts=opts,
                         figure=not args.no_figures)
@@ -303,14 +491,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         args = _build_parser(argv).parse_args(argv)
         return {"train": _train, "sample": _sample, "eval": _eval, "bench": _bench, "list": _list}[args.command](args)
-    except DgmError as e:
-        if debug:
-            raise
-        print(f"dgm: error: {e}", file=sys.stderr)
-        return getattr(e, "exit_code", 2)
     except KeyboardInterrupt:
         print("dgm: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 -- what a user can cause becomes one line; anything else is a bug
+        err = user_fault(exc)
+        if err is None or debug:
+            raise
+        print(f"dgm: error: {err}", file=sys.stderr)
+        return getattr(err, "exit_code", 2)
 
 
 def _entry() -> None:

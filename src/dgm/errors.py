@@ -9,6 +9,23 @@ class DgmError(Exception):
     """
 
 
+def checkpoint_mismatch(exc: RuntimeError, path=None) -> DgmError:
+    """The one line for ``load_state_dict``'s error on weights that do not fit the model built from the config."""
+    import re
+
+    text = str(exc)
+    m = re.search(r"size mismatch for ([\w.]+): copying a param with shape torch.Size\((\[.*?\])\) from checkpoint, "
+                  r"the shape in current model is torch.Size\((\[.*?\])\)", text)
+    if m:
+        detail = f"{m.group(1)} is {m.group(2)} in the checkpoint, {m.group(3)} in the model"
+    else:
+        m = re.search(r"(Missing|Unexpected) key\(s\) in state_dict: ([^\n]*)", text)
+        detail = f"{m.group(1).lower()} tensors {m.group(2).strip().rstrip('.')[:80]}" if m else "its tensors do not fit"
+    where = f"{path}: " if path is not None else ""
+    return DgmError(f"{where}this checkpoint was written by another model or config ({detail}); use it with the "
+                    "run that wrote it")
+
+
 def user_fault(exc: BaseException) -> "DgmError | None":
     """The one-line DgmError for an exception a user can cause outside dgm's own checks, else None.
 
@@ -23,10 +40,16 @@ def user_fault(exc: BaseException) -> "DgmError | None":
     if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(
             s in str(exc) for s in ("can't allocate memory", "out of memory", "not enough memory"))):
         return DgmError("not enough memory for these sizes; lower -n, --batch-size or the model's width")
+    if isinstance(exc, RuntimeError) and "Error(s) in loading state_dict" in str(exc):
+        return checkpoint_mismatch(exc)
     if not isinstance(exc, OSError):
         return None
-    where = exc.filename if exc.filename is not None else "a file"
     code = exc.errno
+    if code is None:  # no system error: a library could not read a file (e.g. PIL: not an image, truncated)
+        what = str(exc) or type(exc).__name__
+        named = f"{exc.filename}: " if exc.filename is not None and str(exc.filename) not in what else ""
+        return DgmError(f"{named}{what}; a file could not be read (damaged, or not the format expected)")
+    where = exc.filename if exc.filename is not None else "a file"
     if code == _errno.ENOSPC or code == getattr(_errno, "EDQUOT", -1):
         return DgmError(f"no space left on the device writing {where}; free some space or write elsewhere")
     if code in (_errno.EROFS, _errno.EACCES, _errno.EPERM):

@@ -7,8 +7,10 @@ and checkpoint files, and nothing about how a model is trained or measured.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import typing
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -17,7 +19,7 @@ import torch
 from . import checkpoint as ckpt
 from ._version import __version__
 from .data import load_dataset
-from .errors import DgmError
+from .errors import DgmError, checkpoint_mismatch
 from .models import MODELS, build_model
 
 CONFIG = "config.json"
@@ -30,9 +32,57 @@ def read_run_config(run_dir) -> Dict[str, Any]:
     if not path.is_file():
         raise DgmError(f"{run_dir} is not a dgm run directory (no {CONFIG}); pass the --out folder of a `dgm train` run")
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DgmError(f"{path} is not valid JSON ({e.msg} at line {e.lineno})") from None
+        cfg = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        why = f"{e.msg} at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else "not UTF-8 text"
+        raise DgmError(f"{path} is not valid JSON ({why})") from None
+    check_run_config(path, cfg)
+    return cfg
+
+
+def _kind_ok(value, kind) -> bool:
+    """Whether a JSON value fits a config field's annotation (only plain int/float/bool/str are checked)."""
+    args = typing.get_args(kind)
+    if type(None) in args:
+        if value is None:
+            return True
+        rest = [a for a in args if a is not type(None)]
+        kind = rest[0] if len(rest) == 1 else None
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is str:
+        return isinstance(value, str)
+    return True  # lists, tuples, nested configs: left to the model's own checks
+
+
+def check_run_config(path, cfg) -> None:
+    """Refuse, in one line naming ``path``, a run config that is not the object `dgm train` writes: not a JSON
+    object, a missing key, or a value of the wrong type (also inside ``model_config``)."""
+    def bad(why: str):
+        raise DgmError(f"{path}: {why}; this is not the config.json `dgm train` writes (restore it or retrain)")
+
+    if not isinstance(cfg, dict):
+        bad(f"a JSON {type(cfg).__name__} where an object is expected")
+    for key, kind in (("model", str), ("model_config", dict), ("data", dict)):
+        if key not in cfg:
+            bad(f"missing key {key!r}")
+        if not isinstance(cfg[key], kind):
+            bad(f"{key!r} must be a JSON {'string' if kind is str else 'object'}, got {json.dumps(cfg[key])[:40]}")
+    if "train" in cfg and not isinstance(cfg["train"], dict):
+        bad("'train' must be a JSON object")
+    if not isinstance(cfg["data"].get("name"), str):
+        bad("'data' has no dataset 'name'")
+    if cfg["model"] not in MODELS.names():
+        return  # load() names the unknown model
+    config_cls = MODELS.get(cfg["model"]).Config
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        if f.name in cfg["model_config"] and not _kind_ok(cfg["model_config"][f.name], hints.get(f.name)):
+            bad(f"model_config {f.name!r} has the wrong type ({json.dumps(cfg['model_config'][f.name])[:40]})")
 
 
 def write_json(path: Path, obj) -> None:
@@ -70,8 +120,10 @@ def describe(path) -> Dict[str, Any]:
 
 def _file_config(path: Path, state: Dict[str, Any]) -> Dict[str, Any]:
     if all(k in state for k in IDENTITY):
-        return {"model": state["model_name"], "model_config": state["model_config"], "data": state["data"],
-                "dgm_version": state["dgm_version"]}
+        cfg = {"model": state["model_name"], "model_config": state["model_config"], "data": state["data"],
+               "dgm_version": state["dgm_version"]}
+        check_run_config(path, cfg)
+        return cfg
     run = _run_of(path)
     if run is None:
         raise DgmError(f"{path} was written before checkpoints described themselves and its run directory is gone; "
@@ -117,11 +169,14 @@ def load(run, checkpoint: Optional[str] = None, device: str = "cpu") -> torch.nn
                        "of a `dgm train` run or one of its .pt files")
     MODELS.get(cfg["model"])  # unknown name: a clear error
     model = build_model(cfg["model"], cfg["model_config"])
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:  # missing, unexpected or differently shaped tensors
+        raise checkpoint_mismatch(e, path) from None
     model.run_config = cfg
     model.trained_steps = state.get("step")
     model.checkpoint_file = Path(path)
     return model.to(device).eval()
 
 
-__all__ = ["CONFIG", "IDENTITY", "read_run_config", "write_json", "identity", "load_data", "describe", "source_run", "load"]
+__all__ = ["CONFIG", "IDENTITY", "read_run_config", "check_run_config", "write_json", "identity", "load_data", "describe", "source_run", "load"]

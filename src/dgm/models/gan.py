@@ -24,7 +24,7 @@ NORMS = ("auto", "batch", "layer", "none")
 
 @dataclass
 class GANConfig(ModelConfig):
-    objective: str = "non-saturating"  # dgm list objectives
+    objective: str = "non-saturating"  # the GAN loss (dgm list objectives)
     arch: str = "auto"                # dgm list archs (auto: mlp for 2-D points, dcgan for images)
     latent_dim: int = 0               # 0: 2 for points (PacGAN), 64 for images
     hidden: int = 0                   # 0: 256 units (mlp), 32 base channels (dcgan)
@@ -33,12 +33,12 @@ class GANConfig(ModelConfig):
     spectral_norm: bool = False       # spectral normalisation of every D layer (Miyato et al. 2018)
     n_critic: int = 0                 # D updates per G update (0: the objective's paper default)
     lr_g: Optional[float] = None      # TTUR: separate learning rates (default: --lr, else the paper's)
-    lr_d: Optional[float] = None
+    lr_d: Optional[float] = None      # (see --lr-g) the discriminator's learning rate
     gp_weight: float = 10.0           # lambda of WGAN-GP / DRAGAN
     dragan_c: float = 0.5             # DRAGAN perturbation scale c (x_p = x + c std(x) U[0,1])
     clip_value: float = 0.01          # WGAN weight clipping c
     smooth_alpha: float = 0.9         # label smoothing targets (Salimans et al. 2016)
-    smooth_beta: float = 0.0
+    smooth_beta: float = 0.0          # label smoothing target of fake images (0: none)
     margin: float = 1.0               # EBGAN margin m (energy = mean squared reconstruction error)
     pt_weight: float = 0.1            # EBGAN pulling-away term weight (0 disables)
     gamma: float = 0.5                # BEGAN diversity ratio

@@ -20,7 +20,7 @@ class PixelCNNConfig(ModelConfig):
     hidden: int = 32        # channels h inside residual blocks (2h between blocks)
     layers: int = 6         # residual blocks, each 1x1 -> kxk -> 1x1, all mask B
     first_kernel: int = 7   # the mask-A input convolution
-    kernel: int = 3
+    kernel: int = 3         # the kxk convolution of each residual block
     conditional: bool = False  # class-conditional (uses the dataset's labels)
 
     @classmethod

@@ -32,7 +32,7 @@ class VQVAEConfig(ModelConfig):
     downsample: int = 0               # stride-2 layers: 0 = auto (1 up to 16x16 images, else 2): 8x8 -> 4x4 codes
     commitment: float = 0.25          # beta of the commitment loss
     ema: bool = False                 # EMA codebook updates instead of the codebook loss
-    ema_decay: float = 0.99
+    ema_decay: float = 0.99           # decay of the EMA codebook updates (with --ema)
 
     @classmethod
     def tiny(cls) -> Dict[str, Any]:
@@ -137,8 +137,8 @@ class VQPriorConfig(ModelConfig):
     vq_config: Dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
     hidden: int = 64                  # Gated PixelCNN channels
     layers: int = 8                   # gated layers
-    first_kernel: int = 5
-    kernel: int = 3
+    first_kernel: int = 5             # the masked input convolution
+    kernel: int = 3                   # the kxk convolution of each gated layer
 
     @classmethod
     def tiny(cls) -> Dict[str, Any]:

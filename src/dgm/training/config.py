@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
@@ -12,6 +13,8 @@ from .optim import OPTIMIZERS  # the names of --optimizer
 # and dropped on load. Empty so far: every version wrote TrainConfig.to_dict(), and no field was ever removed (git
 # log -p of this file). A field that is removed goes here, so that old run directories still load.
 LEGACY_KEYS: frozenset = frozenset()
+#: the largest --seed (numpy's seed range; every seed of a run is derived from it)
+MAX_SEED = 2**32 - 1
 
 
 @dataclass
@@ -23,29 +26,33 @@ class TrainConfig:
     optimizer: Optional[str] = None   # adam | adamw | sgd | rmsprop (None: adam, or the GAN objective's paper choice)
     beta1: Optional[float] = None     # None: 0.9 (or the GAN objective's paper value)
     beta2: Optional[float] = None     # None: 0.999
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0         # L2 penalty (decoupled for adamw)
     schedule: str = "constant"        # constant | cosine | exponential
     lr_decay: float = 0.99995         # per-step factor of the exponential schedule
-    warmup_steps: int = 0
+    warmup_steps: int = 0             # steps of linear learning-rate warm-up (0: none)
     grad_clip: Optional[float] = None  # max global gradient norm
-    seed: int = 0
+    seed: int = 0                     # seeds every random draw of the run (0..2**32-1)
     device: str = "auto"              # auto | cpu | cuda | cuda:N
     amp: bool = False                 # mixed precision on CUDA (bf16 where supported, else fp16)
     deterministic: bool = False       # CUDA: deterministic kernels, so resume is bit for bit (slower); CPU always is
-    ckpt_every: int = 500
-    keep_last: int = 3
-    log_every: int = 25
+    ckpt_every: int = 500             # save a checkpoint every this many steps (and at the end)
+    keep_last: int = 3                # checkpoints kept (older ones deleted; best.pt is kept apart)
+    log_every: int = 25               # steps between logged training losses (metrics.jsonl)
     eval_every: int = 0               # 0: evaluate on the val split at the end only
     sample_every: int = 0             # 0: sample grid at the end only
-    n_samples: int = 64
+    n_samples: int = 64               # images in each sample grid (0: none)
     max_minutes: Optional[float] = None  # stop (and save) after this much training (wall-clock) time
     max_cpu_minutes: Optional[float] = None  # or after this much CPU time of this process (fair budgets on a busy machine)
-    progress: bool = True
+    progress: bool = True             # progress bar on stderr
 
     def validate(self) -> None:
         def bad(flag, why):
             raise DgmError(f"--{flag} {why}")
 
+        for f in dataclasses.fields(self):  # nan and inf are never a meaningful option value
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                bad(f.name.replace("_", "-"), f"must be a finite number, got {v}")
         if self.steps is not None and self.steps < 1:
             bad("steps", f"must be >= 1, got {self.steps}")
         if self.epochs is not None and self.epochs <= 0:
@@ -62,6 +69,12 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and not 0 <= v < 1:
                 bad(name, f"must be in [0, 1), got {v}")
+        if not self.weight_decay >= 0:
+            bad("weight-decay", f"must be >= 0, got {self.weight_decay}")
+        if not 0 < self.lr_decay <= 1:
+            bad("lr-decay", f"must be in (0, 1], got {self.lr_decay}")
+        if not 0 <= self.seed <= MAX_SEED:
+            bad("seed", f"must be in 0..{MAX_SEED}, got {self.seed}")
         if self.schedule not in ("constant", "cosine", "exponential"):
             bad("schedule", f"must be constant, cosine or exponential, got {self.schedule!r}")
         if self.grad_clip is not None and not self.grad_clip > 0:
