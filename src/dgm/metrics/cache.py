@@ -68,7 +68,8 @@ def load(path: Path, key: str, expect: Dict[str, tuple]) -> Optional[Dict[str, n
     why = None
     try:
         with os.fdopen(fd, "rb") as f:
-            why = _private(os.fstat(f.fileno()))
+            st = os.fstat(f.fileno())
+            why = _private(st) if stat.S_ISREG(st.st_mode) else "not a regular file"
             if why is None:
                 with np.load(f, allow_pickle=False) as z:
                     meta = json.loads(str(z["meta"]))
