@@ -1,5 +1,6 @@
 """`dgm eval` for sample quality: runs, --real/--fake files and folders, the feature cache, one-line errors."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -155,3 +156,184 @@ def test_toy_runs_point_to_modes(tmp_path, capsys):
     capsys.readouterr()
     code, _, err = _eval(capsys, str(out), "--metric", "fid", "-n", "8")
     assert code == 2 and "--metric modes" in err
+
+
+# -- issue 12: strict JSON, refusals, decoding by mode, the verified cache ---------------------------------------
+def _strict(text):
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def _fakes(tmp_path, n=12):
+    x = (_digits_test_unit()[:n, 0] * 255).round().astype(np.uint8)
+    np.savez(tmp_path / "f.npz", images=x)
+    return tmp_path / "f.npz"
+
+
+def test_non_finite_values_become_null_with_a_reason(tmp_path, capsys, monkeypatch):
+    import dgm.metrics.features as features
+
+    fake = _fakes(tmp_path)
+    code, out, err = _eval(capsys, "--real", "digits", "--fake", str(fake), "--metric", "fid,kid")
+    assert code == 0 and "notes" not in _strict(out)  # valid results: no notes key, as before
+    monkeypatch.setattr(features, "fid_from_features", lambda r, f: float("nan"))
+    code, out, err = _eval(capsys, "--real", "digits", "--fake", str(fake), "--metric", "fid,kid")
+    res = _strict(out)
+    assert code == 0 and res["fid"] is None and "nan" in res["notes"]["fid"] and res["kid"] is not None
+    assert list(res["notes"]) == ["fid"]
+
+
+@pytest.mark.parametrize("metric,n,minimum", [("fid", 1, 2), ("kid", 1, 2), ("is", 1, 2), ("pr", 3, 4),
+                                              ("dc", 5, 6), ("msssim", 1, 2)])
+def test_too_few_fakes_name_the_minimum_and_write_nothing(tmp_path, capsys, metric, n, minimum):
+    fake = _fakes(tmp_path, n)
+    code, out, err = _eval(capsys, "--real", "digits", "--fake", str(fake), "--metric", metric)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert f"{metric} needs at least {minimum} fake images, got {n}" in err
+    assert not (tmp_path / "cache").exists()  # refused before the reals' features were extracted or cached
+    fake = _fakes(tmp_path, minimum)
+    code, out, err = _eval(capsys, "--real", "digits", "--fake", str(fake), "--metric", metric)
+    assert code == 0, err
+
+
+def test_options_no_selected_metric_uses_are_refused(tiny_run, tmp_path, capsys):
+    fake = _fakes(tmp_path)
+    for argv, words in ((["--real", "digits", "--fake", str(fake), "--metric", "swd", "--features", "digits"],
+                         "--features is for"),
+                        (["--real", "digits", "--fake", str(fake), "--metric", "msssim", "--weights", "w.pth"],
+                         "--weights is for"),
+                        (["--real", "digits", "--fake", str(fake), "--metric", "fid", "-k", "5"], "drop -k"),
+                        ([str(tiny_run), "-k", "5"], "is exact"),
+                        ([str(tiny_run), "--seed", "-1", "--metric", "msssim"], "0..2**64-1")):
+        code, out, err = _eval(capsys, *argv)
+        assert code == 2 and out == "" and err.count("\n") == 1 and words in err, (argv, err)
+
+
+def test_image_files_are_decoded_by_their_mode(tmp_path, capsys):
+    """Palette, RGB, grey+alpha and 16-bit copies of the same grey fakes score exactly like the grey originals."""
+    from PIL import Image
+
+    x = (_digits_test_unit()[:12, 0] * 255).round().astype(np.uint8)
+    makers = {"grey": lambda a: Image.fromarray(a, "L"),
+              "palette": lambda a: Image.fromarray(a, "L").convert("P"),
+              "rgb": lambda a: Image.fromarray(a, "L").convert("RGB"),
+              "grey-alpha": lambda a: Image.fromarray(np.stack([a, 255 - a], -1), "LA"),
+              "16-bit": lambda a: Image.fromarray(a.astype(np.uint16) * 257)}
+    results = {}
+    for name, make in makers.items():
+        d = tmp_path / name
+        d.mkdir()
+        for i, a in enumerate(x):
+            make(a).save(d / f"{i:02d}.png")
+        code, out, err = _eval(capsys, "--real", "digits", "--fake", str(d), "--metric", "fid,msssim")
+        assert code == 0, (name, err)
+        res = _strict(out)
+        results[name] = (res["fid"], res["msssim"])
+    assert len(set(results.values())) == 1, results
+
+
+def test_read_images_refuses_non_finite_and_empty_sets(tmp_path):
+    from dgm.errors import DgmError
+    from dgm.metrics import read_images
+
+    np.save(tmp_path / "nan.npy", np.full((3, 8, 8), np.nan, np.float32))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 8, 8), np.uint8))
+    for name, words in (("nan.npy", "NaN or infinite"), ("empty.npy", "holds no images")):
+        with pytest.raises(DgmError, match=words):
+            read_images(tmp_path / name)
+
+
+def _entry(tmp_path):
+    (entry,) = (tmp_path / "cache" / "features").glob("*.npz")
+    return entry
+
+
+def _fid(tmp_path, capsys, fake):
+    code, out, err = _eval(capsys, "--real", "digits", "--fake", str(fake), "--metric", "fid,is")
+    assert code == 0, err
+    return _strict(out), err
+
+
+def test_cache_entries_are_verified_before_use(tmp_path, capsys):
+    """Each way an entry can be wrong is caught, warned about in one line, recomputed and replaced."""
+    import dgm.metrics.cache as cache
+
+    fake = _fakes(tmp_path)
+    clean, err = _fid(tmp_path, capsys, fake)
+    assert err == ""
+    entry = _entry(tmp_path)
+    with np.load(entry) as z:
+        good = {k: z[k] for k in z.files}
+    meta = json.loads(str(good["meta"]))
+
+    def rewrite(**arrays):  # a consistent entry (its digests recomputed) holding other arrays
+        arrays = {**{k: v for k, v in good.items() if k != "meta"}, **arrays}
+        m = {**meta, "arrays": {k: cache._describe(v) for k, v in arrays.items()}}
+        np.savez(entry, meta=np.array(json.dumps(m)), **arrays)
+
+    feats = good["features"]
+    nan = feats.copy()
+    nan[0, 0] = np.nan
+    damage = {
+        "altered values": lambda: np.savez(entry, meta=good["meta"], features=feats * 2, probs=good["probs"]),
+        "no digest": lambda: np.savez(entry, features=feats, probs=good["probs"]),
+        "wrong rows": lambda: rewrite(features=feats[:-1]),
+        "wrong dimension": lambda: rewrite(features=feats[:, :-1]),
+        "NaN": lambda: rewrite(features=nan),
+        "other key": lambda: np.savez(entry, meta=np.array(json.dumps({**meta, "key": "0" * 64})),
+                                      **{k: v for k, v in good.items() if k != "meta"}),
+        "truncated": lambda: entry.write_bytes(entry.read_bytes()[:1000]),
+        "empty": lambda: entry.write_bytes(b""),
+    }
+    for name, spoil in damage.items():
+        spoil()
+        again, err = _fid(tmp_path, capsys, fake)
+        assert again == clean, name
+        assert err.count("\n") == 1 and err.startswith("dgm: warning: ignoring the feature cache entry"), (name, err)
+        with np.load(_entry(tmp_path)) as z:  # replaced by a good entry
+            assert z["meta"] == good["meta"] and np.array_equal(z["features"], feats), name
+        assert _fid(tmp_path, capsys, fake)[1] == ""  # and that one is used silently
+    assert not list(entry.parent.glob("*.tmp"))
+
+
+def test_a_shared_cache_cannot_change_another_users_fid(tmp_path, capsys):
+    """An entry other users can write to (or own) is not read; a folder they can write to is not written to."""
+    fake = _fakes(tmp_path)
+    clean, _ = _fid(tmp_path, capsys, fake)
+    entry = _entry(tmp_path)
+    assert entry.stat().st_mode & 0o777 == 0o600
+    with np.load(entry) as z:
+        good = {k: z[k] for k in z.files}
+    np.savez(entry, **{**good, "probs": np.full_like(good["probs"], 0.1)})  # planted: a valid-looking entry ...
+    entry.chmod(0o666)  # ... that anyone could have written
+    again, err = _fid(tmp_path, capsys, fake)
+    assert again == clean and "other users can write" in err and err.count("\n") == 1
+    assert entry.stat().st_mode & 0o777 == 0o600  # replaced by our own private entry
+    if os.getuid() == 0:  # root can hand the entry to another user, as a planted file would be
+        os.chown(entry, 4242, -1)
+        again, err = _fid(tmp_path, capsys, fake)
+        assert again == clean and "belongs to another user (uid 4242)" in err and entry.stat().st_uid == 0
+    entry.unlink()
+    entry.parent.chmod(0o777)  # a world-writable cache folder: used for nothing
+    try:
+        again, err = _fid(tmp_path, capsys, fake)
+    finally:
+        entry.parent.chmod(0o700)
+    assert again == clean and "not writing to the feature cache" in err and not list(entry.parent.iterdir())
+
+
+def test_a_failed_cache_write_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
+    import errno
+    import dgm.metrics.cache as cache
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    fake = _fakes(tmp_path)
+    clean, _ = _fid(tmp_path, capsys, fake)
+    _entry(tmp_path).unlink()
+    monkeypatch.setattr(cache.np, "savez", full)
+    again, err = _fid(tmp_path, capsys, fake)
+    assert again == clean and "No space left" in err and err.count("\n") == 1
+    assert not list((tmp_path / "cache" / "features").iterdir())

@@ -101,8 +101,11 @@ def test_run_metrics_receive_the_options_they_declare(tiny_run):
 
     register(Metric("toyrun", "run", compute, options=("seed",), help="a test's run metric"))
     try:
-        r = evaluate(str(tiny_run), ["toyrun"], seed=7, k=3)
-        assert seen == [{"seed": 7}] and r["toy_n"] > 0 and "labels" not in r
+        r = evaluate(str(tiny_run), ["toyrun"], seed=7)
+        assert seen == [{"seed": 7}] and r["toy_n"] > 0 and "labels" not in r  # not k: it does not declare it
+        with pytest.raises(DgmError, match="-k sets the importance samples of the nll metric, which is not selected"):
+            evaluate(str(tiny_run), ["toyrun"], seed=7, k=3)  # an option no selected metric uses is refused
+        assert len(seen) == 1
         with pytest.raises(DgmError, match="need"):
             evaluate(real="digits", fake="x.npz", metrics=["toyrun"])
     finally:

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import DgmError
 from .extractors import default_features, load_features
-from .images import evaluate_images, read_images, real_images, sample_images
+from .images import check_counts, evaluate_images, read_images, real_images, sample_images
 from .provenance import provenance
 from .registry import IMAGE_METRICS, METRICS, image_metrics
 
@@ -20,7 +20,12 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
              save_samples: Optional[str] = None, k: Optional[int] = None) -> Dict:
     """Evaluate a run directory (its model's samples, or ``fake``) or a file/folder of ``fake`` images against the
     ``real`` dataset; returns one flat dict (what `dgm eval` prints as JSON). ``k``: importance samples for the
-    NLL of latent-variable models (default 5000)."""
+    NLL of latent-variable models (default 5000).
+
+    The dict is valid strict JSON: a value that comes out NaN or infinite is reported as None with the reason under
+    ``notes`` (a key present only then). Options that no selected metric uses (-k, --features, --weights) and
+    image sets smaller than a metric is defined on are refused with a one-line DgmError before anything is computed.
+    """
     if run is None and fake is None:
         raise DgmError("name a run directory to evaluate, or pass --real DATASET --fake PATH")
     if run is None and real is None:
@@ -31,6 +36,8 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
         raise DgmError(f"--batch-size must be >= 1, got {batch_size}")
     if k is not None and k < 1:
         raise DgmError(f"-k must be >= 1 importance samples, got {k}")
+    if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 64:
+        raise DgmError(f"--seed must be an integer in 0..2**64-1, got {seed}")
     for m in metrics or ():
         METRICS.get(m)  # unknown names: one line with the nearest suggestion, before any loading
     result: Dict = {}
@@ -42,6 +49,7 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
     names = list(metrics) if metrics else (default_metrics(model) if fake is None else default_image_metrics())
     image = [m for m in names if METRICS.get(m).needs != "run"]
     other = [m for m in names if METRICS.get(m).needs == "run"]
+    _check_options(model, names, k=k, features=features, weights=weights)
     if model is not None:
         result.update(run=str(run), step=model.trained_steps, checkpoint=checkpoint, split=split)
         if other:
@@ -59,10 +67,13 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
         net = None  # loaded before sampling, so that a missing weights file fails fast
         if any(METRICS.get(m).uses_network for m in image):
             net = load_features(features or default_features(data_cfg["name"]), weights, device=device)
+        chosen = [METRICS.get(m) for m in image]
         if fake is not None:
-            fakes = read_images(fake)
+            fakes = read_images(fake, channels=reals.shape[1])
+            check_counts(chosen, len(reals), len(fakes))
             result["fake"] = str(fake)
         else:
+            check_counts(chosen, len(reals), n)  # before sampling
             fakes = sample_images(model, n, batch_size, seed, progress)
         if save_samples:
             np.savez_compressed(save_samples, images=(fakes.numpy() * 255).round().astype(np.uint8))
@@ -71,8 +82,43 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
         result.update(evaluate_images(reals, fakes, image, features=net, weights=weights,
                                       dataset=data_cfg["name"], batch_size=batch_size, seed=seed,
                                       use_cache=use_cache, progress=progress, device=device))
+    notes = _null_non_finite(result)
+    if notes:
+        result["notes"] = notes
     result["provenance"] = provenance(model, result, split=split, seed=seed, features=net if image else None)
     return result
+
+
+def _check_options(model, names, *, k, features, weights) -> None:
+    """Refuse options that would be silently ignored by every selected metric."""
+    what = ", ".join(names)
+    if k is not None:
+        nll_k = [m for m in names if "k" in METRICS.get(m).options]
+        if not nll_k:
+            raise DgmError(f"-k sets the importance samples of the nll metric, which is not selected ({what}); "
+                           "drop -k or add --metric nll")
+        if model is not None and "elbo" not in model.capabilities:
+            raise DgmError(f"-k sets the importance samples of latent-variable models (vae, beta-vae, aae, avb); "
+                           f"the nll of this {type(model).__name__} is exact and uses none: drop -k")
+    networked = "/".join(m.name for m in image_metrics() if m.uses_network)
+    for flag, value in (("--features", features), ("--weights", weights)):
+        if value is not None and not any(METRICS.get(m).uses_network for m in names):
+            raise DgmError(f"{flag} is for the feature network of {networked}; none of the selected metrics ({what}) "
+                           f"uses one: drop {flag} or choose such a metric with --metric")
+
+
+def _null_non_finite(result: Dict, prefix: str = "") -> Dict[str, str]:
+    """Replace NaN and infinite floats (also in nested dicts) by None, in place; returns key -> reason."""
+    notes = {}
+    for key, value in result.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            notes.update(_null_non_finite(value, f"{name}."))
+        elif isinstance(value, (float, np.floating)) and not np.isfinite(value):
+            result[key] = None
+            notes[name] = (f"could not be computed: the value came out {value} (degenerate images or features, or "
+                           "too few of them); see docs/evaluation.md")
+    return notes
 
 
 def default_image_metrics() -> list:

@@ -121,10 +121,10 @@ def _is(c) -> dict:
 
 
 register(Metric("fid", "features", _fid, label=lambda c: f"FID ({c.tag})", default_for_images=True, same_shape=True,
-                help="Fréchet distance of Gaussians fitted to real and fake features (Heusel et al. 2017)"))
+                min_images=2, help="Fréchet distance of Gaussians fitted to real and fake features (Heusel et al. 2017)"))
 register(Metric("kid", "features", _kid, label=lambda c: f"KID ({c.tag})", default_for_images=True, same_shape=True,
-                help="unbiased cubic-kernel MMD^2 of features, mean and std over subsets (Bińkowski et al. 2018)"))
-register(Metric("is", "probs", _is, default_for_images=True,
+                min_images=2, help="unbiased cubic-kernel MMD^2 of features, mean and std over subsets (Bińkowski et al. 2018)"))
+register(Metric("is", "probs", _is, default_for_images=True, min_images=2,
                 label=lambda c: f"IS ({c.net.label} class probabilities, {min(10, len(c.fake_probs))} splits)",
                 help="Inception Score of the fakes' class probabilities (Salimans et al. 2016)"))
 

@@ -1,12 +1,12 @@
 """Sample quality of images: draw (or read) fakes, embed both sets with a feature network, compute the metrics.
 
 Images travel as float (N, C, H, W) in [0, 1]. Features of the real set are cached on disk under a key that
-hashes the exact real pixels together with the feature network's name and weights.
+hashes the exact real pixels together with the feature network's name and weights; every read of the cache is
+verified (`dgm.metrics.cache`).
 """
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 from typing import Dict, Iterable, Optional, Tuple
 
@@ -14,24 +14,20 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..data.decode import check_finite, read_image
 from ..errors import DgmError
+from . import cache
+from .cache import cache_dir
 from .extractors import default_features, extract, load_features
 from .registry import IMAGE_METRICS, METRICS, Comparison, image_metrics
 
-_CACHE_VERSION = "1"
+_CACHE_VERSION = f"{cache.FORMAT}"
 
 
 def unit_images(x: torch.Tensor, spec) -> torch.Tensor:
     """Model-space images (levels 0..K-1, or [-1, 1] when spec.scale == "pm1") -> float32 in [0, 1]."""
     x = x.to(torch.float32)
     return ((x + 1) / 2).clamp(0, 1) if spec.scale == "pm1" else x / (spec.levels - 1)
-
-
-def cache_dir() -> Path:
-    """$DGM_CACHE_DIR, else $XDG_CACHE_HOME/dgm, else ~/.cache/dgm."""
-    if os.environ.get("DGM_CACHE_DIR"):
-        return Path(os.environ["DGM_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dgm"
 
 
 def real_images(data_cfg: Dict, split: str) -> torch.Tensor:
@@ -45,17 +41,24 @@ def real_images(data_cfg: Dict, split: str) -> torch.Tensor:
     return unit_images(ds.to_model_levels(ds.raw), ds.spec)
 
 
-def read_images(path) -> torch.Tensor:
-    """Images from a .npz/.npy file ((N, H, W), (N, H, W, C) or (N, C, H, W); uint8 or floats in [0, 1]) or a
-    folder of PNG/JPEG files, as float (N, C, H, W) in [0, 1]."""
+def read_images(path, channels: Optional[int] = None) -> torch.Tensor:
+    """Images from a .npz/.npy file ((N, H, W), (N, H, W, C) or (N, C, H, W); uint8 or finite floats in [0, 1]) or a
+    folder of PNG/JPEG/BMP files, as float (N, C, H, W) in [0, 1].
+
+    Files are decoded by their mode (`dgm.data.decode`: palette colours, not indices; 16-bit rescaled; alpha
+    dropped) to grey when ``channels`` is 1, RGB when it is 3, else grey only when every file is grey. Unreadable,
+    truncated and oversized files, NaN or infinite values and empty sets are one-line errors.
+    """
     p = Path(path)
     if p.is_dir():
-        from PIL import Image
-
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp"))
         if not files:
             raise DgmError(f"{p} holds no .png/.jpg images; pass a folder of images or an .npz file")
-        arrays = [np.asarray(Image.open(f)) for f in files]
+        mode = {1: "L", 3: "RGB"}.get(channels)
+        fix = "remove or replace the file, or pass an .npz of images"
+        arrays = [read_image(f, mode, fix) for f in files]
+        if mode is None and len({a.ndim for a in arrays}) > 1:  # grey and colour files: all as RGB
+            arrays = [read_image(f, "RGB", fix) for f in files]
         shapes = {a.shape for a in arrays}
         if len(shapes) > 1:
             raise DgmError(f"the images in {p} differ in size ({', '.join(map(str, sorted(shapes)[:3]))}); "
@@ -87,10 +90,13 @@ def _to_unit_nchw(a: np.ndarray, p: Path) -> torch.Tensor:
     if a.ndim != 4 or a.shape[1] not in (1, 3):
         raise DgmError(f"{p}: images must be (N, H, W), (N, H, W, C) or (N, C, H, W) with 1 or 3 channels, "
                        f"got shape {a.shape}")
+    if len(a) == 0:
+        raise DgmError(f"{p} holds no images (shape {a.shape}); evaluate at least 2")
     if a.dtype == np.uint8:
         return torch.from_numpy(a.astype(np.float32) / 255.0)
     if not np.issubdtype(a.dtype, np.floating):
         raise DgmError(f"{p}: images must be uint8 (0..255) or floats in [0, 1], got {a.dtype}")
+    check_finite(a, p)
     if a.size and (a.min() < 0 or a.max() > 1):
         raise DgmError(f"{p}: float images must lie in [0, 1] (found {a.min():.3g}..{a.max():.3g}); rescale, e.g. "
                        "(x + 1) / 2 for [-1, 1]")
@@ -114,23 +120,25 @@ def sample_images(model, n: int, batch_size: int = 256, seed: int = 0, progress:
 
 def reference_features(net, images: torch.Tensor, batch_size: int = 256, use_cache: bool = True,
                        progress: bool = False) -> Tuple[np.ndarray, np.ndarray]:
-    """Features and class probabilities of the real images, read from / written to the on-disk cache."""
+    """Features and class probabilities of the real images, read from / written to the on-disk cache.
+
+    A cached entry is used only when it verifies (`dgm.metrics.cache.load`: this user's, written for these exact
+    pixels and network, the expected rows and dimensions, matching digests, finite); otherwise it is recomputed
+    and replaced. Probabilities are stored in float64, so a cached evaluation prints the same numbers as a fresh one.
+    """
     h = hashlib.sha256()
     h.update(f"{_CACHE_VERSION}|{net.name}|{net.weights_sha256}|{tuple(images.shape)}|".encode())
     h.update(images.contiguous().numpy().tobytes())
-    path = cache_dir() / "features" / f"{net.name}-{len(images)}-{h.hexdigest()[:20]}.npz"
-    if use_cache and path.is_file():
-        try:
-            with np.load(path) as z:
-                return z["features"], z["probs"]
-        except Exception:  # a damaged cache entry is recomputed and replaced
-            pass
+    key = h.hexdigest()
+    path = cache_dir() / "features" / f"{net.name}-{len(images)}-{key[:20]}.npz"
+    expect = {"features": (len(images), net.dim), "probs": (len(images), net.num_classes)}
+    if use_cache:
+        hit = cache.load(path, key, expect)
+        if hit is not None:
+            return hit["features"], hit["probs"]
     feats, probs = extract(net, images, batch_size, progress, desc="real features")
     if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, features=feats, probs=probs.astype(np.float32))
-        os.replace(tmp, path)
+        cache.store(path, key, {"features": feats, "probs": probs})
     return feats, probs
 
 
@@ -142,6 +150,16 @@ def parse_metrics(names: Iterable[str]) -> list:
             raise DgmError(f"{m} needs a run directory; compare images with image metrics ({', '.join(IMAGE_METRICS)})")
         out.append(m)
     return out
+
+
+def check_counts(metrics: Iterable, n_real: int, n_fake: int) -> None:
+    """One-line DgmError when there are fewer real or fake images than a selected metric (a `Metric`) is defined on
+    (its ``min_images``), before any feature is extracted or cached."""
+    for m in metrics:
+        for what, count in (("fake", n_fake), ("real", n_real)):
+            if count < m.min_images:
+                raise DgmError(f"{m.name} needs at least {m.min_images} {what} images, got {count}; "
+                               f"evaluate more images or choose other metrics (dgm list metrics)")
 
 
 def evaluate_images(real: torch.Tensor, fake: torch.Tensor, metrics: Iterable[str], features=None,
@@ -160,6 +178,7 @@ def evaluate_images(real: torch.Tensor, fake: torch.Tensor, metrics: Iterable[st
     if real.shape[1:] != fake.shape[1:] and any(m.same_shape for m in chosen):
         raise DgmError(f"real images are {tuple(real.shape[1:])} but fakes are {tuple(fake.shape[1:])} "
                        f"(C, H, W); evaluate fakes of the dataset's size")
+    check_counts(chosen, len(real), len(fake))
     out: Dict = {"n_real": len(real), "n_fake": len(fake)}
     c = Comparison(real, fake, tuple(m.name for m in chosen), seed=seed, progress=progress, swd_images=swd_images)
     if any(m.uses_network for m in chosen):
@@ -181,4 +200,4 @@ def evaluate_images(real: torch.Tensor, fake: torch.Tensor, metrics: Iterable[st
 
 
 __all__ = ["IMAGE_METRICS", "unit_images", "real_images", "read_images", "sample_images", "reference_features",
-           "evaluate_images", "cache_dir"]
+           "evaluate_images", "check_counts", "cache_dir"]

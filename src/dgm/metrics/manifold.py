@@ -134,11 +134,11 @@ def _dc(c) -> Dict[str, float]:
 
 
 register(Metric("pr", "features", _pr, label=lambda c: f"precision/recall (k=3) ({c.tag}, {c.m} vs {c.m})",
-                default_for_images=True, same_shape=True,
+                default_for_images=True, same_shape=True, min_images=4,
                 help="precision and recall with k=3 nearest-neighbour balls in feature space (Kynkäänniemi et al. "
                      "2019)"))
 register(Metric("dc", "features", _dc, label=lambda c: f"density/coverage (k=5) ({c.tag}, {c.m} vs {c.m})",
-                default_for_images=True, same_shape=True,
+                default_for_images=True, same_shape=True, min_images=6,
                 help="density and coverage with k=5 nearest-neighbour balls of the reals (Naeem et al. 2020)"))
 
 __all__ = ["knn_radii", "manifold_metrics", "precision_recall", "density_coverage"]

@@ -132,6 +132,6 @@ def _msssim(c) -> dict:
     return {"msssim": msssim_diversity(c.fake, seed=c.seed), "msssim_real": msssim_diversity(c.real, seed=c.seed)}
 
 
-register(Metric("msssim", "images", _msssim,
+register(Metric("msssim", "images", _msssim, min_images=2,
                 label=lambda c: "mean MS-SSIM of random fake pairs (msssim_real: same for real pairs)",
                 help="mean MS-SSIM of random pairs of fakes: diversity, lower = more diverse (Odena et al. 2017)"))

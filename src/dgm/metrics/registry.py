@@ -13,6 +13,8 @@ A metric file defines its function and registers it next to it::
   probabilities; metrics that can share work (P/R and D/C share one k-NN pass) do so through ``c.shared``.
 
 Image metrics are computed and reported in registration order; ``label(c)`` is what the JSON ``labels`` object says.
+``min_images`` is the fewest real and fake images a metric is defined on (a covariance needs 2, a k-NN ball k + 1):
+fewer is a one-line error before any feature is extracted or cached.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ class Metric:
     help: str = ""  # one line for `dgm list metrics`
     default_for_images: bool = False  # measured when an image GAN or `--fake` names no --metric
     same_shape: bool = False  # real and fake images must have the same (C, H, W)
+    min_images: int = 1  # fewest real and fake images it is defined on (refused before anything is computed)
 
     def __post_init__(self):
         if self.needs not in NEEDS:
