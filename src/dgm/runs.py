@@ -8,7 +8,6 @@ and checkpoint files, and nothing about how a model is trained or measured.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -36,10 +35,10 @@ def read_run_config(run_dir) -> Dict[str, Any]:
 
 
 def write_json(path: Path, obj) -> None:
-    """Write ``obj`` as JSON atomically (temporary file, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON atomically (temporary file, then rename; no ``*.tmp`` is left when a write fails)."""
+    text = json.dumps(obj, indent=2) + "\n"
+    with ckpt.atomic_file(Path(path), "w") as f:
+        f.write(text)
 
 
 def identity(model_name: str, model_config: Dict[str, Any], data: Dict[str, Any]) -> Dict[str, Any]:
