@@ -65,7 +65,7 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model; writes a run directory",
                        description="Train MODEL on a dataset. `dgm train MODEL --help` lists the model's options.")
     t.add_argument("model", help="model name (dgm list models)")
-    t.add_argument("--data", default="digits", help="dataset name (dgm list datasets; default: digits)")
+    t.add_argument("--data", default=None, help="dataset name (dgm list datasets; default: digits)")
     t.add_argument("--data-dir", default=None, help="folder holding the dataset's files")
     t.add_argument("--binarize", nargs="?", const="fixed", default=None, choices=["fixed", "dynamic"],
                    help="binarize images: fixed threshold at half range (default when given) or dynamic (Bernoulli)")
@@ -153,9 +153,6 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     return p
 
 
-_RESUME_OVERRIDES = ("steps", "epochs", "max_minutes", "max_cpu_minutes", "progress")
-
-
 def _train(args) -> int:
     from .models import MODELS, DATA_FIELDS
     from .training import TrainConfig
@@ -167,23 +164,22 @@ def _train(args) -> int:
         options["image_size"] = args.image_size
     if args.image_channels is not None:
         options["channels"] = args.image_channels
-    data_cfg = {"name": args.data, "data_dir": args.data_dir, "binarize": args.binarize, "levels": args.quantize,
+    data = args.data if args.data is not None or args.resume else "digits"  # --resume: None = the saved data
+    data_cfg = {"name": data, "data_dir": args.data_dir, "binarize": args.binarize, "levels": args.quantize,
                 "scale": "levels", "options": options}
     given = _collect(args, TrainConfig)
     cfg = TrainConfig.from_dict(given)
     model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
-    if args.from_run is not None and not args.resume:
+    if args.from_run is not None:
         from .runs import source_run
 
-        data_cfg, taken = source_run(cls, args.model, args.from_run)
+        source_data, taken = source_run(cls, args.model, args.from_run)
         model_opts.update(taken)
-    if args.resume:
-        ignored = sorted(set(given) - set(_RESUME_OVERRIDES)) + sorted(model_opts)
-        if ignored:
-            print("dgm: note: --resume continues the saved config; ignoring "
-                  + ", ".join("--" + k.replace("_", "-") for k in ignored), file=sys.stderr)
-    summary = train_run(args.model, data_cfg, model_opts, cfg, out=args.out, resume=args.resume,
-                        overrides={k: v for k, v in given.items() if k in _RESUME_OVERRIDES},
+        if not args.resume:
+            data_cfg = source_data
+    # --resume: the options given must agree with the saved run (train_run refuses a difference, naming the saved
+    # value), except the resumable ones (length, budgets, device), which replace the saved ones
+    summary = train_run(args.model, data_cfg, model_opts, cfg, out=args.out, resume=args.resume, overrides=given,
                         command="dgm " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     if summary["is_main"]:
         nll = f"; {summary['val_summary']}" if summary["val_summary"] else ""
