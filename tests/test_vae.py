@@ -108,7 +108,7 @@ def test_vae_resume_equals_uninterrupted_run_bit_for_bit(tmp_path):
     """The reparameterisation noise and dynamic binarization both come from the global RNG the engine restores."""
     assert _train(tmp_path / "full", "--steps", "6", "--kl-warmup", "4", model="beta-vae") == 0
     assert _train(tmp_path / "half", "--steps", "3", "--kl-warmup", "4", model="beta-vae") == 0
-    assert _train(tmp_path / "half", "--steps", "6", "--resume") == 0
+    assert _train(tmp_path / "half", "--steps", "6", "--resume", model="beta-vae") == 0
     _assert_same_state(_final_state(tmp_path / "full"), _final_state(tmp_path / "half"))
     rows = [json.loads(ln) for ln in (tmp_path / "half" / "metrics.jsonl").read_text().splitlines()]
     weights = [r["kl_weight"] for r in rows if r["split"] == "train"]
@@ -177,7 +177,7 @@ def test_sample_plots_for_a_2d_latent(tmp_path, tiny_run, capsys):
 def test_aae_resume_equals_uninterrupted_run_bit_for_bit(tmp_path):
     assert _train(tmp_path / "full", "--steps", "5", model="aae") == 0
     assert _train(tmp_path / "half", "--steps", "2", model="aae") == 0
-    assert _train(tmp_path / "half", "--steps", "5", "--resume") == 0
+    assert _train(tmp_path / "half", "--steps", "5", "--resume", model="aae") == 0
     a, b = _final_state(tmp_path / "full"), _final_state(tmp_path / "half")
     _assert_same_state(a, b)
     for i, st in a["optimizers"]["d"]["state"].items():                 # the discriminator's optimizer too
@@ -228,7 +228,7 @@ def test_avb_ratio_network_learns_log_q_over_p():
 def test_avb_trains_resumes_and_evaluates(tmp_path, capsys):
     assert _train(tmp_path / "full", "--steps", "4", model="avb") == 0
     assert _train(tmp_path / "half", "--steps", "2", model="avb") == 0
-    assert _train(tmp_path / "half", "--steps", "4", "--resume") == 0
+    assert _train(tmp_path / "half", "--steps", "4", "--resume", model="avb") == 0
     a, b = _final_state(tmp_path / "full"), _final_state(tmp_path / "half")
     _assert_same_state(a, b)
     for i, st in a["optimizers"]["t"]["state"].items():

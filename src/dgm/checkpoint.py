@@ -1,12 +1,13 @@
 """Checkpoints: atomic writes, keep-last-K, safe loading (weights_only), every RNG state."""
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import random
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import IO, Any, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
@@ -55,16 +56,44 @@ def latest_checkpoint(run_dir: Path) -> Optional[Path]:
     return ckpts[-1] if ckpts else None
 
 
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "wb") -> Iterator[IO]:
+    """Open ``PATH.tmp`` for writing; when the block ends, fsync it and rename it over ``path``.
+
+    Readers see the old file or the new one, never half of one. On any failure (disk full, an exception, an
+    interrupt) the temporary file is removed and ``path`` keeps its old content; only SIGKILL or power loss can
+    leave a ``*.tmp`` behind (``remove_stale_tmp`` clears those once the writer lock is held again).
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def remove_stale_tmp(run_dir: Path) -> None:
+    """Delete the temporary files a killed writer left in a run folder (call only while holding its lock)."""
+    run_dir = Path(run_dir)
+    for d in (run_dir, run_dir / "checkpoints"):
+        if d.is_dir():
+            for p in d.glob("*.tmp"):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+
 def save_atomic(state: Dict[str, Any], path: Path) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the target."""
+    """Write a checkpoint to a temporary file in the same folder, fsync, then rename over the target."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with atomic_file(path, "wb") as f:
         torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def prune(run_dir: Path, keep_last: int) -> None:
@@ -88,6 +117,16 @@ def load_checkpoint(path: Path, map_location="cpu") -> Dict[str, Any]:
     if not isinstance(state, dict) or "model" not in state:
         raise DgmError(f"{path}: not a dgm checkpoint (no model weights inside)")
     return state
+
+
+def load_weights(module: torch.nn.Module, weights: Dict[str, Any], path: Path) -> None:
+    """``module.load_state_dict(weights)``; weights of another model or config end in a one-line DgmError."""
+    try:
+        module.load_state_dict(weights)
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()
+        raise DgmError(f"{path}: this checkpoint was written by another model or config ({first[:160]}); "
+                       "pass the run it belongs to") from None
 
 
 # -- RNG state, stored as tensors and plain numbers so that weights_only loading accepts it --------

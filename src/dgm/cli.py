@@ -118,7 +118,7 @@ def _train_arguments(t) -> None:
     from .training import TrainConfig
 
     t.add_argument("model", help="model name (dgm list models; no default)")
-    t.add_argument("--data", default="digits", help="dataset name (dgm list datasets; default: digits)")
+    t.add_argument("--data", default=None, help="dataset name (dgm list datasets; default: digits)")
     t.add_argument("--data-dir", default=None, help="folder holding the dataset's files (default: none; "
                    "fashion-mnist: its installed copy; digits ships with scikit-learn)")
     t.add_argument("--binarize", nargs="?", const="fixed", default=None, choices=["fixed", "dynamic"],
@@ -309,9 +309,6 @@ def _check_objective_options(config_cls, model_opts) -> None:
                        "it or choose an objective that reads it (dgm list objectives)")
 
 
-_RESUME_OVERRIDES = ("steps", "epochs", "max_minutes", "max_cpu_minutes", "progress")
-
-
 def _train(args) -> int:
     from .models import MODELS, DATA_FIELDS
     from .training import TrainConfig
@@ -323,7 +320,8 @@ def _train(args) -> int:
         options["image_size"] = args.image_size
     if args.image_channels is not None:
         options["channels"] = args.image_channels
-    data_cfg = {"name": args.data, "data_dir": args.data_dir, "binarize": args.binarize, "levels": args.quantize,
+    data = args.data if args.data is not None or args.resume else "digits"  # --resume: None = the saved data
+    data_cfg = {"name": data, "data_dir": args.data_dir, "binarize": args.binarize, "levels": args.quantize,
                 "scale": "levels", "options": options}
     given = _collect(args, TrainConfig)
     cfg = TrainConfig.from_dict(given)
@@ -334,18 +332,16 @@ def _train(args) -> int:
     model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
     if not args.resume:
         _check_objective_options(cls.Config, model_opts)
-    if args.from_run is not None and not args.resume:
+    if args.from_run is not None:
         from .runs import source_run
 
-        data_cfg, taken = source_run(cls, args.model, args.from_run)
+        source_data, taken = source_run(cls, args.model, args.from_run)
         model_opts.update(taken)
-    if args.resume:
-        ignored = sorted(set(given) - set(_RESUME_OVERRIDES)) + sorted(model_opts)
-        if ignored:
-            print("dgm: note: --resume continues the saved config; ignoring "
-                  + ", ".join("--" + k.replace("_", "-") for k in ignored), file=sys.stderr)
-    summary = train_run(args.model, data_cfg, model_opts, cfg, out=args.out, resume=args.resume,
-                        overrides={k: v for k, v in given.items() if k in _RESUME_OVERRIDES},
+        if not args.resume:
+            data_cfg = source_data
+    # --resume: the options given must agree with the saved run (train_run refuses a difference, naming the saved
+    # value), except the resumable ones (length, budgets, device), which replace the saved ones
+    summary = train_run(args.model, data_cfg, model_opts, cfg, out=args.out, resume=args.resume, overrides=given,
                         command="dgm " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     if summary["is_main"]:
         nll = f"; {summary['val_summary']}" if summary["val_summary"] else ""

@@ -5,13 +5,13 @@ checkpoints and logs. The first process creates the lock file with ``O_CREAT | O
 file systems) before anything else is written; a second one gets a one-line error naming the holder.
 The lock is released on every exit path (return, exception, SIGINT/SIGTERM turned into exceptions); a
 lock left by a process that died without cleaning up (SIGKILL, power loss) is recognised as stale when its
-pid no longer runs on this host, and taken over.
+pid no longer runs on this host, and taken over. ``claim_new`` picks and locks a fresh folder in one step, so
+two trainings started at once without ``--out`` never choose the same ``runs/MODEL-DATA-N``.
 """
 from __future__ import annotations
 
 import contextlib
-import functools
-import inspect
+import itertools
 import json
 import os
 import signal
@@ -24,6 +24,10 @@ from typing import Callable, Iterator, List, Optional
 from .errors import DgmError
 
 LOCK_NAME = ".dgm.lock"
+
+
+class LockedError(DgmError):
+    """The run folder is locked by another process (live, on another host, or with an unreadable lock file)."""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -114,13 +118,21 @@ class RunLock:
         self._trap_sigterm()
         return self
 
+    def try_acquire(self) -> bool:
+        """Take the lock if no other process holds it; False (nothing taken) when one does."""
+        try:
+            self.acquire()
+        except LockedError:
+            return False
+        return True
+
     def _check_holder(self) -> None:
         """Remove a stale lock (dead pid on this host); raise the one-line error for a live holder."""
         rec = _read_holder(self.path)
         if rec == {}:  # vanished meanwhile: retry
             return
         if rec is None:
-            raise DgmError(f"{self.run_dir} is locked by {self.path}, which is unreadable; if no dgm process writes "
+            raise LockedError(f"{self.run_dir} is locked by {self.path}, which is unreadable; if no dgm process writes "
                            f"to this folder, delete {self.path} and retry")
         pid, host = rec.get("pid"), rec.get("host")
         if host == socket.gethostname() and isinstance(pid, int) and not _pid_alive(pid):
@@ -130,7 +142,7 @@ class RunLock:
         where = f"pid {pid} on {host}, started {rec.get('started', '?')}"
         fix = ("wait for it to finish or stop it, then retry" if host == socket.gethostname() else
                f"wait for it to finish; if that process is gone, delete {self.path}")
-        raise DgmError(f"{self.run_dir} is being written by another dgm process ({where}); {fix}, "
+        raise LockedError(f"{self.run_dir} is being written by another dgm process ({where}); {fix}, "
                        "or choose another --out")
 
     def _trap_sigterm(self) -> None:
@@ -188,20 +200,20 @@ def run_lock(run_dir) -> Iterator[Optional[RunLock]]:
         yield lock
 
 
-def one_writer(fn: Callable) -> Callable:
-    """Decorate ``train_run(..., out=None, resume=False, ...)`` so it runs holding the lock of ``out``.
-
-    A resume into a folder that does not exist is left to the function's own error (nothing is created).
-    """
-    sig = inspect.signature(fn)
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        bound = sig.bind(*args, **kwargs)
-        out, resume = bound.arguments.get("out"), bound.arguments.get("resume", False)
-        if not out or (resume and not Path(out).is_dir()):
-            return fn(*args, **kwargs)
-        with run_lock(out):
-            return fn(*args, **kwargs)
-
-    return wrapper
+def claim_new(base, taken: Callable[[Path], bool]) -> RunLock:
+    """Lock the first folder of BASE, BASE-2, BASE-3, ... that no other process holds and that is not ``taken``
+    (already holds a run). Taking the lock is what reserves a folder, so two processes starting at once get
+    different ones; ``taken`` is checked again under the lock, since a run may have finished there meanwhile."""
+    base = Path(base)
+    for k in itertools.count(1):
+        path = base if k == 1 else base.with_name(f"{base.name}-{k}")
+        if taken(path):
+            continue
+        lock = RunLock(path)
+        if not lock.try_acquire():
+            continue
+        if taken(path):
+            lock.release()
+            continue
+        return lock
+    raise AssertionError("unreachable")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import typing
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -86,10 +85,10 @@ def check_run_config(path, cfg) -> None:
 
 
 def write_json(path: Path, obj) -> None:
-    """Write ``obj`` as JSON atomically (temporary file, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Write ``obj`` as JSON atomically (temporary file, then rename; no ``*.tmp`` is left when a write fails)."""
+    text = json.dumps(obj, indent=2) + "\n"
+    with ckpt.atomic_file(Path(path), "w") as f:
+        f.write(text)
 
 
 def identity(model_name: str, model_config: Dict[str, Any], data: Dict[str, Any]) -> Dict[str, Any]:

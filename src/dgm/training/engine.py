@@ -99,6 +99,7 @@ class Trainer:
         self.best = math.inf  # best validation value of the step's ``best_key`` so far
         self._signal: Optional[int] = None
         self._writer = None
+        self._resumed_at: Optional[int] = None  # metrics.jsonl is trimmed to this step at the first new row
 
         if cfg.deterministic and self.device.type == "cuda":
             deterministic_cuda()
@@ -199,6 +200,9 @@ class Trainer:
     def save(self) -> Optional[Path]:
         if not self.info.is_main:
             return None
+        if self._resumed_at is not None:  # the log goes with the checkpoint: rows past the restored step were redone
+            self._truncate_metrics(self._resumed_at)
+            self._resumed_at = None
         path = ckpt.checkpoint_path(self.run_dir, self.global_step)
         ckpt.save_atomic(self.state_dict(), path)
         ckpt.prune(self.run_dir, self.cfg.keep_last)
@@ -211,7 +215,7 @@ class Trainer:
         # onto the host: load_state_dict copies weights and optimizer moments to the parameters' device, and keeps
         # Adam's step counters on the CPU as in a fresh run (loaded onto a GPU they would stay there)
         state = ckpt.load_checkpoint(path, map_location="cpu")
-        self.step_fn.model.load_state_dict(state["model"])
+        ckpt.load_weights(self.step_fn.model, state["model"], path)
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
         for k, s in self.schedulers.items():
@@ -225,20 +229,46 @@ class Trainer:
         ckpt.set_rng_state(state["rng"])
         if self.info.rank:  # other processes: a fresh stream of their own, fixed by (seed, rank, step)
             torch.manual_seed(self.cfg.seed + self.info.rank + 7919 * self.global_step)
-        if self.info.is_main:
-            self._truncate_metrics(self.global_step)
+        self._resumed_at = self.global_step
 
     # -- logging ---------------------------------------------------------------------------------
     def _truncate_metrics(self, step: int) -> None:
-        """Drop metric lines written after the checkpoint we resume from (they will be redone)."""
+        """Drop metric rows written after the checkpoint we resumed from (they are being redone), and lines that
+        are not JSON (a write torn by a kill or a full disk), with a warning.
+
+        Called at the first new row, so a resume that fails before training leaves the log as it was; the file is
+        replaced atomically, so a failure while trimming leaves it as it was too.
+        """
         path = self.run_dir / "metrics.jsonl"
-        if path.is_file():
-            keep = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-            path.write_text("".join(ln + "\n" for ln in keep))
+        if not path.is_file():
+            return
+        text = path.read_text(errors="replace")
+        keep, torn = [], 0
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                torn += 1
+                continue
+            if not isinstance(row, dict):
+                torn += 1
+            elif not isinstance(row.get("step", 0), (int, float)) or row.get("step", 0) <= step:
+                keep.append(line)
+        if torn:
+            print(f"dgm: warning: {path}: skipped {torn} unreadable line(s) (a write was interrupted)", file=sys.stderr)
+        new = "".join(ln + "\n" for ln in keep)
+        if new != text:
+            with ckpt.atomic_file(path, "w") as f:
+                f.write(new)
 
     def log(self, split: str, values: Dict[str, float]) -> None:
         if not self.info.is_main:
             return
+        if self._resumed_at is not None:
+            self._truncate_metrics(self._resumed_at)
+            self._resumed_at = None
         row = {"step": self.global_step, "split": split, **{k: float(v) for k, v in values.items()}}
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -291,7 +321,8 @@ class Trainer:
 
     def _diverged(self, loss: torch.Tensor) -> None:
         last = ckpt.latest_checkpoint(self.run_dir)
-        where = f"last good checkpoint: {last}" if last else "no checkpoint was written"
+        where = (f"last good checkpoint: {last}" if last else
+                 "no checkpoint was written: the same --out can be started again")
         lrs = ", ".join(f"{o.param_groups[0]['lr']:.3g}" for o in self.optimizers.values())
         raise TrainingStopped(f"loss became {loss.item()} at step {self.global_step + 1} (lr {lrs}); training stopped "
                               f"and nothing was saved from it ({where}); lower --lr or set --grad-clip", 3)

@@ -1,14 +1,34 @@
-"""Train (or resume) a run: data, model, step and engine put together; the run directory itself is ``dgm.runs``."""
+"""Train (or resume) a run: data, model, step and engine put together; the run directory itself is ``dgm.runs``.
+
+One process writes a run folder at a time (``dgm.lock``); without ``--out`` a fresh ``runs/MODEL-DATA[-N]`` is
+chosen and locked in one step. What a new run does with a folder that exists already:
+
+- it holds a checkpoint: refused (``--resume`` continues it);
+- it holds a run that stopped before its first checkpoint (config.json but no ``ckpt-*.pt``: a NaN in the
+  first steps, a kill): the new run starts there, and the earlier attempt's files (config, metrics, TensorBoard
+  events, samples, a ``best.pt``) move to ``RUN/attempts/N/`` -- nothing is deleted;
+- a new run that fails having written nothing but its config.json (a NaN at step 2, a full disk) takes that
+  file back (and returns a moved attempt), so the folder is as it was; one that wrote logs keeps them.
+
+``--resume`` continues the saved config: a different model, data flag or option is refused with the saved
+value; only the ``RESUMABLE`` options (length, budgets, device, progress bar) change. The command of each
+resume is appended to ``commands`` in config.json; ``command`` stays the first one.
+"""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import errno
+import os
+import sys
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from .. import checkpoint as ckpt
 from .._version import __version__
 from ..data import DATASETS, ImageDataset
 from ..errors import DgmError
-from ..lock import one_writer
+from ..lock import LOCK_NAME, claim_new, run_lock
 from ..models import DATA_FIELDS, MODELS, build_model
 from ..runs import CONFIG, identity, load, load_data, read_run_config, write_json
 from .config import TrainConfig
@@ -16,32 +36,79 @@ from .distributed import setup
 from .engine import Trainer, seed_everything
 from .steps import STEPS
 
+#: training options a resume may change; any other option given with --resume must equal the saved value
+RESUMABLE = ("steps", "epochs", "max_minutes", "max_cpu_minutes", "progress", "device")
+_DATA_FLAGS = {"name": "--data", "data_dir": "--data-dir", "binarize": "--binarize", "levels": "--quantize"}
+_OPTION_FLAGS = {"image_size": "--image-size", "channels": "--image-channels"}
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+ATTEMPTS = "attempts"
 
-def _fresh_dir(model: str, data: str) -> Path:
-    base = Path("runs") / f"{model}-{data}"
+
+def _holds_run(path: Path) -> bool:
+    return (path / CONFIG).exists()
+
+
+def _first_free(base: Path) -> Path:
+    """The first of BASE, BASE-2, ... without a run (other DDP ranks: rank 0 locks what it picks)."""
     path, k = base, 1
-    while (path / CONFIG).exists():
+    while _holds_run(path):
         k += 1
-        path = Path(f"{base}-{k}")
+        path = base.with_name(f"{base.name}-{k}")
     return path
 
 
-@one_writer  # one process writes a run folder at a time (dgm/lock.py)
+def _is_main_rank() -> bool:
+    return int(os.environ.get("RANK", "0") or 0) == 0
+
+
+@contextlib.contextmanager
+def _claimed(out: Optional[str], base: Path) -> Iterator[Path]:
+    """The run folder, held under its writer lock for the block (``out``, or a fresh one chosen under lock)."""
+    if out:
+        with run_lock(out):
+            yield Path(out)
+    elif not _is_main_rank():
+        yield _first_free(base)
+    else:
+        lock = claim_new(base, taken=_holds_run)
+        try:
+            yield lock.run_dir
+        finally:
+            lock.release()
+
+
 def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, Any], train_cfg: TrainConfig,
               out: Optional[str] = None, resume: bool = False, overrides: Optional[Dict[str, Any]] = None,
               command: str = "") -> Dict[str, Any]:
-    """Train (or resume) a run; returns the engine's summary plus the run directory."""
+    """Train (or resume) a run; returns the engine's summary plus the run directory.
+
+    With ``resume``, ``out`` names the run to continue and its saved config is used: ``model_name`` must be the
+    saved model, and every field of ``data_cfg``, ``model_opts`` and ``overrides`` that is not None must equal
+    the saved value, except the ``RESUMABLE`` options in ``overrides``, which replace the saved ones.
+    """
+    if resume and not out:
+        raise DgmError("--resume needs --out DIR naming the run to continue")
+    MODELS.get(model_name)  # unknown name: a clear error before any folder is claimed
     if resume:
-        if not out:
-            raise DgmError("--resume needs --out DIR naming the run to continue")
-        saved = read_run_config(out)
-        model_name, data_cfg, model_opts = saved["model"], saved["data"], saved["model_config"]
-        train_cfg = TrainConfig.from_dict({**saved["train"], **(overrides or {})})
-    cls = MODELS.get(model_name)  # unknown name: a clear error before any data is read
+        read_run_config(out)  # not a run: a clear error before a lock is taken (nothing is created)
+    with _claimed(out, Path("runs") / f"{model_name}-{data_cfg.get('name')}") as run_dir:
+        return _train_in(run_dir, model_name, data_cfg, model_opts, train_cfg, resume, overrides or {}, command)
+
+
+def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, Any],
+              train_cfg: TrainConfig, resume: bool, overrides: Dict[str, Any], command: str) -> Dict[str, Any]:
+    history = [command]
+    if resume:
+        saved = read_run_config(run_dir)  # again, now that no other process can change it
+        _check_resume(saved, run_dir, model_name, data_cfg, model_opts, overrides)
+        data_cfg, model_opts = saved["data"], saved["model_config"]
+        train_cfg = TrainConfig.from_dict({**saved["train"], **{k: v for k, v in overrides.items() if k in RESUMABLE}})
+        first = saved.get("command", "")
+        history = [*(saved.get("commands") or [first]), command]
+    cls = MODELS.get(model_name)
     if not resume and cls.input_scale == "pm1" and not getattr(DATASETS.get(data_cfg["name"]), "is_toy", False):
         data_cfg = {**data_cfg, "scale": "pm1"}
-    run_dir = Path(out) if out else _fresh_dir(model_name, data_cfg["name"])
-    if not resume and (ckpt.list_checkpoints(run_dir) or (run_dir / CONFIG).exists()):
+    if not resume and ckpt.list_checkpoints(run_dir):
         raise DgmError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     train_cfg.validate()
     info = setup(train_cfg.device)
@@ -64,17 +131,140 @@ def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, A
     step = STEPS.get(model.train_step)(model)
     record = {"dgm_version": __version__, "model": model_name, "family": model.train_step,
               "model_config": model.config.to_dict(), "data": data_cfg, "train": train_cfg.to_dict(),
-              "command": command}
+              "command": history[0], "commands": history}
     hint = f"dgm train {model_name} --out {run_dir} --resume"
     trainer = Trainer(step, train_set, train_cfg, run_dir, val_set=val_set, dist_info=info, resume=resume,
                       resume_hint=hint, identity=identity(record["model"], record["model_config"], data_cfg))
     if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json(run_dir / CONFIG, record)
-    summary = trainer.fit()
+        summary = _write_and_fit(run_dir, record, trainer, resume, hint)
+    else:
+        summary = trainer.fit()
     summary["run_dir"] = str(run_dir)
     summary["world_size"] = info.world_size
     summary["is_main"] = info.is_main
     summary["default_metric"] = ",".join(model.default_metrics)
     summary["val_summary"] = model.summarize(summary.get("val") or {})
     return summary
+
+
+def _write_and_fit(run_dir: Path, record: Dict[str, Any], trainer: Trainer, resume: bool, hint: str) -> Dict[str, Any]:
+    """The first writes of a run (everything before only read), then training; a failure undoes what a new run
+    wrote if that was no more than its config, and a write that fails ends in one line."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    moved: List[Tuple[Path, Path]] = []
+    before = set()
+    try:
+        if not resume and _holds_run(run_dir):
+            moved = _archive_attempt(run_dir)
+        before = set(os.listdir(run_dir))
+        ckpt.remove_stale_tmp(run_dir)
+        write_json(run_dir / CONFIG, record)
+        return trainer.fit()
+    except BaseException as e:
+        if not resume:
+            _roll_back(run_dir, before, moved)
+        if isinstance(e, OSError) and _write_error(e, run_dir):
+            raise _write_failed(run_dir, e, hint) from None
+        raise
+
+
+def _archive_attempt(run_dir: Path) -> List[Tuple[Path, Path]]:
+    """Move the files of an attempt that stopped before its first checkpoint to RUN/attempts/N/; the moves."""
+    k = 1
+    while (run_dir / ATTEMPTS / str(k)).exists():
+        k += 1
+    dest = run_dir / ATTEMPTS / str(k)
+    dest.mkdir(parents=True)
+    moved: List[Tuple[Path, Path]] = []
+    try:
+        for name in (CONFIG, "metrics.jsonl", "tb", "samples", "checkpoints"):
+            if (run_dir / name).exists():
+                os.replace(run_dir / name, dest / name)
+                moved.append((run_dir / name, dest / name))
+    except BaseException:
+        _undo(moved)
+        raise
+    print(f"dgm: note: {run_dir} held a run that stopped before its first checkpoint; its files are now in {dest}",
+          file=sys.stderr)
+    return moved
+
+
+def _undo(moved: List[Tuple[Path, Path]]) -> None:
+    for src, dst in reversed(moved):
+        with contextlib.suppress(OSError):
+            os.replace(dst, src)
+    if moved:
+        dest = moved[0][1].parent
+        for d in (dest, dest.parent):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+def _roll_back(run_dir: Path, before: set, moved: List[Tuple[Path, Path]]) -> None:
+    """A new run failed: if it left nothing but its config.json (and empty folders), remove them and put back
+    an archived attempt; if it wrote logs, samples or a checkpoint, keep everything."""
+    try:
+        new = set(os.listdir(run_dir)) - before - {LOCK_NAME}
+    except OSError:
+        return
+    empty = {n for n in new if (run_dir / n).is_dir() and not any((run_dir / n).iterdir())}
+    if new - empty - {CONFIG}:
+        return
+    for name in empty:
+        with contextlib.suppress(OSError):
+            (run_dir / name).rmdir()
+    with contextlib.suppress(OSError):
+        (run_dir / CONFIG).unlink()
+    _undo(moved)
+
+
+def _write_error(e: OSError, run_dir: Path) -> bool:
+    """A full disk, or any OS error on a file of the run folder."""
+    if e.errno in _DISK_FULL:
+        return True
+    name = e.filename
+    try:
+        return name is not None and Path(os.path.abspath(os.fspath(name))).is_relative_to(run_dir.absolute())
+    except TypeError:
+        return False
+
+
+def _write_failed(run_dir: Path, e: OSError, hint: str) -> DgmError:
+    last = ckpt.latest_checkpoint(run_dir)
+    kept = (f"last good checkpoint: {last}; once fixed, continue with: {hint}" if last else
+            "no checkpoint was written; once fixed, run the same command again")
+    return DgmError(f"cannot write to run folder {run_dir} ({e.strerror or type(e).__name__}); {kept}")
+
+
+# -- what a resume may change -------------------------------------------------------------------------------
+def _check_resume(saved: Dict[str, Any], run_dir: Path, model_name: str, data_cfg: Dict[str, Any],
+                  model_opts: Dict[str, Any], overrides: Dict[str, Any]) -> None:
+    """Refuse a resume whose model, data or options differ from the run's saved ones, naming the saved value."""
+    if model_name != saved.get("model"):
+        raise DgmError(f"--resume: {run_dir} trained {saved.get('model')}, not {model_name}; continue it with: "
+                       f"dgm train {saved.get('model')} --out {run_dir} --resume")
+    data = saved.get("data") or {}
+    cls = MODELS.get(model_name)
+    model_defaults = {f.name: f.default for f in dataclasses.fields(cls.Config)}
+    train_saved = {**TrainConfig().to_dict(), **(saved.get("train") or {})}
+    given = [(_DATA_FLAGS[k], v, data.get(k)) for k, v in data_cfg.items() if k in _DATA_FLAGS and v is not None]
+    given += [(_OPTION_FLAGS.get(k, "--" + k.replace("_", "-")), v, (data.get("options") or {}).get(k))
+              for k, v in (data_cfg.get("options") or {}).items() if v is not None]
+    given += [("--" + k.replace("_", "-"), v, saved.get("model_config", {}).get(k, model_defaults.get(k)))
+              for k, v in model_opts.items() if v is not None]
+    given += [("--" + k.replace("_", "-"), v, train_saved.get(k))
+              for k, v in overrides.items() if k not in RESUMABLE and v is not None]
+    for flag, value, was in given:
+        if not _same(flag, value, was):
+            raise DgmError(f"--resume continues {run_dir} as it was trained: {flag} {_show(value)} differs from the "
+                           f"saved {_show(was)}; drop {flag}, or start a new run with another --out")
+
+
+def _same(flag: str, value: Any, was: Any) -> bool:
+    if flag == "--data-dir" and value is not None and was is not None:
+        return Path(value).resolve() == Path(was).resolve()
+    return value == was
+
+
+def _show(v: Any) -> str:
+    return "(not set)" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
