@@ -166,6 +166,17 @@ def test_conditional_models_refuse_bad_labels(name):
     assert model.sample(2, y=1, generator=torch.Generator().manual_seed(0)).shape == x.shape
 
 
+@pytest.mark.parametrize("name", [n for n in MODELS.names() if "latent_dim" in
+                                  {f.name for f in dataclasses.fields(MODELS.get(n).Config)}])
+def test_sample_refuses_latent_codes_of_another_size_or_non_finite(name):
+    model = build(name, "binary")
+    d = model.config.latent_dim
+    for z in (torch.zeros(2, d + 1), torch.zeros(d), torch.full((2, d), math.nan), torch.full((2, d), math.inf)):
+        with pytest.raises(ValueError, match="z"):
+            model.sample(2, z=z)
+    assert model.sample(2, z=torch.zeros(2, d)).shape[0] == 2
+
+
 def test_complete_refuses_a_mask_of_another_shape():
     model = build("gated-pixelcnn", "binary")
     x = _valid(SHAPES["binary"])

@@ -192,6 +192,15 @@ class ImageModel(nn.Module):
             raise InputError(f"expected class labels y in 0..{k - 1}, got values from {int(y.min())} to "
                              f"{int(y.max())}")
 
+    def check_latent(self, z: torch.Tensor) -> None:
+        """ValueError unless z is a finite (n, latent_dim) batch of latent codes (models with a ``latent_dim``)."""
+        d = self.config.latent_dim
+        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != d:
+            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise InputError(f"expected z of shape (n, {d}), got {got}")
+        if not bool(torch.isfinite(z).all()):
+            raise InputError("expected finite latent codes z, got NaN or infinite values")
+
     def scaled_input(self, x: torch.Tensor) -> torch.Tensor:
         """Levels 0..K-1 -> [-1, 1] in the parameters' dtype: the networks' input scale."""
         dtype = next(self.parameters()).dtype

@@ -130,6 +130,8 @@ class GAN(ImageModel):
                z: Optional[Tensor] = None) -> Tensor:
         """n draws of G(z): points (n, D), or images (n, C, H, W) in [-1, 1]. G runs in eval mode (BN running stats)."""
         self.check_labels(y, n)
+        if z is not None:
+            self.check_latent(z)
         with evaluating(self.generator):
             z = self.sample_latent(n, generator) if z is None else z.to(self.device)
             return self.generator(z)

@@ -175,6 +175,7 @@ class VAE(ImageModel):
         self.check_labels(y, n)
         if z is None:
             z = torch.randn(n, self.config.latent_dim, generator=generator)
+        self.check_latent(z)
         out = self.decode(z.to(self.device, next(self.parameters()).dtype))
         return self.pixels.image_draw(out, mean, generator)
 
