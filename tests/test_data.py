@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dgm.data import (DATASETS, ImageDataset, ImageSpec, ToyDataset, binarize_dynamic, binarize_fixed, dequantize,
-                      from_pm1, load_dataset, quantize, read_idx, to_pm1)
+                      fixed_draw, from_pm1, load_dataset, quantize, read_idx, to_pm1)
 from dgm.errors import DgmError
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
@@ -139,6 +139,9 @@ def test_fixed_draw_of_dynamic_binarization_for_evaluation():
     assert torch.equal(fresh, to_pm1(binarize_dynamic(d.raw[0], 17), 2))
     fixed = load_dataset("digits", "test", binarize="fixed")
     assert fixed.with_fixed_draw(torch.Generator().manual_seed(3)) is fixed  # nothing random to fix
+    assert torch.equal(fixed_draw(d, torch.Generator().manual_seed(3)).tensors()[0], xa)
+    other = torch.utils.data.TensorDataset(torch.zeros(2, 1, 8, 8), torch.zeros(2))
+    assert fixed_draw(other, torch.Generator()) is other  # any other dataset is taken as it is
 
 
 def test_to_model_levels_matches_getitem_and_checks_range():

@@ -130,3 +130,10 @@ class ImageDataset(Dataset):
     def __repr__(self) -> str:
         return (f"ImageDataset({self.name!r}, split={self.split!r}, n={len(self)}, spec={self.spec}, "
                 f"raw_levels={self.raw_levels}, binarize={self.binarize!r})")
+
+
+def fixed_draw(dataset, generator: torch.Generator):
+    """``dataset`` for evaluation: an ImageDataset under dynamic binarization with one draw fixed from ``generator``
+    (``ImageDataset.with_fixed_draw``); any other dataset (toy points drawn once per split, a TensorDataset of levels)
+    as it is."""
+    return dataset.with_fixed_draw(generator) if isinstance(dataset, ImageDataset) else dataset

@@ -61,10 +61,6 @@ class ToyDataset(Dataset):
     def __getitem__(self, i) -> Tuple[Tensor, Tensor]:
         return self.points[i], self.labels[i]
 
-    def with_fixed_draw(self, generator: torch.Generator) -> "ToyDataset":
-        """The points are drawn once already (seeded per split): the dataset itself (see ``ImageDataset``)."""
-        return self
-
     def log_prob(self, x: Tensor) -> Tensor:
         """Exact log density of points x (n, dim), computed in float64 with logsumexp; shape (n,)."""
         x = torch.as_tensor(x).to(torch.float64).reshape(-1, self.dim)

@@ -11,6 +11,7 @@ from typing import Dict, Iterable, Optional
 import torch
 
 from ..data.batching import dataset_batches
+from ..data.image import fixed_draw
 from ..nn.blocks import evaluating
 from ..nn.pixels import bits_per_dim
 from .registry import Metric, register
@@ -61,7 +62,7 @@ def nll(model, dataset, batch_size: int = 256, progress: bool = False, k: Option
         raise DgmError(f"the nll metric needs a likelihood model; this {type(model).__name__} has no log_prob "
                        f"(GANs on toy mixtures: --metric modes)")
     gen = torch.Generator().manual_seed(seed)
-    batches = dataset_batches(dataset.with_fixed_draw(gen), batch_size, model.device, progress)
+    batches = dataset_batches(fixed_draw(dataset, gen), batch_size, model.device, progress)
     if "elbo" in model.capabilities:  # latent-variable models (vae, beta-vae, aae, avb)
         return latent_nll_from_batches(model, batches, 5000 if k is None else k, generator=gen)
     return nll_from_batches(model, batches)

@@ -6,6 +6,7 @@ from typing import Dict, Iterable
 import torch
 
 from ..data.batching import dataset_batches
+from ..data.image import fixed_draw
 from ..errors import DgmError
 from ..nn.blocks import evaluating
 from ..nn.pixels import bits_per_dim
@@ -37,7 +38,7 @@ def recon(model, dataset, batch_size: int = 256, progress: bool = False, seed: i
     fixed draw of it from a CPU generator seeded with ``seed``, as for the nll metric)."""
     if "codes" not in model.capabilities:
         raise DgmError(f"the recon metric is for VQ-VAE runs; this is a {type(model).__name__}")
-    data = dataset.with_fixed_draw(torch.Generator().manual_seed(seed))
+    data = fixed_draw(dataset, torch.Generator().manual_seed(seed))
     return recon_from_batches(model, dataset_batches(data, batch_size, model.device, progress))
 
 
