@@ -46,7 +46,7 @@ def test_pixelcnn_has_blind_spot_and_gated_does_not():
     target = (0, 4, 1)  # row 4, column 1
     # upper-right pixels at row 3, columns >= 1 + 4 cannot be reached by 7x7-A then 3x3-B layers
     blind = [(3, 5), (3, 6), (3, 7)]
-    x = torch.rand(1, 1, h, w).double()
+    x = torch.randint(0, 2, (4, 1, h, w)).double()  # binary levels: the inputs the models take (they refuse others)
     plain = build_model("pixelcnn", dict(channels=1, height=h, width=w, levels=2, hidden=8, layers=8)).double()
     gated = build_model("gated-pixelcnn", dict(channels=1, height=h, width=w, levels=2, hidden=8, layers=8)).double()
     g_plain = _input_gradient_support(plain, x, *target)[0]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dgm.data import (DATASETS, ImageDataset, ImageSpec, ToyDataset, binarize_dynamic, binarize_fixed, dequantize,
-                      from_pm1, load_dataset, quantize, read_idx, to_pm1)
+                      fixed_draw, from_pm1, load_dataset, quantize, read_idx, to_pm1)
 from dgm.errors import DgmError
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
@@ -117,6 +117,31 @@ def test_dynamic_binarization_mean_and_reproducibility():
     assert (a[raw == 0] == 0).all() and (a[raw == 16] == 1).all()
     # the deterministic path uses the fixed threshold
     assert torch.equal(d.to_model_levels(d.raw[:40]), (d.raw[:40] >= 8).float())
+
+
+def test_fixed_draw_of_dynamic_binarization_for_evaluation():
+    """Evaluation scores one draw fixed by a generator: the same seed gives the same draw whatever the global RNG,
+    batch or reading order; another seed another draw; training's dataset keeps drawing afresh from the global RNG."""
+    d = load_dataset("digits", "test", binarize="dynamic", scale="pm1")
+    torch.manual_seed(1)
+    a = d.with_fixed_draw(torch.Generator().manual_seed(3))
+    torch.manual_seed(2)
+    b = d.with_fixed_draw(torch.Generator().manual_seed(3))
+    xa = torch.stack([a[i][0] for i in range(len(a))])
+    assert torch.equal(xa, torch.stack([b[i][0] for i in reversed(range(len(b)))]).flip(0))
+    assert torch.equal(xa, a.tensors()[0]) and torch.equal(a.tensors()[1], d.labels)
+    p = (d.raw.float() / 16)  # one Bernoulli(raw / 16) draw of the whole split, scaled to [-1, 1]
+    assert torch.equal(xa, torch.bernoulli(p, generator=torch.Generator().manual_seed(3)) * 2 - 1)
+    assert not torch.equal(xa, d.with_fixed_draw(torch.Generator().manual_seed(4)).tensors()[0])
+    torch.manual_seed(5)
+    fresh = d[0][0]
+    torch.manual_seed(5)  # the training dataset is untouched: a fresh draw from the global RNG on each access
+    assert torch.equal(fresh, to_pm1(binarize_dynamic(d.raw[0], 17), 2))
+    fixed = load_dataset("digits", "test", binarize="fixed")
+    assert fixed.with_fixed_draw(torch.Generator().manual_seed(3)) is fixed  # nothing random to fix
+    assert torch.equal(fixed_draw(d, torch.Generator().manual_seed(3)).tensors()[0], xa)
+    other = torch.utils.data.TensorDataset(torch.zeros(2, 1, 8, 8), torch.zeros(2))
+    assert fixed_draw(other, torch.Generator()) is other  # any other dataset is taken as it is
 
 
 def test_to_model_levels_matches_getitem_and_checks_range():

@@ -1,6 +1,7 @@
 """Image datasets: raw uint8 levels in memory, binarized / quantized / scaled on access."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -72,6 +73,7 @@ class ImageDataset(Dataset):
             raise ValueError(f"raw must be (N, C, H, W) and labels (N,), got {tuple(self.raw.shape)} "
                              f"and {tuple(self.labels.shape)}")
         self.raw_levels, self.binarize, self._levels = int(raw_levels), binarize, levels
+        self._drawn: Optional[Tensor] = None  # a fixed draw of the dynamic binarization (``with_fixed_draw``)
         k = 2 if binarize is not None else int(levels or raw_levels)
         _, c, h, w = self.raw.shape
         self.spec = ImageSpec(c, h, w, k, int(num_classes), scale)
@@ -80,11 +82,27 @@ class ImageDataset(Dataset):
         return self.raw.shape[0]
 
     def __getitem__(self, i) -> Tuple[Tensor, Tensor]:
+        if self._drawn is not None:
+            return self._scaled(self._drawn[i].to(torch.float32)), self.labels[i]
         return self._transform(self.raw[i], dynamic=True), self.labels[i]
 
     def tensors(self) -> Tuple[Tensor, Tensor]:
-        """All examples transformed at once, (N, C, H, W) and (N,); "dynamic" samples once (global RNG)."""
+        """All examples transformed at once, (N, C, H, W) and (N,); "dynamic" samples once (global RNG), or gives
+        the fixed draw of ``with_fixed_draw``."""
+        if self._drawn is not None:
+            return self._scaled(self._drawn.to(torch.float32)), self.labels.clone()
         return self._transform(self.raw, dynamic=True), self.labels.clone()
+
+    def with_fixed_draw(self, generator: torch.Generator) -> "ImageDataset":
+        """This split with its random transform drawn once, for evaluation: under dynamic binarization a copy that
+        always gives the same Bernoulli draw of every example, taken now from ``generator`` (a CPU generator; the
+        whole split at once, in order, so the draw does not depend on batch sizes or reading order). Training keeps
+        drawing afresh from the global RNG on every access. Other transforms are deterministic: ``self``."""
+        if self.binarize != "dynamic":
+            return self
+        d = copy.copy(self)
+        d._drawn = T.binarize_dynamic(self.raw, self.raw_levels, generator=generator).to(torch.uint8)
+        return d
 
     def to_model_levels(self, raw_uint8: Tensor) -> Tensor:
         """The deterministic transform of raw levels (fixed threshold even under dynamic binarization)."""
@@ -103,8 +121,19 @@ class ImageDataset(Dataset):
             x = T.quantize(raw, self.raw_levels, self._levels)
         else:
             x = raw.to(torch.float32)
+        return self._scaled(x)
+
+    def _scaled(self, x: Tensor) -> Tensor:
+        """Levels 0..K-1 (float32) on the spec's scale."""
         return T.to_pm1(x, self.spec.levels) if self.spec.scale == "pm1" else x
 
     def __repr__(self) -> str:
         return (f"ImageDataset({self.name!r}, split={self.split!r}, n={len(self)}, spec={self.spec}, "
                 f"raw_levels={self.raw_levels}, binarize={self.binarize!r})")
+
+
+def fixed_draw(dataset, generator: torch.Generator):
+    """``dataset`` for evaluation: an ImageDataset under dynamic binarization with one draw fixed from ``generator``
+    (``ImageDataset.with_fixed_draw``); any other dataset (toy points drawn once per split, a TensorDataset of levels)
+    as it is."""
+    return dataset.with_fixed_draw(generator) if isinstance(dataset, ImageDataset) else dataset

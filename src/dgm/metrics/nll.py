@@ -1,5 +1,9 @@
 """Negative log-likelihood on a dataset split, nats per example and bits per dimension: exact for autoregressive
-models, the importance-weighted estimate (with the ELBO beside it) for latent-variable models."""
+models, the importance-weighted estimate (with the ELBO beside it) for latent-variable models.
+
+Every random part is drawn from one CPU generator seeded with ``seed`` (`dgm eval --seed`), so the same command gives
+the same number: first the dynamic binarization of the split (one Bernoulli draw of every example, the whole split at
+once: the NLL of a dynamically binarized run is the NLL of that one fixed draw), then the importance samples."""
 from __future__ import annotations
 
 from typing import Dict, Iterable, Optional
@@ -7,6 +11,7 @@ from typing import Dict, Iterable, Optional
 import torch
 
 from ..data.batching import dataset_batches
+from ..data.image import fixed_draw
 from ..nn.blocks import evaluating
 from ..nn.pixels import bits_per_dim
 from .registry import Metric, register
@@ -26,10 +31,12 @@ def nll_from_batches(model, batches: Iterable) -> Dict[str, float]:
 
 
 @torch.no_grad()
-def latent_nll_from_batches(model, batches: Iterable, k: int, seed: int = 0) -> Dict[str, float]:
+def latent_nll_from_batches(model, batches: Iterable, k: int, seed: int = 0,
+                            generator: Optional[torch.Generator] = None) -> Dict[str, float]:
     """Latent-variable models: -ELBO (one sample, analytic KL) and -log p(x) estimated with k importance samples
-    (IWAE), both averaged over the batches; the noise comes from a CPU generator seeded with ``seed``."""
-    gen = torch.Generator().manual_seed(seed)
+    (IWAE), both averaged over the batches; the noise comes from ``generator``, else a CPU generator seeded with
+    ``seed``."""
+    gen = generator if generator is not None else torch.Generator().manual_seed(seed)
     elbo = iw = 0.0
     count = 0
     with evaluating(model):
@@ -48,15 +55,16 @@ def latent_nll_from_batches(model, batches: Iterable, k: int, seed: int = 0) -> 
 def nll(model, dataset, batch_size: int = 256, progress: bool = False, k: Optional[int] = None,
         seed: int = 0) -> Dict[str, float]:
     """Mean -log p(x) over ``dataset``: nll_nats per example, bits_per_dim, n. Latent-variable models add elbo_nats
-    and use k importance samples (default 5000)."""
+    and use k importance samples (default 5000). ``seed`` fixes the binarization draw and the samples (module doc)."""
     if "log_prob" not in model.capabilities:
         from ..errors import DgmError
 
         raise DgmError(f"the nll metric needs a likelihood model; this {type(model).__name__} has no log_prob "
                        f"(GANs on toy mixtures: --metric modes)")
-    batches = dataset_batches(dataset, batch_size, model.device, progress)
+    gen = torch.Generator().manual_seed(seed)
+    batches = dataset_batches(fixed_draw(dataset, gen), batch_size, model.device, progress)
     if "elbo" in model.capabilities:  # latent-variable models (vae, beta-vae, aae, avb)
-        return latent_nll_from_batches(model, batches, 5000 if k is None else k, seed)
+        return latent_nll_from_batches(model, batches, 5000 if k is None else k, generator=gen)
     return nll_from_batches(model, batches)
 
 

@@ -6,6 +6,7 @@ from typing import Dict, Iterable
 import torch
 
 from ..data.batching import dataset_batches
+from ..data.image import fixed_draw
 from ..errors import DgmError
 from ..nn.blocks import evaluating
 from ..nn.pixels import bits_per_dim
@@ -32,12 +33,14 @@ def recon_from_batches(model, batches: Iterable) -> Dict[str, float]:
             "mse": se / (n * model.dims), "perplexity": float(torch.exp(-(p * torch.log(p + 1e-12)).sum())), "n": n}
 
 
-def recon(model, dataset, batch_size: int = 256, progress: bool = False) -> Dict[str, float]:
-    """Reconstruction NLL, MSE and code perplexity of a VQ-VAE run on ``dataset``."""
+def recon(model, dataset, batch_size: int = 256, progress: bool = False, seed: int = 0) -> Dict[str, float]:
+    """Reconstruction NLL, MSE and code perplexity of a VQ-VAE run on ``dataset`` (under dynamic binarization: of one
+    fixed draw of it from a CPU generator seeded with ``seed``, as for the nll metric)."""
     if "codes" not in model.capabilities:
         raise DgmError(f"the recon metric is for VQ-VAE runs; this is a {type(model).__name__}")
-    return recon_from_batches(model, dataset_batches(dataset, batch_size, model.device, progress))
+    data = fixed_draw(dataset, torch.Generator().manual_seed(seed))
+    return recon_from_batches(model, dataset_batches(data, batch_size, model.device, progress))
 
 
-register(Metric("recon", "run", recon,
+register(Metric("recon", "run", recon, options=("seed",),
                 help="VQ-VAE: reconstruction NLL -log p(x|z_q(x)), pixel MSE and code perplexity"))

@@ -6,7 +6,7 @@ so adding a model is adding one file.
 import importlib as _importlib
 import pkgutil as _pkgutil
 
-from .base import DATA_FIELDS, MODELS, ImageModel, ModelConfig, build_model
+from .base import DATA_FIELDS, MODELS, ImageModel, InputError, ModelConfig, build_model
 from .autoregressive import AutoregressiveModel, bits_per_dim
 from .pixelcnn import PixelCNN, PixelCNNConfig
 from .gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
@@ -18,7 +18,7 @@ from .vqvae import VQVAE, VQPrior, VQPriorConfig, VQVAEConfig
 for _m in _pkgutil.iter_modules(__path__):  # the rest (new model files) register on import
     _importlib.import_module(f"{__name__}.{_m.name}")
 
-__all__ = ["MODELS", "DATA_FIELDS", "ImageModel", "ModelConfig", "build_model", "AutoregressiveModel",
+__all__ = ["MODELS", "DATA_FIELDS", "ImageModel", "InputError", "ModelConfig", "build_model", "AutoregressiveModel",
            "bits_per_dim", "PixelCNN", "PixelCNNConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "IndependentPixels", "GAN", "GANConfig",
            "VAE", "VAEConfig", "BetaVAE", "BetaVAEConfig", "AAE", "AAEConfig", "AVB", "AVBConfig",
            "VQVAE", "VQVAEConfig", "VQPrior", "VQPriorConfig"]

@@ -1,8 +1,9 @@
 """Raster-order autoregressive models over discrete pixels: p(x) = prod_i p(x_i | x_<i).
 
 Generation order: rows top to bottom, pixels left to right, and within a pixel the channels
-R -> G -> B (seed 000). Inputs are (B, C, H, W) tensors of integer levels 0..K-1. ``forward`` returns
-(B, C, H, W) Bernoulli logits when K == 2 and (B, K, C, H, W) logits otherwise.
+R -> G -> B (seed 000). Inputs are (B, C, H, W) tensors of integer levels 0..K-1 (anything else is refused with a
+ValueError by ``ImageModel.check_input``, which every ``forward`` calls first). ``forward`` returns (B, C, H, W)
+Bernoulli logits when K == 2 and (B, K, C, H, W) logits otherwise.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import torch
 
 from ..nn.blocks import evaluating
 from ..nn.pixels import PixelLikelihood, bits_per_dim  # noqa: F401  (bits_per_dim: dgm.models re-exports it)
-from .base import ImageModel
+from .base import ImageModel, InputError
 
 
 class AutoregressiveModel(ImageModel):
@@ -49,15 +50,9 @@ class AutoregressiveModel(ImageModel):
         c, k = self.config.channels, self.config.levels
         return out.view(b, c, k, h, w).transpose(1, 2)
 
-    def _check_input(self, x: torch.Tensor, y: Optional[torch.Tensor]) -> None:
-        self.check_shape(x)
-        if self.config.num_classes and y is None:
-            raise ValueError("this model is class-conditional: pass y (B,) class labels")
-
     # -- likelihood ----------------------------------------------------------------------------
     def conditionals(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """log p(x_i | x_<i) for every element, shape (B, C, H, W), in nats."""
-        self._check_input(x, y)
+        """log p(x_i | x_<i) for every element, shape (B, C, H, W), in nats (``forward`` checks x and y)."""
         logits = self(x, y)
         return self.log_prob_from_logits(logits, x)
 
@@ -77,12 +72,16 @@ class AutoregressiveModel(ImageModel):
         return self.pixels.sample(logits_at.unsqueeze(1) if self.binary else logits_at, u, dim=1)
 
     def _default_labels(self, n: int, y: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-        if not self.config.num_classes:
+        """The labels of n draws: y as given (one label for all, or n), checked; 0, 1, 2, ... cycling when None."""
+        if not self.conditional:
+            self.check_labels(y, n)  # refuses labels
             return None
         if y is None:
-            y = torch.arange(n) % self.config.num_classes
-        y = torch.as_tensor(y, dtype=torch.long, device=self.device).reshape(-1)
-        return y.expand(n) if y.numel() == 1 else y
+            return torch.arange(n, device=self.device) % self.config.num_classes
+        y = torch.as_tensor(y, device=self.device)
+        y = y.reshape(-1).expand(n) if y.numel() == 1 else y
+        self.check_labels(y, n)
+        return y.long()
 
     @torch.no_grad()
     def sample(self, n: int, y: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
@@ -106,10 +105,16 @@ class AutoregressiveModel(ImageModel):
         model conditions each new element on every earlier element (observed or sampled); observed
         elements later in the order cannot inform it (that needs other orders, e.g. LMConv).
         """
+        self.check_shape(x)
+        self.check_levels(x)  # the unobserved values too: they are fed to the network (and NaN * 0 is NaN)
+        try:
+            obs = torch.broadcast_to(torch.as_tensor(observed, device=self.device).bool(), x.shape)
+        except RuntimeError:
+            raise InputError(f"expected observed as a mask broadcastable to x's shape {tuple(x.shape)}, got "
+                             f"{tuple(torch.as_tensor(observed).shape)}") from None
         with evaluating(self):
             n = x.shape[0]
             x = x.to(self.device).float().clone()
-            obs = torch.broadcast_to(observed.to(self.device).bool(), x.shape)
             y = self._default_labels(n, y)
             if noise is None:
                 noise = torch.rand(x.shape, generator=generator, device="cpu").to(self.device)

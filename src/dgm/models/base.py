@@ -13,6 +13,12 @@ from ..registry import Registry
 
 MODELS: Registry = Registry("model")
 
+
+class InputError(DgmError, ValueError):
+    """An input a model cannot take: a batch of another shape, values that are not its integer levels, labels out
+    of range or given to an unconditional model. A ``ValueError`` to library code; at the CLI a DgmError, so the
+    user sees one line."""
+
 # Config fields filled in from the dataset, not from the command line.
 DATA_FIELDS = ("data_kind", "channels", "height", "width", "levels", "num_classes")
 DATA_KINDS = ("images", "points")
@@ -131,8 +137,69 @@ class ImageModel(nn.Module):
         """ValueError unless x is a (B, C, H, W) batch of this model's image shape."""
         c = self.config
         want = (c.channels, c.height, c.width)
+        if not isinstance(x, torch.Tensor):
+            raise InputError(f"expected x as a torch.Tensor of shape (B, {want[0]}, {want[1]}, {want[2]}), "
+                             f"got {type(x).__name__}")
         if x.dim() != 4 or tuple(x.shape[1:]) != want:
-            raise ValueError(f"expected x of shape (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(x.shape)}")
+            raise InputError(f"expected x of shape (B, {want[0]}, {want[1]}, {want[2]}), got {tuple(x.shape)}")
+
+    def check_input(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> None:
+        """ValueError unless x is a batch of this model's shape holding integer levels 0..K-1 and y fits the model
+        (``check_labels``). Every public method that takes images calls it; it costs a few elementwise comparisons
+        and one device sync, so it runs on the training path too (a wrong input there is a wrong loss)."""
+        self.check_shape(x)
+        self.check_levels(x)
+        self.check_labels(y, x.shape[0])
+
+    def check_levels(self, x: torch.Tensor) -> None:
+        """ValueError unless every value of x is an integer level 0..K-1 (NaN, infinities, fractions, negative
+        values and K or more are refused; e.g. raw 0..255 bytes on a binary model)."""
+        if x.dtype == torch.bool:
+            return
+        if x.is_complex():
+            raise InputError(f"expected x to hold real integer levels, got a {x.dtype} tensor")
+        x, top = x.detach(), self.config.levels - 1
+        nearest = (x.floor() if x.is_floating_point() else x).clamp(0, top)  # NaN stays NaN, and NaN != NaN
+        if torch.equal(x, nearest):  # one pass and one sync: cheap enough for every training step
+            return
+        v = x[x != nearest].double()
+        inside = v[(v >= 0) & (v <= top)]  # in range, so fractions
+        if bool(v.isnan().any()):
+            got = "NaN values"
+        elif inside.numel():
+            got = f"non-integer values such as {float(inside[0]):g}"
+        else:
+            got = f"values from {float(x.min()):g} to {float(x.max()):g}; scale or binarize them to its levels first"
+        raise InputError(f"expected x to hold integer levels 0..{top} (this model's {top + 1} levels), got {got}")
+
+    def check_labels(self, y: Optional[torch.Tensor], n: int) -> None:
+        """ValueError unless y fits: None for an unconditional model; (n,) integer class labels in
+        0..num_classes-1 for a class-conditional one."""
+        if not self.conditional:
+            if y is not None:
+                raise InputError(f"this {type(self).__name__} is not class-conditional: pass no labels "
+                                 "(y=None, no --label)")
+            return
+        k = self.config.num_classes
+        if y is None:
+            raise InputError(f"this model is class-conditional: pass y, ({n},) class labels in 0..{k - 1}")
+        if not isinstance(y, torch.Tensor) or y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+            kind = y.dtype if isinstance(y, torch.Tensor) else type(y).__name__
+            raise InputError(f"expected y as an integer tensor of class labels in 0..{k - 1}, got {kind}")
+        if tuple(y.shape) != (n,):
+            raise InputError(f"expected y of shape ({n},), one class label per example, got {tuple(y.shape)}")
+        if n and (int(y.min()) < 0 or int(y.max()) >= k):
+            raise InputError(f"expected class labels y in 0..{k - 1}, got values from {int(y.min())} to "
+                             f"{int(y.max())}")
+
+    def check_latent(self, z: torch.Tensor) -> None:
+        """ValueError unless z is a finite (n, latent_dim) batch of latent codes (models with a ``latent_dim``)."""
+        d = self.config.latent_dim
+        if not isinstance(z, torch.Tensor) or z.dim() != 2 or z.shape[1] != d:
+            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise InputError(f"expected z of shape (n, {d}), got {got}")
+        if not bool(torch.isfinite(z).all()):
+            raise InputError("expected finite latent codes z, got NaN or infinite values")
 
     def scaled_input(self, x: torch.Tensor) -> torch.Tensor:
         """Levels 0..K-1 -> [-1, 1] in the parameters' dtype: the networks' input scale."""

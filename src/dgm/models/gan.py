@@ -129,8 +129,9 @@ class GAN(ImageModel):
     def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
                z: Optional[Tensor] = None) -> Tensor:
         """n draws of G(z): points (n, D), or images (n, C, H, W) in [-1, 1]. G runs in eval mode (BN running stats)."""
-        if y is not None:
-            raise DgmError("this GAN is not class-conditional; drop --label")
+        self.check_labels(y, n)
+        if z is not None:
+            self.check_latent(z)
         with evaluating(self.generator):
             z = self.sample_latent(n, generator) if z is None else z.to(self.device)
             return self.generator(z)

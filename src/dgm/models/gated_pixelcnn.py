@@ -66,6 +66,7 @@ class GatedPixelCNN(AutoregressiveModel):
         self.head = MaskedOutputHead(p, c.channels, self.out_per_channel)
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        self.check_input(x, y)
         v = h = self.scaled_input(x)
         for layer in self.layers:
             v, h = layer(v, h, y)

@@ -32,4 +32,5 @@ class IndependentPixels(AutoregressiveModel):
         self.logits = nn.Parameter(torch.zeros(c.channels * self.out_per_channel, c.height, c.width))
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        self.check_input(x, y)
         return self._shape_logits(self.logits.unsqueeze(0).expand(x.shape[0], -1, -1, -1))

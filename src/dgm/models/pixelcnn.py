@@ -74,6 +74,7 @@ class PixelCNN(AutoregressiveModel):
         self.head = MaskedOutputHead(2 * h, c.channels, self.out_per_channel)
 
     def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        self.check_input(x, y)
         t = self.inp(self.scaled_input(x))
         for block in self.blocks:
             t = block(t, y)

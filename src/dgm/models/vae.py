@@ -129,8 +129,8 @@ class VAE(ImageModel):
 
     # -- the two networks ------------------------------------------------------------------------------------------
     def encode(self, x: Tensor):
-        """q(z|x): (mu, logvar), each (B, latent_dim)."""
-        self.check_shape(x)
+        """q(z|x): (mu, logvar), each (B, latent_dim); x is checked (``check_input``)."""
+        self.check_input(x)
         mu, logvar = self.encoder(self.scaled_input(x)).chunk(2, dim=1)
         return mu, logvar.clamp(-30.0, 20.0)
 
@@ -159,6 +159,7 @@ class VAE(ImageModel):
                  generator: Optional[torch.Generator] = None) -> Tensor:
         """Importance-weighted estimate of log p(x) in nats, (B,), with k samples of q(z|x) (k = 1: the ELBO's
         one-sample estimate with the KL term sampled too). ``chunk``: samples per pass (0: about 2^20 pixels)."""
+        self.check_input(x, y)
         mu, logvar = self.encode(x)
         return iwae_log_prob(mu, logvar, lambda z: self.log_px_given_z(x, z), k, self._chunk(x, chunk), generator)
 
@@ -171,10 +172,10 @@ class VAE(ImageModel):
     def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
                z: Optional[Tensor] = None, mean: bool = False) -> Tensor:
         """(n, C, H, W) levels 0..K-1 drawn from p(x|z), z ~ N(0, I) (or the given z); ``mean=True``: E[x|z]."""
-        if y is not None:
-            raise DgmError("this VAE is not class-conditional; drop --label")
+        self.check_labels(y, n)
         if z is None:
             z = torch.randn(n, self.config.latent_dim, generator=generator)
+        self.check_latent(z)
         out = self.decode(z.to(self.device, next(self.parameters()).dtype))
         return self.pixels.image_draw(out, mean, generator)
 
@@ -277,8 +278,8 @@ class AVB(VAE):
         self.t_head = mlp([c.t_hidden + c.latent_dim, c.t_hidden, 1])
 
     def sample_q(self, x: Tensor, k: Optional[int] = None, generator: Optional[torch.Generator] = None) -> Tensor:
-        """z = g(x, eps): (B, D), or (k, B, D) draws when k is given."""
-        self.check_shape(x)
+        """z = g(x, eps): (B, D), or (k, B, D) draws when k is given; x is checked (``check_input``)."""
+        self.check_input(x)
         h = self.encoder(self.scaled_input(x))
         shape = (x.shape[0], self.noise_dim) if k is None else (k, x.shape[0], self.noise_dim)
         eps = torch.randn(shape, generator=generator, dtype=h.dtype).to(h.device) if generator is not None else \
@@ -306,6 +307,7 @@ class AVB(VAE):
     def log_prob(self, x: Tensor, y: Optional[Tensor] = None, k: int = 1, chunk: int = 0,
                  generator: Optional[torch.Generator] = None) -> Tensor:
         """log (1/k) sum_i p(x|z_i) exp(-T(x, z_i)), z_i ~ q(z|x): the IWAE estimate with T as the log-ratio."""
+        self.check_input(x, y)
 
         def log_w(m: int) -> Tensor:
             z = self.sample_q(x, m, generator)

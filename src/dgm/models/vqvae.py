@@ -97,8 +97,8 @@ class VQVAE(ImageModel):
         return self.config.height // f, self.config.width // f
 
     def encode(self, x: Tensor) -> Tensor:
-        """z_e(x): (B, D, h, w)."""
-        self.check_shape(x)
+        """z_e(x): (B, D, h, w); x is checked (``check_input``)."""
+        self.check_input(x)
         return self.encoder(self.scaled_input(x))
 
     @torch.no_grad()
@@ -187,6 +187,8 @@ class VQPrior(ImageModel):
 
     def log_prob(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
         """log p_prior(codes(x)) in nats per image (the codes are a deterministic function of x)."""
+        self.vq.check_input(x)
+        self.check_labels(y, x.shape[0])
         return self.prior.log_prob(self.vq.codes(x)[:, None].float())
 
     @torch.no_grad()
@@ -197,8 +199,7 @@ class VQPrior(ImageModel):
     def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
                mean: bool = False) -> Tensor:
         """(n, C, H, W) levels: codes from the prior, then x from p(x | z_q) (mean=True: E[x | z_q])."""
-        if y is not None:
-            raise DgmError("this prior is not class-conditional; drop --label")
+        self.check_labels(y, n)
         out = self.vq.decode_codes(self.sample_codes(n, generator))
         return self.vq.pixels.image_draw(out, mean, generator)
 
