@@ -86,7 +86,10 @@ class RunLock:
             missing.append(d)
             d = d.parent
         for d in reversed(missing):
-            d.mkdir()
+            try:
+                d.mkdir()
+            except FileExistsError:  # another process made it meanwhile: not ours to remove
+                continue
             self._created.append(d)
 
     def acquire(self) -> "RunLock":
