@@ -316,6 +316,8 @@ CASES = [
     C("train-epochs-negative", TRAIN[:5] + ["--epochs", "-1"] + TRAIN[7:]),
     C("train-epochs-inf", TRAIN[:5] + ["--epochs", "inf"] + TRAIN[7:]),
     C("train-steps-negative", TRAIN + ["--steps", "-3"]),
+    C("train-data-dir-on-digits", TRAIN + ["--data-dir", "{tmp}"]),
+    C("train-data-dir-on-ring8", ["train", "gan", "--data", "ring8", "--data-dir", "{tmp}", "--out", "{tmp}/out"]),
     C("train-lr-nan", TRAIN + ["--lr", "nan"]),
     C("train-lr-inf", TRAIN + ["--lr", "inf"]),
     C("train-weight-decay-negative", TRAIN + ["--weight-decay", "-1"]),

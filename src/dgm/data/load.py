@@ -33,6 +33,8 @@ def load_dataset(name: str, split: str = "train", *, data_dir: Optional[str] = N
         takes = f"it takes: {', '.join(accepted)}" if accepted else "it takes none"
         raise DgmError(f"dataset {name!r} has no option {', '.join(unknown)}; {takes}")
     if data_dir is not None:
+        if getattr(loader, "builtin", False):
+            raise DgmError(f"{name} is built into dgm and reads no files; drop --data-dir")
         data_dir = os.fspath(data_dir)
     out = loader(split, data_dir=data_dir, **options)
     if isinstance(out, RawImages):

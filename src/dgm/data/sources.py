@@ -38,6 +38,9 @@ def _digits(split: str, data_dir: Optional[str] = None) -> RawImages:
     return RawImages(raw, d.target[idx].astype(np.int64), 17, 10)
 
 
+_digits.builtin = True  # no files to read: --data-dir does not apply
+
+
 def _load_idx(dataset: str, data_dir: str, split: str, fix: str) -> RawImages:
     """An MNIST-format split: val = last min(5000, N//10) training images (see `catalog.holdout`)."""
     img_name, lbl_name = _IDX_FILES["test" if split == "test" else "train"]

@@ -92,6 +92,7 @@ def _register_toy(name: str, means, std: float, help: str) -> None:
         return ToyDataset(name, split, means, std)
 
     load.is_toy = True
+    load.builtin = True  # generated: --data-dir does not apply
     DATASETS.add(name, load, help)
 
 
