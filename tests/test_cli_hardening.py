@@ -248,14 +248,14 @@ def test_an_objective_option_is_refused_for_an_objective_that_does_not_read_it()
     assert {"gp_weight", "clip_value", "margin", "divergence"} <= knobs
     for name in OBJECTIVES.names():
         own = OBJECTIVES.get(name).options
-        cli._check_objective_options(gan, {"objective": name, **{k: 1 for k in own}, "hidden": 8})  # accepted
+        gan.refuse_unused({"objective": name, **{k: 1 for k in own}, "hidden": 8})  # accepted
         for k in sorted(knobs - set(own)):
             flag = "--" + k.replace("_", "-")
             with pytest.raises(DgmError, match=f"{flag}: not used by objective {name}"):
-                cli._check_objective_options(gan, {"objective": name, k: 1})
+                gan.refuse_unused({"objective": name, k: 1})
     with pytest.raises(DgmError, match="objective non-saturating"):  # the default objective
-        cli._check_objective_options(gan, {"gp_weight": 5.0})
-    cli._check_objective_options(MODELS.get("vae").Config, {"beta": 2.0})  # models without objectives: nothing
+        gan.refuse_unused({"gp_weight": 5.0})
+    MODELS.get("vae").Config.refuse_unused({"beta": 2.0})  # models without objectives: nothing
 
 
 def test_train_refuses_an_unused_objective_option_before_writing(tmp_path, capsys):

@@ -291,24 +291,6 @@ def _print_json(obj) -> None:
     print(text)
 
 
-def _check_objective_options(config_cls, model_opts) -> None:
-    """Refuse an objective's option (e.g. --gp-weight) given to a model whose objective does not read it: each
-    objective declares the config fields it reads (``Objective.options``), so nothing is silently ignored."""
-    from .objectives import OBJECTIVES
-
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
-    name = model_opts.get("objective", getattr(fields.get("objective"), "default", None))
-    if "objective" not in fields or name not in OBJECTIVES.names():
-        return  # no objective, or an unknown one (the model's config names it)
-    knobs = {o for n in OBJECTIVES.names() for o in OBJECTIVES.get(n).options}
-    own = OBJECTIVES.get(name).options
-    unused = [k for k in model_opts if k in knobs and k not in own]
-    if unused:
-        flags = lambda names: " ".join("--" + o.replace("_", "-") for o in names)  # noqa: E731
-        raise DgmError(f"{flags(unused)}: not used by objective {name} (its options: {flags(own) or 'none'}); drop "
-                       "it or choose an objective that reads it (dgm list objectives)")
-
-
 def _train(args) -> int:
     from .models import MODELS, DATA_FIELDS
     from .training import TrainConfig
@@ -331,7 +313,7 @@ def _train(args) -> int:
         check_device(cfg.device, auto=True)
     model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
     if not args.resume:
-        _check_objective_options(cls.Config, model_opts)
+        cls.Config.refuse_unused(model_opts)
     if args.from_run is not None:
         from .runs import source_run
 

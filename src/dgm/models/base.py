@@ -58,6 +58,11 @@ class ModelConfig:
         return cls(**d)
 
     @classmethod
+    def refuse_unused(cls, given: Dict[str, Any]) -> None:
+        """Raise a one-line DgmError for options ``given`` explicitly (by field name) that this config would
+        ignore; options that apply pass. Nothing by default."""
+
+    @classmethod
     def tiny(cls) -> Dict[str, Any]:
         """Option overrides (by field name) for the smallest sensible model of this kind: the contract test and
         smoke runs build it; a model whose defaults are already tiny keeps ``{}``."""

@@ -49,6 +49,22 @@ class GANConfig(ModelConfig):
     noise_decay_steps: int = 0        # 0: anneal over the whole run
 
     @classmethod
+    def refuse_unused(cls, given: Dict[str, Any]) -> None:
+        """An objective's option (e.g. --gp-weight) given to another objective is refused: each objective declares
+        the config fields it reads (``Objective.options``), so nothing is silently ignored."""
+        name = given.get("objective", cls.objective)
+        if name not in OBJECTIVES.names():
+            return  # an unknown objective: __post_init__ says so with the nearest name
+        knobs = {o for n in OBJECTIVES.names() for o in OBJECTIVES.get(n).options}
+        own = OBJECTIVES.get(name).options
+        unused = [k for k in given if k in knobs and k not in own]
+        if unused:
+            flags = " ".join("--" + o.replace("_", "-") for o in unused)
+            its = " ".join("--" + o.replace("_", "-") for o in own) or "none"
+            raise DgmError(f"{flags}: not used by objective {name} (its options: {its}); drop it or choose an "
+                           "objective that reads it (dgm list objectives)")
+
+    @classmethod
     def tiny(cls) -> Dict[str, Any]:
         return {**super().tiny(), "hidden": 8, "layers": 2, "latent_dim": 4}
 
