@@ -249,22 +249,21 @@ def s_images(mode="L", corrupt=None, n=6, size=8):
     return setup
 
 
-def s_readonly(sub):
+def _s_unwritable(sub, code):
     def setup(fx):
         fx.run()
         d = fx.tmp / sub
         d.mkdir(parents=True, exist_ok=True)
-        _deny_writes(fx.mp, d, errno.EROFS)
+        _deny_writes(fx.mp, d, code)
     return setup
+
+
+def s_readonly(sub):
+    return _s_unwritable(sub, errno.EROFS)
 
 
 def s_disk_full(sub):
-    def setup(fx):
-        fx.run()
-        d = fx.tmp / sub
-        d.mkdir(parents=True, exist_ok=True)
-        _deny_writes(fx.mp, d, errno.ENOSPC)
-    return setup
+    return _s_unwritable(sub, errno.ENOSPC)
 
 
 def s_run_disk_full(fx):
