@@ -188,7 +188,7 @@ def _terminate(signum, frame) -> None:
     raise SystemExit(128 + signum)
 
 
-def _is_main_rank() -> bool:
+def is_main_rank() -> bool:
     """Distributed runs share one folder: only rank 0 (or a single process) takes the lock."""
     return int(os.environ.get("RANK", "0") or 0) == 0
 
@@ -196,7 +196,7 @@ def _is_main_rank() -> bool:
 @contextlib.contextmanager
 def run_lock(run_dir) -> Iterator[Optional[RunLock]]:
     """Hold the writer lock of `run_dir` for the duration of the block (no-op on ranks other than 0)."""
-    if not _is_main_rank():
+    if not is_main_rank():
         yield None
         return
     with RunLock(run_dir) as lock:

@@ -28,7 +28,7 @@ from .. import checkpoint as ckpt
 from .._version import __version__
 from ..data import DATASETS, ImageDataset
 from ..errors import DgmError
-from ..lock import LOCK_NAME, claim_new, run_lock
+from ..lock import LOCK_NAME, claim_new, is_main_rank, run_lock
 from ..models import DATA_FIELDS, MODELS, build_model
 from ..runs import CONFIG, identity, load, load_data, read_run_config, write_json
 from .config import TrainConfig
@@ -57,17 +57,13 @@ def _first_free(base: Path) -> Path:
     return path
 
 
-def _is_main_rank() -> bool:
-    return int(os.environ.get("RANK", "0") or 0) == 0
-
-
 @contextlib.contextmanager
 def _claimed(out: Optional[str], base: Path) -> Iterator[Path]:
     """The run folder, held under its writer lock for the block (``out``, or a fresh one chosen under lock)."""
     if out:
         with run_lock(out):
             yield Path(out)
-    elif not _is_main_rank():
+    elif not is_main_rank():
         yield _first_free(base)
     else:
         lock = claim_new(base, taken=_holds_run)
