@@ -41,9 +41,14 @@ def one_hot_levels(x: torch.Tensor, levels: int, dtype: torch.dtype = torch.floa
 class AnyOrderConfig(ModelConfig):
     """The fields every any-order model adds: how many orders, from which family, and the seed of ``random``."""
 
-    orders: int = 1
-    order_family: str = "random"  # subclasses set their own default (lmconv: "s-curve")
-    order_seed: int = 0
+    orders: int = 1  # generation orders N shared by the weights, one drawn per training example (1: fixed order)
+    order_family: str = "random"  # orders from: raster, s-curve, hilbert (8 each), mixed (24), random (raster + N-1 random)
+    order_seed: int = 0  # seed of the random orders (and of any order-dependent parts, e.g. MADE's hidden degrees)
+
+    def __post_init__(self):
+        from ..nn.orders import model_orders
+
+        model_orders(self.order_family, self.orders, max(self.height, 1), max(self.width, 1), self.order_seed)
 
 
 class AnyOrderModel(AutoregressiveModel):
