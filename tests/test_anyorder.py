@@ -107,6 +107,12 @@ def test_forward_accepts_index_permutation_and_per_example_indices():
     assert torch.allclose(model.forward_per_example(x, None, idx), mixed)
 
 
+def test_order_lists_the_elements_in_generation_order():
+    model = toy(2, orders=3)
+    assert model.order() == [(0, p // 3, p % 3) for p in range(9)]  # mixed: order 0 is the raster order
+    assert model.order(1) == [(0, p // 3, p % 3) for p in model.orders[1].tolist()]
+
+
 def test_orders_are_a_buffer_in_the_state_dict():
     model = toy(2, orders=4, family="random")
     assert model.order_table.shape == (4, 9) and "order_table" in model.state_dict()
