@@ -7,9 +7,11 @@ from typing import Optional
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from ..nn import MaskedConv2d, channel_groups, shift_down
 from ..nn.blocks import MaskedOutputHead
+from ..nn.incremental import ConvAt, Plane
 from .autoregressive import AutoregressiveModel
 from .base import MODELS
 from .pixelcnn import PixelCNNConfig
@@ -55,6 +57,7 @@ class GatedPixelCNN(AutoregressiveModel):
     """Gated PixelCNN; every earlier pixel is in its receptive field given enough layers."""
 
     Config = GatedPixelCNNConfig
+    sample_methods = ("cached", "naive")
 
     def __init__(self, config: GatedPixelCNNConfig):
         super().__init__(config)
@@ -71,3 +74,72 @@ class GatedPixelCNN(AutoregressiveModel):
         for layer in self.layers:
             v, h = layer(v, h, y)
         return self._shape_logits(self.head(h))
+
+    def _cache(self, n: int, y: Optional[torch.Tensor]) -> "_GatedCache":
+        return _GatedCache(self, n, y)
+
+
+class _GatedCache:
+    """Cached sampling of a Gated PixelCNN. The vertical stack at row r reads row r itself (right of the current
+    pixel too), so it is computed one whole row at a time when that row of x is final, at the start of row r + 1;
+    the horizontal stack needs it only shifted down a row. The horizontal stack is computed per position and
+    channel group, from a ``Plane`` of each layer's input (the window is the current row up to the pixel)."""
+
+    def __init__(self, model: GatedPixelCNN, n: int, y: Optional[torch.Tensor]):
+        c, g, p = model.config, model.config.channels, model.config.hidden
+        like = next(model.parameters())
+        self.scale, self.n, self.width = 2.0 / (c.levels - 1), n, c.width
+        layers = list(model.layers)
+        # x feeds both stacks of layer 0: padded for the vertical kernel, which covers the horizontal one
+        self.x = Plane(like, n, c.channels, c.height, c.width, layers[0].v._pad)
+        self.layers = []
+        for k, layer in enumerate(layers):
+            nxt = layers[k + 1] if k + 1 < len(layers) else None
+            bv = bh = None
+            if layer.cond is not None:
+                bv, bh = layer.cond(y).chunk(2, dim=1)
+            self.layers.append(dict(
+                layer=layer, first=layer.first, v=ConvAt(layer.v), h=ConvAt(layer.h, g), out=ConvAt(layer.h_out, g),
+                v_to_h=ConvAt(layer.v_to_h), bv=bv, bh=bh,
+                # outputs: the vertical stack (input of the next vertical conv), the horizontal stack (input of the
+                # next horizontal conv; the last one feeds the head), v_to_h of the row above, the gate at this pixel
+                v_out=Plane(like, n, p, c.height, c.width, nxt.v._pad if nxt else (0, 0, 0, 0)),
+                h_out=Plane(like, n, p, c.height, c.width, nxt.h._pad if nxt else (0, 0, 0, 0)),
+                above=None, gate=like.new_zeros(n, p)))
+        self.hidden, self.head_out = ConvAt(model.head.hidden, g), ConvAt(model.head.out, g)
+        self.head = like.new_zeros(n, p)
+
+    def _rows_above(self, i: int) -> None:
+        """Start of row i: the vertical stack at row i - 1 (final now) and what it feeds the horizontal stack."""
+        src = self.x
+        for s in self.layers:
+            if i == 0:  # shift_down puts zeros above the first row
+                s["above"] = F.conv2d(self.x.t.new_zeros(self.n, s["v"].full_w.shape[0], 1, self.width),
+                                      s["v_to_h"].full_w, s["v_to_h"].bias)[:, :, 0]
+                continue
+            v_pre = s["v"].row(src, i - 1)
+            s["above"] = F.conv2d(v_pre, s["v_to_h"].full_w, s["v_to_h"].bias)[:, :, 0]   # (n, 2p, W)
+            if s["bv"] is not None:
+                v_pre = v_pre + s["bv"][:, :, None, None]
+            s["v_out"].put_row(i - 1, _gate(v_pre)[:, :, 0])
+            src = s["v_out"]
+
+    def step(self, ch: int, i: int, j: int) -> torch.Tensor:
+        if ch == 0 and j == 0:
+            self._rows_above(i)
+        src = self.x
+        for s in self.layers:
+            idx = s["h"].index(ch)
+            h_pre = s["h"](src, i, j, ch) + s["above"][:, idx, j]
+            if s["bh"] is not None:
+                h_pre = h_pre + s["bh"][:, idx]
+            out = s["out"].index(ch)
+            s["gate"][:, out] = _gate(h_pre)
+            h_new = s["out"].vec(s["gate"], ch)
+            s["h_out"].put(i, j, h_new if s["first"] else src.at(i, j)[:, out] + h_new, out)
+            src = s["h_out"]
+        self.head[:, self.hidden.index(ch)] = self.hidden.vec(F.relu(src.at(i, j)), ch)
+        return self.head_out.vec(F.relu(self.head), ch)
+
+    def put(self, ch: int, i: int, j: int, v: torch.Tensor) -> None:
+        self.x.put(i, j, v.to(self.x.t.dtype) * self.scale - 1.0, ch)
