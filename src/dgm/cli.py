@@ -370,10 +370,11 @@ def _sample(args) -> int:
     if args.plots and "latent" not in model.capabilities:
         raise DgmError(f"--plots needs a latent-variable model (vae, beta-vae); {model.run_config['model']} has "
                        "no encoder")
-    if args.naive and "naive" not in model.sample_methods:
+    if args.naive and model.can_sample and "naive" not in model.sample_methods:
         raise DgmError(f"--naive is for models that sample element by element (autoregressive); "
                        f"{model.run_config['model']} draws a sample in one pass")
-    how = {"method": "naive"} if args.naive else {}  # default: the model's own (cached where it has caches)
+    # default: the model's own method (cached where it has caches); a model that cannot sample says so itself
+    how = {"method": "naive"} if args.naive and model.sample_methods else {}
     c = model.config
     y = None
     if args.label is not None:
