@@ -10,7 +10,7 @@ network once per element whatever the element, so where measuring it in full cos
 elements) the naive time is measured over the first --partial-steps elements (the others observed, which naive
 sampling skips) and scaled to all elements; such rows are marked "extrapolated".
 
-    python benchmarks/sampling_speed.py --threads 1 2 --json benchmarks/results/sampling_speed.json
+    python benchmarks/sampling_speed.py --threads 1 --json benchmarks/results/sampling_speed.json
 """
 from __future__ import annotations
 
@@ -45,16 +45,19 @@ def _row(name: str, shape: str, threads: int, full_limit: int, partial_steps: in
     cached, c_cpu, c_wall = _timed(lambda: model.sample(N, noise=noise, method="cached"))
     row = {"model": name, "shape": shape, "levels": k, "elements": elements, "threads": threads, "n": N,
            "cached_cpu_s": c_cpu, "cached_wall_s": c_wall}
+    # the first `partial_steps` elements: the rest are observed, and naive sampling skips them
+    steps = min(partial_steps, elements)
+    observed = torch.ones(ch * h * w, dtype=torch.bool)
+    observed[:steps] = False  # the order is raster with channels innermost: (i, j, c) flattened
+    observed = observed.view(h, w, ch).permute(2, 0, 1)
+    part, p_cpu, p_wall = _timed(lambda: model.complete(cached, observed, noise=noise, method="naive"))
+    p_cpu, p_wall = p_cpu * elements / steps, p_wall * elements / steps
+    row.update(naive_cpu_s_from_first_steps=p_cpu, naive_wall_s_from_first_steps=p_wall, first_steps=steps)
     if elements <= full_limit:
         naive, n_cpu, n_wall = _timed(lambda: model.sample(N, noise=noise, method="naive"))
         row.update(naive_steps_timed=elements, extrapolated=False, same_images=bool(torch.equal(naive, cached)))
-    else:  # time the first `partial_steps` elements: the rest are observed, and naive sampling skips them
-        steps = min(partial_steps, elements)
-        observed = torch.ones(ch * h * w, dtype=torch.bool)
-        observed[:steps] = False  # the order is raster with channels innermost: (i, j, c) flattened
-        observed = observed.view(h, w, ch).permute(2, 0, 1)
-        part, n_cpu, n_wall = _timed(lambda: model.complete(cached, observed, noise=noise, method="naive"))
-        n_cpu, n_wall = n_cpu * elements / steps, n_wall * elements / steps
+    else:
+        n_cpu, n_wall = p_cpu, p_wall
         row.update(naive_steps_timed=steps, extrapolated=True, same_images=bool(torch.equal(part, cached)))
     row.update(naive_cpu_s=n_cpu, naive_wall_s=n_wall, speedup_cpu=n_cpu / c_cpu, speedup_wall=n_wall / c_wall,
                naive_ms_per_element=1e3 * n_wall / elements, cached_ms_per_element=1e3 * c_wall / elements)
@@ -84,23 +87,24 @@ def main() -> None:
     ap.add_argument("--partial-steps", type=int, default=96, help="naive steps timed where not measured in full")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    for name in args.models:  # warm-up: the first call of a process pays one-off set-up costs
+        _row(name, "8x8", 1, 64, 8)
     rows = []
-    load_before = os.getloadavg()
+    result = {"protocol": __doc__.split("\n\n")[1], "torch": torch.__version__, "machine": platform.machine(),
+              "cpus": os.cpu_count(), "load_average_before": os.getloadavg(), "rows": rows}
     for threads in args.threads:
         torch.set_num_threads(threads)
         for shape in args.shapes:
             for name in args.models:
                 limit = args.full_limit if threads == 1 else args.full_limit_multi
-                rows.append(_row(name, shape, threads, limit, args.partial_steps))
+                rows.append({**_row(name, shape, threads, limit, args.partial_steps), "load_average": os.getloadavg()})
                 print(_table(rows[-1:]).splitlines()[-1], flush=True)
-    result = {"protocol": __doc__.split("\n\n")[1], "torch": torch.__version__, "machine": platform.machine(),
-              "cpus": os.cpu_count(), "load_average_before": load_before, "load_average_after": os.getloadavg(),
-              "rows": rows}
+                result["load_average_after"] = os.getloadavg()
+                if args.json:  # after every row, so that an interrupted run keeps what it measured
+                    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+                    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
     print(_table(rows))
-    print(f"load average (1, 5, 15 min) before {load_before}, after {result['load_average_after']}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"load average (1, 5, 15 min) before {result['load_average_before']}, after {result['load_average_after']}")
 
 
 if __name__ == "__main__":
