@@ -87,6 +87,7 @@ def main() -> None:
     ap.add_argument("--partial-steps", type=int, default=96, help="naive steps timed where not measured in full")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    torch.set_num_threads(args.threads[0])
     for name in args.models:  # warm-up: the first call of a process pays one-off set-up costs
         _row(name, "8x8", 1, 64, 8)
     rows = []
