@@ -65,15 +65,16 @@ def _row(name: str, shape: str, threads: int, full_limit: int, partial_steps: in
 
 
 def _table(rows) -> str:
-    out = ["| model | shape | threads | naive s (wall / CPU) | cached s (wall / CPU) | speed-up wall (CPU) | "
-           "naive ms/element | cached ms/element | same images |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    out = ["| model | shape | elements | threads | naive s (CPU / wall) | cached s (CPU / wall) | speed-up CPU (wall) | "
+           "naive CPU ms/element | cached CPU ms/element | same images |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
-        star = " (extrapolated from %d steps)" % r["naive_steps_timed"] if r["extrapolated"] else ""
-        out.append(f"| {r['model']} | {r['shape']} | {r['threads']} | {r['naive_wall_s']:.1f} / {r['naive_cpu_s']:.1f}"
-                   f"{star} | {r['cached_wall_s']:.2f} / {r['cached_cpu_s']:.2f} | **{r['speedup_wall']:.0f}x** "
-                   f"({r['speedup_cpu']:.0f}x) | {r['naive_ms_per_element']:.1f} | {r['cached_ms_per_element']:.2f} | "
-                   f"{'yes' if r['same_images'] else 'NO'}{' (first steps)' if r['extrapolated'] else ''} |")
+        star = f" ({r['naive_steps_timed']} steps timed)" if r["extrapolated"] else ""
+        out.append(f"| {r['model']} | {r['shape']} | {r['elements']} | {r['threads']} | {r['naive_cpu_s']:.1f} / {r['naive_wall_s']:.1f}"
+                   f"{star} | {r['cached_cpu_s']:.2f} / {r['cached_wall_s']:.2f} | **{r['speedup_cpu']:.0f}x** "
+                   f"({r['speedup_wall']:.0f}x) | {1e3 * r['naive_cpu_s'] / r['elements']:.1f} | "
+                   f"{1e3 * r['cached_cpu_s'] / r['elements']:.2f} | "
+                   f"{'yes' if r['same_images'] else 'NO'}{' (timed steps)' if r['extrapolated'] else ''} |")
     return "\n".join(out)
 
 
@@ -86,7 +87,11 @@ def main() -> None:
     ap.add_argument("--full-limit-multi", type=int, default=256, help="the same for more than one thread")
     ap.add_argument("--partial-steps", type=int, default=96, help="naive steps timed where not measured in full")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--table-from", default=None, metavar="JSON", help="only print the table of an earlier run")
     args = ap.parse_args()
+    if args.table_from:
+        print(_table(json.loads(Path(args.table_from).read_text())["rows"]))
+        return
     torch.set_num_threads(args.threads[0])
     for name in args.models:  # warm-up: the first call of a process pays one-off set-up costs
         _row(name, "8x8", 1, 64, 8)
