@@ -171,8 +171,9 @@ class AutoregressiveModel(ImageModel):
 
     def _complete_cached(self, x, obs, y, noise, logits: Optional[torch.Tensor] = None) -> None:
         """``complete`` with the caches: fills x in place; ``logits`` (public layout) receives every step's logits."""
-        cache = self._cache(x.shape[0], y)
-        for ch, i, j in self.order():
+        cache, c = self._cache(x.shape[0], y), self.config
+        raster = ((ch, i, j) for i in range(c.height) for j in range(c.width) for ch in range(c.channels))
+        for ch, i, j in raster:  # the order the caches are built for, whatever ``order()`` a subclass declares
             at = cache.step(ch, i, j)
             at = at[:, 0] if self.binary else at
             if logits is not None:
