@@ -65,13 +65,14 @@ def _row(name: str, shape: str, threads: int, full_limit: int, partial_steps: in
 
 
 def _table(rows) -> str:
-    out = ["| model | shape | elements | threads | naive s (CPU / wall) | cached s (CPU / wall) | speed-up CPU (wall) | "
-           "naive CPU ms/element | cached CPU ms/element | same images |",
+    out = ["| model | shape | elements | threads | naive s (CPU / wall) | cached s (CPU / wall) | "
+           "speed-up CPU (wall) | naive CPU ms/element | cached CPU ms/element | same images |",
            "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         star = f" ({r['naive_steps_timed']} steps timed)" if r["extrapolated"] else ""
-        out.append(f"| {r['model']} | {r['shape']} | {r['elements']} | {r['threads']} | {r['naive_cpu_s']:.1f} / {r['naive_wall_s']:.1f}"
-                   f"{star} | {r['cached_cpu_s']:.2f} / {r['cached_wall_s']:.2f} | **{r['speedup_cpu']:.0f}x** "
+        out.append(f"| {r['model']} | {r['shape']} | {r['elements']} | {r['threads']} | "
+                   f"{r['naive_cpu_s']:.1f} / {r['naive_wall_s']:.1f}{star} | "
+                   f"{r['cached_cpu_s']:.2f} / {r['cached_wall_s']:.2f} | **{r['speedup_cpu']:.0f}x** "
                    f"({r['speedup_wall']:.0f}x) | {1e3 * r['naive_cpu_s'] / r['elements']:.1f} | "
                    f"{1e3 * r['cached_cpu_s'] / r['elements']:.2f} | "
                    f"{'yes' if r['same_images'] else 'NO'}{' (timed steps)' if r['extrapolated'] else ''} |")
