@@ -178,6 +178,8 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--device", default="cpu")
     s.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     s.add_argument("--save-tensor", default=None, metavar="FILE.pt", help="also save the samples as a tensor")
+    s.add_argument("--naive", action="store_true", help="autoregressive models: run the whole network once per "
+                   "pixel (the reference) instead of the default cached sampling; same images, slower")
     s.add_argument("--plots", action="store_true", help="latent-variable models: also write reconstructions of "
                    "test images and, for a 2-D latent, the decoded manifold and the encoded test set by label")
 
@@ -373,6 +375,11 @@ def _sample(args) -> int:
     if args.plots and "latent" not in model.capabilities:
         raise DgmError(f"--plots needs a latent-variable model (vae, beta-vae); {model.run_config['model']} has "
                        "no encoder")
+    if args.naive and model.can_sample and "naive" not in model.sample_methods:
+        raise DgmError(f"--naive is for models that sample element by element (autoregressive); "
+                       f"{model.run_config['model']} draws a sample in one pass")
+    # default: the model's own method (cached where it has caches); a model that cannot sample says so itself
+    how = {"method": "naive"} if args.naive and model.sample_methods else {}
     c = model.config
     y = None
     if args.label is not None:
@@ -385,11 +392,11 @@ def _sample(args) -> int:
     if args.complete_from:
         if "complete" not in model.capabilities:
             raise DgmError(f"--complete-from needs an autoregressive model; {model.run_config['model']} cannot complete images")
-        shown, x = complete_from_file(model, args.complete_from, args.n, observe, y=y, generator=gen)
+        shown, x = complete_from_file(model, args.complete_from, args.n, observe, y=y, generator=gen, **how)
         images = torch.cat([shown[None].to(x.device), x])
         default = _default_out(args.run, f"completion-{observe}-seed{args.seed}.png")
     else:
-        x = model.sample(args.n, y=y, generator=gen)
+        x = model.sample(args.n, y=y, generator=gen, **how)
         images = x
         default = _default_out(args.run, f"sample-seed{args.seed}.png")
     with _undo_on_failure(args.out or default, args.save_tensor):

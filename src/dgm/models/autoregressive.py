@@ -4,6 +4,11 @@ Generation order: rows top to bottom, pixels left to right, and within a pixel t
 R -> G -> B (seed 000). Inputs are (B, C, H, W) tensors of integer levels 0..K-1 (anything else is refused with a
 ValueError by ``ImageModel.check_input``, which every ``forward`` calls first). ``forward`` returns (B, C, H, W)
 Bernoulli logits when K == 2 and (B, K, C, H, W) logits otherwise.
+
+Sampling methods (``sample``/``complete``, ``method=``): "naive" runs the network once per element; "cached"
+(models that define ``_cache``: PixelCNN, Gated PixelCNN) keeps every layer's activations and computes only those
+the new element makes computable (Ramachandran et al. 2017; ``dgm.nn.incremental``). Given the same uniforms both
+give the same draws; their logits differ only by float summation order (docs/autoregressive.md).
 """
 from __future__ import annotations
 
@@ -15,11 +20,14 @@ from ..nn.blocks import evaluating
 from ..nn.pixels import PixelLikelihood, bits_per_dim  # noqa: F401  (bits_per_dim: dgm.models re-exports it)
 from .base import ImageModel, InputError
 
+SAMPLE_METHODS = ("cached", "naive")
+
 
 class AutoregressiveModel(ImageModel):
     """Shared likelihood, sampling and completion for every raster-order model."""
 
     capabilities = ("log_prob", "complete")
+    sample_methods = ("naive",)  # models with a ``_cache`` put "cached" first (their default)
     _depends_on_input = True  # False for baselines whose logits ignore x (one-pass sampling)
 
     def __init__(self, config):
@@ -113,28 +121,42 @@ class AutoregressiveModel(ImageModel):
         self.check_labels(y, n)
         return y.long()
 
+    def sample_method(self, method: Optional[str] = None) -> str:
+        """The sampling method to use: ``method`` checked against ``sample_methods``; None -> the model's default."""
+        if method is None:
+            return self.sample_methods[0]
+        if method not in self.sample_methods:
+            what = f"{type(self).__name__} has no {method!r} sampling" if method in SAMPLE_METHODS else \
+                f"unknown sampling method {method!r}"
+            raise InputError(f"{what}; choose one of {', '.join(self.sample_methods)}")
+        return method
+
     @torch.no_grad()
     def sample(self, n: int, y: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
-               noise: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Draw n images (levels as float) by running the network once per element (naive sampling).
+               noise: Optional[torch.Tensor] = None, *, method: Optional[str] = None) -> torch.Tensor:
+        """Draw n images (levels as float), one element at a time in the generation order.
 
         ``y``: class labels for a conditional model (default: 0, 1, 2, ... cycling).
         ``noise``: (n, C, H, W) uniforms in [0, 1) that fix every draw; default drawn from ``generator``.
+        ``method``: "cached" or "naive" (one of ``sample_methods``; default: the first, "cached" where it exists).
         """
         c = self.config
         x = torch.zeros(n, c.channels, c.height, c.width, device=self.device)
         observed = torch.zeros(c.channels, c.height, c.width, dtype=torch.bool, device=self.device)
-        return self.complete(x, observed, y=y, generator=generator, noise=noise)
+        return self.complete(x, observed, y=y, generator=generator, noise=noise, method=method)
 
     @torch.no_grad()
     def complete(self, x: torch.Tensor, observed: torch.Tensor, y: Optional[torch.Tensor] = None,
-                 generator: Optional[torch.Generator] = None, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+                 generator: Optional[torch.Generator] = None, noise: Optional[torch.Tensor] = None, *,
+                 method: Optional[str] = None) -> torch.Tensor:
         """Sample the elements where ``observed`` is False, keep the others.
 
         ``observed`` is a bool mask broadcastable to x, e.g. (C, H, W) or (H, W). A raster-order
         model conditions each new element on every earlier element (observed or sampled); observed
         elements later in the order cannot inform it (that needs other orders, e.g. LMConv).
+        ``method`` as for ``sample``.
         """
+        method = self.sample_method(method)
         self.check_shape(x)
         self.check_levels(x)  # the unobserved values too: they are fed to the network (and NaN * 0 is NaN)
         try:
@@ -148,6 +170,9 @@ class AutoregressiveModel(ImageModel):
             y = self._default_labels(n, y)
             if noise is None:
                 noise = torch.rand(x.shape, generator=generator, device="cpu").to(self.device)
+            if method == "cached":
+                self._complete_cached(x, obs, y, noise)
+                return x
             if not self._depends_on_input:
                 logits = self(x, y)
                 for ch, i, j in self.order():
@@ -160,6 +185,41 @@ class AutoregressiveModel(ImageModel):
             return x
 
     def _fill(self, x, obs, logits, noise, ch, i, j) -> None:
-        at = logits[:, ch, i, j] if self.binary else logits[:, :, ch, i, j]
+        self._put(x, obs, logits[:, ch, i, j] if self.binary else logits[:, :, ch, i, j], noise, ch, i, j)
+
+    def _put(self, x, obs, at, noise, ch, i, j) -> None:
+        """Draw element (ch, i, j) from its logits ``at`` where it is not observed."""
         v = self._draw(at, noise[:, ch, i, j])
         x[:, ch, i, j] = torch.where(obs[:, ch, i, j], x[:, ch, i, j], v)
+
+    # -- cached sampling -----------------------------------------------------------------------
+    def _cache(self, n: int, y: Optional[torch.Tensor]):
+        """The per-layer caches of n examples (models with "cached" in ``sample_methods``): an object whose
+        ``step(ch, i, j)`` returns the logits of element (ch, i, j), (n, Kout), computed from the elements before it
+        in the order, and whose ``put(ch, i, j, v)`` stores that element's value (levels, (n,))."""
+        raise NotImplementedError
+
+    def _complete_cached(self, x, obs, y, noise, logits: Optional[torch.Tensor] = None) -> None:
+        """``complete`` with the caches: fills x in place; ``logits`` (public layout) receives every step's logits."""
+        cache, c = self._cache(x.shape[0], y), self.config
+        raster = ((ch, i, j) for i in range(c.height) for j in range(c.width) for ch in range(c.channels))
+        for ch, i, j in raster:  # the order the caches are built for, whatever ``order()`` a subclass declares
+            at = cache.step(ch, i, j)
+            at = at[:, 0] if self.binary else at
+            if logits is not None:
+                logits[(slice(None),) * (1 if self.binary else 2) + (ch, i, j)] = at
+            if not bool(obs[:, ch, i, j].all()):
+                self._put(x, obs, at, noise, ch, i, j)
+            cache.put(ch, i, j, x[:, ch, i, j])
+
+    @torch.no_grad()
+    def _incremental_logits(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``forward(x)`` computed the cached way, one element at a time with x as every element's value; equal to
+        ``forward`` up to float summation order (the tolerance test of cached sampling)."""
+        self.check_input(x, y)
+        b, c = x.shape[0], self.config
+        shape = (b, c.channels, c.height, c.width) if self.binary else (b, c.levels, c.channels, c.height, c.width)
+        out = torch.zeros(shape, device=self.device)
+        with evaluating(self):
+            self._complete_cached(x.float().clone(), torch.ones_like(x, dtype=torch.bool), y, None, logits=out)
+        return out

@@ -92,6 +92,9 @@ class ImageModel(nn.Module):
     source_run: Optional[str] = None
     #: False when it cannot sample on its own (a VQ-VAE needs a prior fitted to its codes); sample() then raises
     can_sample: bool = True
+    #: how ``sample(n, method=...)`` may generate, default first: ("cached", "naive") for autoregressive models with
+    #: per-layer caches, ("naive",) for the other element-by-element samplers, () where sampling is one pass
+    sample_methods: Tuple[str, ...] = ()
     #: what it can do beyond ``sample`` (read instead of probing for methods; see ``CAPABILITIES``)
     capabilities: Tuple[str, ...] = ("log_prob",)
     #: latent-variable models: how ``log_prob(x, k)`` estimates the NLL (``{k}``: importance samples)

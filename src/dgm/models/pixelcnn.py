@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from ..errors import DgmError
 from ..nn import MaskedConv2d
 from ..nn.blocks import MaskedOutputHead
+from ..nn.incremental import ConvAt, Plane
 from .autoregressive import AutoregressiveModel
 from .base import MODELS, ModelConfig
 
@@ -64,6 +65,7 @@ class PixelCNN(AutoregressiveModel):
     """PixelCNN: a stack of masked convolutions; has the blind spot of seed 000."""
 
     Config = PixelCNNConfig
+    sample_methods = ("cached", "naive")
 
     def __init__(self, config: PixelCNNConfig):
         super().__init__(config)
@@ -79,3 +81,45 @@ class PixelCNN(AutoregressiveModel):
         for block in self.blocks:
             t = block(t, y)
         return self._shape_logits(self.head(t))
+
+    def _cache(self, n: int, y: Optional[torch.Tensor]) -> "_PixelCNNCache":
+        return _PixelCNNCache(self, n, y)
+
+
+class _PixelCNNCache:
+    """Cached sampling of a PixelCNN: the input of every k x k convolution is a ``Plane``; the 1x1 convolutions and
+    the residual stream need only the current pixel's vectors. Step (ch, i, j) computes channel group ch of every
+    layer at (i, j); groups < ch of that pixel were computed at earlier steps, groups > ch are masked out."""
+
+    def __init__(self, model: PixelCNN, n: int, y: Optional[torch.Tensor]):
+        c, g, h = model.config, model.config.channels, model.config.hidden
+        like = next(model.parameters())
+        self.model, self.scale = model, 2.0 / (c.levels - 1)
+        self.x = Plane(like, n, c.channels, c.height, c.width, model.inp._pad)
+        self.inp = ConvAt(model.inp, g)
+        self.stream = [like.new_zeros(n, 2 * h) for _ in range(c.layers + 1)]  # residual stream at this pixel
+        self.blocks = []
+        for b in model.blocks:
+            plane = Plane(like, n, h, c.height, c.width, b.conv._pad)  # relu(reduce(relu(stream)) + label)
+            cond = b.cond(y) if b.cond is not None else None
+            self.blocks.append((ConvAt(b.reduce, g), ConvAt(b.conv, g), ConvAt(b.expand, g), plane,
+                                like.new_zeros(n, h), cond))
+        self.hidden, self.out = ConvAt(model.head.hidden, g), ConvAt(model.head.out, g)
+        self.head = like.new_zeros(n, 2 * h)
+
+    def step(self, ch: int, i: int, j: int) -> torch.Tensor:
+        idx = self.inp.index(ch)
+        self.stream[0][:, idx] = self.inp(self.x, i, j, ch)
+        for k, (reduce, conv, expand, plane, conv_out, cond) in enumerate(self.blocks):
+            t = reduce.vec(F.relu(self.stream[k]), ch)
+            if cond is not None:
+                t = t + cond[:, reduce.index(ch)]
+            plane.put(i, j, F.relu(t), reduce.index(ch))
+            conv_out[:, conv.index(ch)] = conv(plane, i, j, ch)
+            t = expand.vec(F.relu(conv_out), ch)
+            self.stream[k + 1][:, idx] = self.stream[k][:, idx] + t
+        self.head[:, self.hidden.index(ch)] = self.hidden.vec(F.relu(self.stream[-1]), ch)
+        return self.out.vec(F.relu(self.head), ch)
+
+    def put(self, ch: int, i: int, j: int, v: torch.Tensor) -> None:
+        self.x.put(i, j, v.to(self.x.t.dtype) * self.scale - 1.0, ch)

@@ -156,6 +156,7 @@ class VQPrior(ImageModel):
 
     Config = VQPriorConfig
     source_run = "vq-vae"
+    sample_methods = GatedPixelCNN.sample_methods  # the prior's: cached by default
 
     @classmethod
     def source_options(cls, run: str, source: Dict[str, Any]) -> Dict[str, Any]:
@@ -192,15 +193,18 @@ class VQPrior(ImageModel):
         return self.prior.log_prob(self.vq.codes(x)[:, None].float())
 
     @torch.no_grad()
-    def sample_codes(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
-        return self.prior.sample(n, generator=generator)[:, 0].long()
+    def sample_codes(self, n: int, generator: Optional[torch.Generator] = None, *, method: Optional[str] = None,
+                     noise: Optional[Tensor] = None) -> Tensor:
+        """(n, h, w) code maps drawn from the prior (``method``, ``noise``: as for ``GatedPixelCNN.sample``)."""
+        return self.prior.sample(n, generator=generator, noise=noise, method=method)[:, 0].long()
 
     @torch.no_grad()
     def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
-               mean: bool = False) -> Tensor:
-        """(n, C, H, W) levels: codes from the prior, then x from p(x | z_q) (mean=True: E[x | z_q])."""
+               mean: bool = False, *, method: Optional[str] = None) -> Tensor:
+        """(n, C, H, W) levels: codes from the prior, then x from p(x | z_q) (mean=True: E[x | z_q]).
+        ``method``: how the prior draws the codes, "cached" (default) or "naive"."""
         self.check_labels(y, n)
-        out = self.vq.decode_codes(self.sample_codes(n, generator))
+        out = self.vq.decode_codes(self.sample_codes(n, generator, method=method))
         return self.vq.pixels.image_draw(out, mean, generator)
 
 

@@ -61,6 +61,7 @@ class MaskedConv2d(nn.Conv2d):
         elif shape == "horizontal":
             mask[:, :, 0, h] = _centre_mask(in_groups, out_groups, mask_type)
         self.register_buffer("mask", mask, persistent=False)
+        self.out_groups = out_groups  # the group of each output channel (cached sampling computes one group a step)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(F.pad(x, self._pad), self.weight * self.mask, self.bias)

@@ -49,11 +49,12 @@ def observed_mask(region: str, channels: int, height: int, width: int) -> torch.
     return m
 
 
-def complete_from_file(model, path, n: int, region: str = "top", y=None, generator=None):
-    """Return (observed image with the hidden part greyed, n completions), both in levels."""
+def complete_from_file(model, path, n: int, region: str = "top", y=None, generator=None, method=None):
+    """Return (observed image with the hidden part greyed, n completions), both in levels; ``method``: as for
+    ``model.complete`` (None: the model's default)."""
     c = model.config
     x = image_to_levels(path, c.channels, c.height, c.width, c.levels)
     mask = observed_mask(region, c.channels, c.height, c.width)
-    done = model.complete(x.expand(n, -1, -1, -1), mask, y=y, generator=generator)
+    done = model.complete(x.expand(n, -1, -1, -1), mask, y=y, generator=generator, method=method)
     shown = torch.where(mask, x, torch.full_like(x, (c.levels - 1) / 2))
     return shown, done

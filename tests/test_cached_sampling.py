@@ -1,0 +1,170 @@
+"""Cached sampling (Ramachandran et al. 2017) equals naive sampling given the same uniforms.
+
+For every model with per-layer caches (pixelcnn, gated-pixelcnn, the VQ-VAE prior) and binary, K-level, RGB
+(channel order R -> G -> B) and class-conditional data, with odd kernel sizes 3, 5, 7: the cached and the naive
+method draw identical images from the same ``noise``, and the logits the caches compute at every element equal the
+full forward pass within ``LOGIT_TOL`` times the largest logit (they differ only by the order of float summation).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from dgm.cli import main
+from dgm.models import MODELS
+from dgm.models.base import InputError, build_model
+
+#: cached vs naive logits in float32: |difference| <= LOGIT_TOL * max(1, max |logit|) (measured: at most 2e-6 times
+#: the largest logit, on these models and on default-size ones with weights scaled up to logits of 10 to 55)
+LOGIT_TOL = 1e-5
+
+
+def _assert_logits_close(got, ref):
+    assert got.shape == ref.shape
+    torch.testing.assert_close(got, ref, atol=LOGIT_TOL * max(1.0, ref.abs().max().item()), rtol=0)
+
+# name, data shape and options; each case perturbs the initial weights so that logits are far from uniform
+CASES = {
+    "pixelcnn-binary": ("pixelcnn", dict(channels=1, height=5, width=6, levels=2, hidden=8, layers=2, first_kernel=7)),
+    "pixelcnn-k5": ("pixelcnn", dict(channels=1, height=6, width=5, levels=5, hidden=8, layers=2, kernel=5)),
+    "pixelcnn-rgb4": ("pixelcnn", dict(channels=3, height=5, width=6, levels=4, hidden=9, layers=2, first_kernel=5)),
+    "pixelcnn-cond-rgb": ("pixelcnn", dict(channels=3, height=5, width=5, levels=3, hidden=6, layers=2,
+                                           conditional=True, num_classes=4)),
+    "gated-binary": ("gated-pixelcnn", dict(channels=1, height=5, width=6, levels=2, hidden=8, layers=3,
+                                            first_kernel=7)),
+    "gated-k6": ("gated-pixelcnn", dict(channels=1, height=6, width=5, levels=6, hidden=8, layers=3, kernel=5)),
+    "gated-rgb4": ("gated-pixelcnn", dict(channels=3, height=5, width=6, levels=4, hidden=9, layers=3,
+                                          first_kernel=3, kernel=5)),
+    "gated-cond-rgb": ("gated-pixelcnn", dict(channels=3, height=5, width=5, levels=2, hidden=6, layers=2,
+                                              conditional=True, num_classes=3)),
+    "gated-cond-k4": ("gated-pixelcnn", dict(channels=1, height=6, width=5, levels=4, hidden=8, layers=2,
+                                             conditional=True, num_classes=10, kernel=7)),
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Hundreds of tiny network passes: one thread each (on a loaded 2-core machine, 2 threads were ~40x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _model(name, cfg, seed=0):
+    torch.manual_seed(seed)
+    model = build_model(name, cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return model
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_cached_equals_naive_for_fixed_uniforms(case):
+    name, cfg = CASES[case]
+    model = _model(name, cfg)
+    n = 6
+    shape = (n, cfg["channels"], cfg["height"], cfg["width"])
+    noise = torch.rand(shape, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(n) % cfg["num_classes"] if cfg.get("conditional") else None
+    cached = model.sample(n, y=y, noise=noise, method="cached")
+    naive = model.sample(n, y=y, noise=noise, method="naive")
+    assert torch.equal(cached, naive)
+    assert torch.equal(model.sample(n, y=y, noise=noise), cached)                     # cached is the default
+    assert len(cached.unique()) == cfg["levels"]            # not a degenerate draw: every level appears
+    other = model.sample(n, y=y, noise=noise.flip(0), method="cached")
+    assert not torch.equal(other, cached)                    # the draws follow the uniforms
+    # the logits the caches computed at every generated element against the naive forward pass on the same image
+    ref = model(cached, y)
+    _assert_logits_close(model._incremental_logits(cached, y), ref)
+    assert ref.abs().max() > 0.5                              # logits far from 0: a dropped term would show
+    # completion: the same elements kept, the rest drawn the same way by both methods
+    observed = torch.zeros(shape[1:], dtype=torch.bool)
+    observed[:, : cfg["height"] // 2] = True
+    done = {m: model.complete(naive.flip(0), observed, y=y, noise=noise, method=m) for m in ("cached", "naive")}
+    assert torch.equal(done["cached"], done["naive"])
+    assert torch.equal(done["cached"][:, :, : cfg["height"] // 2], naive.flip(0)[:, :, : cfg["height"] // 2])
+
+
+def test_incremental_logits_follow_every_earlier_element_and_channel():
+    """The caches really are read: changing one element changes the cached logits of later elements (as in the
+    forward pass, G and B of the same pixel included) and of no earlier one."""
+    name, cfg = CASES["gated-rgb4"]
+    model = _model(name, cfg)
+    x = torch.randint(0, 4, (2, 3, 5, 6)).float()
+    x2 = x.clone()
+    x2[:, 0, 2, 3] = (x2[:, 0, 2, 3] + 1) % 4                   # R at (2, 3)
+    a, b = model._incremental_logits(x), model._incremental_logits(x2)
+    diff = (a - b).abs().amax(dim=(0, 1))                        # (C, H, W)
+    assert diff[1:, 2, 3].min() > 0 and diff[0, 2, 3] == 0       # G and B see R of their pixel, R does not
+    assert diff[:, 2, 4].max() > 0 and diff[:, :2].max() == 0 and diff[:, 2, :3].max() == 0
+
+
+def test_vq_prior_samples_with_the_cached_prior():
+    vq = MODELS.get("vq-vae").Config.from_dict(dict(channels=1, height=8, width=8, levels=2, hidden=8,
+                                                    codebook_size=6, code_dim=4))
+    prior = MODELS.get("vq-vae-prior")(MODELS.get("vq-vae-prior").Config.from_dict(
+        dict(channels=1, height=8, width=8, levels=2, hidden=8, layers=3, vq_config=vq.to_dict())))
+    with torch.no_grad():
+        for p in prior.prior.parameters():
+            p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(3)) * 0.5)
+    assert prior.sample_methods == ("cached", "naive")
+    draws = {m: prior.sample(5, generator=torch.Generator().manual_seed(2), method=m) for m in ("cached", "naive")}
+    assert torch.equal(draws["cached"], draws["naive"])
+    assert torch.equal(prior.sample(5, generator=torch.Generator().manual_seed(2)), draws["cached"])
+    codes = prior.sample_codes(5, torch.Generator().manual_seed(2))
+    assert len(codes.unique()) > 2
+    x = codes[:, None].float()
+    _assert_logits_close(prior.prior._incremental_logits(x), prior.prior(x))
+    with pytest.raises(InputError, match="unknown sampling method 'fast'"):
+        prior.sample(2, method="fast")
+
+
+def test_methods_are_declared_and_checked():
+    indep = build_model("independent", dict(channels=1, height=4, width=4, levels=2))
+    assert indep.sample_methods == ("naive",) and indep.sample(2).shape == (2, 1, 4, 4)
+    with pytest.raises(InputError, match="IndependentPixels has no 'cached' sampling; choose one of naive"):
+        indep.sample(2, method="cached")
+    pix = build_model("pixelcnn", dict(channels=1, height=4, width=4, levels=2, hidden=4, layers=1))
+    assert pix.sample_methods[0] == "cached"
+    with pytest.raises(InputError, match="unknown sampling method 'quick'; choose one of cached, naive"):
+        pix.complete(torch.zeros(1, 1, 4, 4), torch.zeros(4, 4, dtype=torch.bool), method="quick")
+    assert MODELS.get("gan").sample_methods == () and MODELS.get("vae").sample_methods == ()
+
+
+def test_dgm_sample_naive_and_default_write_the_same_images(tiny_run, tmp_path, capsys):
+    for flag in ([], ["--naive"]):
+        tag = "naive" if flag else "cached"
+        assert main(["sample", str(tiny_run), "-n", "5", "--seed", "4", "--out", str(tmp_path / f"{tag}.png"),
+                     "--save-tensor", str(tmp_path / f"{tag}.pt"), *flag]) == 0
+    a, b = (torch.load(tmp_path / f"{t}.pt", weights_only=True) for t in ("cached", "naive"))
+    assert torch.equal(a, b) and a.shape == (5, 1, 8, 8) and len(a.unique()) == 2
+    assert (tmp_path / "cached.png").read_bytes() == (tmp_path / "naive.png").read_bytes()
+    img = tmp_path / "half.png"
+    Image.fromarray((a[0, 0].numpy() * 255).astype("uint8")).save(img)
+    for flag in ([], ["--naive"]):
+        tag = "naive" if flag else "cached"
+        assert main(["sample", str(tiny_run), "-n", "3", "--complete-from", str(img), "--out",
+                     str(tmp_path / f"c-{tag}.png"), "--save-tensor", str(tmp_path / f"c-{tag}.pt"), *flag]) == 0
+    assert torch.equal(*(torch.load(tmp_path / f"c-{t}.pt", weights_only=True) for t in ("cached", "naive")))
+
+
+def test_naive_flag_on_a_one_pass_model_is_one_line(tmp_path, capsys):
+    run = tmp_path / "gan"
+    assert main(["train", "gan", "--data", "ring8", "--steps", "1", "--batch-size", "8", "--hidden", "4",
+                 "--layers", "1", "--n-samples", "0", "--no-progress", "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(run), "-n", "2", "--naive", "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("dgm: error: --naive is for models that sample element by "
+                                                   "element") and "gan draws a sample in one pass" in err
+    assert not (tmp_path / "s.png").exists()
+    vq = tmp_path / "vq"  # a model that cannot sample at all keeps its own message
+    assert main(["train", "vq-vae", "--data", "digits", "--steps", "1", "--batch-size", "8", "--hidden", "8",
+                 "--codebook-size", "4", "--code-dim", "2", "--n-samples", "0", "--no-progress", "--out", str(vq)]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(vq), "-n", "2", "--naive", "--out", str(tmp_path / "s.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "a VQ-VAE alone has no prior to sample from" in err
