@@ -196,7 +196,7 @@ def test_sampling_is_reproducible_and_follows_the_noise():
     assert torch.equal(a, b)
     noise = torch.rand(4, 1, 3, 3, dtype=torch.float64)
     assert torch.equal(model.sample(4, noise=noise, method="naive"), model.sample(4, noise=noise, order=0))
-    with pytest.raises(DgmError, match="no cached sampler"):
+    with pytest.raises(DgmError, match="no 'cached' sampling"):
         model.sample(2, method="cached")
     with pytest.raises(DgmError, match="unknown sampling method"):
         model.complete(a, region_mask("top", 3, 3), method="fast")

@@ -191,15 +191,6 @@ class AnyOrderModel(AutoregressiveModel):
         return -(torch.logsumexp(per, 0) - math.log(per.shape[0]))
 
     # -- sampling ------------------------------------------------------------------------------
-    @staticmethod
-    def _check_method(method) -> None:
-        if method in (None, "naive"):
-            return
-        if method == "cached":
-            raise DgmError("this any-order model has no cached sampler yet; use method='naive' "
-                           "(--method naive)")
-        raise DgmError(f"unknown sampling method {method!r}; choose naive")
-
     @torch.no_grad()
     def sample(self, n: int, y: Optional[torch.Tensor] = None, generator: Optional[torch.Generator] = None,
                noise: Optional[torch.Tensor] = None, order: OrderArg = 0, method: Optional[str] = None,
@@ -220,7 +211,7 @@ class AnyOrderModel(AutoregressiveModel):
         others. ``order``: default the maximum-context order among the model's, made context-first when it does
         not already put the observed pixels first; an int index or a permutation is used as given (observed
         pixels are kept wherever they come)."""
-        self._check_method(method)
+        self.sample_method(method)  # naive only: no cached sampler for any-order models yet
         if kw:
             raise TypeError(f"complete() got unexpected keyword argument(s) {', '.join(sorted(kw))}")
         self.check_shape(x)
