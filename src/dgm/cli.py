@@ -231,7 +231,8 @@ def _build_parser_rest(sub) -> None:
     b.add_argument("--no-figures", action="store_true")
 
     li = sub.add_parser("list", help="list registered names")
-    li.add_argument("what", choices=["models", "datasets", "metrics", "features", "families", "objectives", "archs"])
+    li.add_argument("what", choices=["models", "datasets", "metrics", "features", "families", "objectives", "archs",
+                                        "orders"])
 
 
 def _check_seed(seed: int) -> None:
@@ -453,10 +454,11 @@ def _list(args) -> int:
     from .models import MODELS
     from .models.gan_nets import GAN_ARCHS
     from .objectives import OBJECTIVES
+    from .nn.orders import ORDER_FAMILIES
     from .training import STEPS
 
     reg = {"models": MODELS, "datasets": DATASETS, "metrics": METRICS, "features": FEATURES, "families": STEPS,
-           "objectives": OBJECTIVES, "archs": GAN_ARCHS}[args.what]
+           "objectives": OBJECTIVES, "archs": GAN_ARCHS, "orders": ORDER_FAMILIES}[args.what]
     width = max(len(n) for n in reg.names())
     for name in reg.names():
         print(f"{name:<{width}}  {reg.help(name)}")

@@ -66,6 +66,27 @@ class AutoregressiveModel(ImageModel):
         """Exact log-likelihood of each example, shape (B,), in nats."""
         return self.conditionals(x, y).flatten(1).sum(1)
 
+    def completion_nll(self, x: torch.Tensor, observed: torch.Tensor, y: Optional[torch.Tensor] = None,
+                       orders=None) -> torch.Tensor:
+        """-sum over the hidden elements of log p(x_i | x_<i) in raster order, shape (B,), nats.
+
+        ``observed``: a bool mask broadcastable to x, True where given. This is the NLL of a proper (normalised)
+        distribution over the hidden elements, q(x_h | x_o) = prod_{i hidden} p(x_i | x_<i), but it only uses
+        the observed elements EARLIER in raster order: for ``top`` it is exactly -log p(x_bottom | x_top), for
+        ``bottom`` it is -log p(x_top) (no conditioning at all), for ``left``/``right`` each hidden pixel sees the
+        observed pixels above it and to its left only. A raster model cannot condition on later pixels without
+        marginalising them (intractable), so this is the honest number it can give. ``orders`` must be None.
+        """
+        if orders is not None:
+            raise InputError(f"this {type(self).__name__} has the raster order only; pass orders=None")
+        self.check_shape(x)
+        try:
+            obs = torch.broadcast_to(torch.as_tensor(observed, device=x.device).bool(), x.shape)
+        except RuntimeError:
+            raise InputError(f"expected observed as a mask broadcastable to x's shape {tuple(x.shape)}, got "
+                             f"{tuple(torch.as_tensor(observed).shape)}") from None
+        return -(self.conditionals(x, y) * ~obs).flatten(1).sum(1)
+
     # -- sampling ------------------------------------------------------------------------------
     def _draw(self, logits_at: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Inverse-CDF draw from per-example logits using uniforms ``u`` (so draws are reproducible)."""

@@ -112,6 +112,11 @@ class ImageModel(nn.Module):
         """At the start of a new run of a model with a ``source_run``: copy what it needs from that run.
         ``load`` is ``dgm.runs.load``, handed in by the training layer: a model never imports the layers above it."""
 
+    def training_log_prob(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """What the likelihood training step maximises: ``log_prob(x, y)``; any-order models draw an order per
+        example here."""
+        return self.log_prob(x, y)
+
     def summarize(self, val: Dict[str, float]) -> str:
         """The validation values in one line for `dgm train`'s summary; "" when they lack a field it names."""
         try:

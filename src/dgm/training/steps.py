@@ -76,7 +76,7 @@ class LikelihoodStep(TrainStep):
 
     def setup(self, engine) -> None:
         super().setup(engine)
-        self.forward = engine.wrap(ModelCall(self.model, "log_prob"))
+        self.forward = engine.wrap(ModelCall(self.model, "training_log_prob"))
         engine.optimizer("model", self.model.parameters())
 
     def _labels(self, y):

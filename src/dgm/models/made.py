@@ -1,0 +1,117 @@
+"""MADE: a masked autoencoder whose masks make it autoregressive (Germain et al. 2015, "MADE: Masked Autoencoder
+for Distribution Estimation").
+
+An MLP over the D = H*W pixels (greyscale) whose weight masks follow the *degrees* of its units: input pixel d has
+degree r(d), its rank in the generation order (0..D-1); every hidden unit k of layer l has a degree m_l(k) drawn
+once per order, uniformly from [min m_{l-1}, D-2]. A unit may read another of degree <= its own, an output d only
+units of degree < r(d) (and, through the direct input-output connection, the pixels of rank < r(d)), so output d
+depends on exactly the pixels earlier in the order. Each of the model's N orders has its own hidden degrees
+(connectivity-agnostic training: the paper's mask sampling with a finite pool of N masks, one order per training
+example), stored in the ``hidden_degrees`` buffer beside ``order_table``; ``log_prob(x)`` averages the N
+probabilities (the paper's test-time ensemble).
+
+Binary data: the pixel values are the inputs and one Bernoulli logit per pixel the outputs; K levels: one-hot
+inputs (D*K) and K logits per pixel.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import DgmError
+from .anyorder import AnyOrderConfig, AnyOrderModel, one_hot_levels
+from .base import MODELS
+
+
+@dataclass
+class MADEConfig(AnyOrderConfig):
+    hidden: int = 500  # units per hidden layer
+    layers: int = 1  # hidden layers
+    order_family: str = "random"  # orders from: raster, s-curve, hilbert (8 each), mixed (24), random (raster + N-1 random)
+
+    @classmethod
+    def tiny(cls) -> Dict[str, Any]:
+        return {**super().tiny(), "hidden": 16, "orders": 2}
+
+    def __post_init__(self):
+        super().__post_init__()
+        _greyscale_only("made", self.channels)
+        if self.hidden < 1 or self.layers < 1:
+            raise DgmError(f"--hidden and --layers must be >= 1, got {self.hidden} and {self.layers}")
+
+
+def _greyscale_only(name: str, channels: int) -> None:
+    if channels != 1:
+        raise DgmError(f"{name} models greyscale images (1 channel); this data has {channels} channels: use a "
+                       "greyscale dataset or an any-order convolutional model (lmconv)")
+
+
+def ranks(order: torch.Tensor) -> torch.Tensor:
+    """rank[p] = where position p comes in ``order`` (the inverse permutation)."""
+    r = torch.empty_like(order)
+    r[order] = torch.arange(order.numel(), device=order.device)
+    return r
+
+
+@MODELS.register("made", help="MADE: masked autoencoder, order-agnostic over --orders N (Germain et al. 2015)")
+class MADE(AnyOrderModel):
+    """MADE over N orders with per-order hidden degrees; exact likelihood under each order, ensemble by default."""
+
+    Config = MADEConfig
+
+    def __init__(self, config: MADEConfig):
+        super().__init__(config)
+        d, h, k = config.height * config.width, config.hidden, config.levels
+        self.in_per_pixel = 1 if self.binary else k
+        sizes = [d * self.in_per_pixel] + [h] * config.layers
+        self.hidden_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.out = nn.Linear(h, d * self.out_per_channel)
+        self.direct = nn.Linear(d * self.in_per_pixel, d * self.out_per_channel, bias=False)
+        gen = torch.Generator().manual_seed(config.order_seed + 1)
+        degrees = torch.empty(config.orders, config.layers, h, dtype=torch.long)
+        top = max(d - 2, 0)
+        for i in range(config.orders):
+            low = 0
+            for layer in range(config.layers):
+                degrees[i, layer] = torch.randint(low, top + 1, (h,), generator=gen)
+                low = min(int(degrees[i, layer].min()), top)
+        self.register_buffer("hidden_degrees", degrees)
+
+    def _degrees_for(self, order: torch.Tensor) -> torch.Tensor:
+        """The hidden degrees of ``order``: its own if it is one of the model's orders, else those of order 0
+        (any degrees give a valid MADE for any order; these keep the choice deterministic)."""
+        hit = (self.order_table == order).all(1).nonzero()
+        return self.hidden_degrees[int(hit[0]) if hit.numel() else 0]
+
+    def masks(self, order: torch.Tensor):
+        """The 0/1 masks of the hidden layers, the output layer and the direct connection for ``order``."""
+        r = ranks(order)
+        deg = self._degrees_for(order)
+        rin = r.repeat_interleave(self.in_per_pixel)  # inputs laid out pixel-major: (d, level)
+        rout = r.repeat_interleave(self.out_per_channel)
+        hidden = [rin[None, :] <= deg[0][:, None]]
+        hidden += [deg[i - 1][None, :] <= deg[i][:, None] for i in range(1, deg.shape[0])]
+        out = deg[-1][None, :] < rout[:, None]
+        direct = rin[None, :] < rout[:, None]
+        return hidden, out, direct
+
+    def _inputs(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.reshape(x.shape[0], -1)
+        dtype = self.out.weight.dtype
+        return flat.to(dtype) if self.binary else one_hot_levels(flat, self.config.levels, dtype).flatten(1)
+
+    def _logits(self, x: torch.Tensor, y: Optional[torch.Tensor], order: torch.Tensor) -> torch.Tensor:
+        hidden, out_mask, direct = self.masks(order)
+        v = self._inputs(x)
+        t = v
+        for layer, m in zip(self.hidden_layers, hidden):
+            t = F.relu(F.linear(t, layer.weight * m, layer.bias))
+        out = F.linear(t, self.out.weight * out_mask, self.out.bias) + F.linear(v, self.direct.weight * direct)
+        c = self.config
+        if self.binary:
+            return out.view(x.shape[0], 1, c.height, c.width)
+        return out.view(x.shape[0], c.height, c.width, c.levels).permute(0, 3, 1, 2).unsqueeze(2)
