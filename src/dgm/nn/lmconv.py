@@ -14,8 +14,10 @@ over taps is taken the other way round, which is exact and needs no unfolded ten
 W_t x is a 1x1 convolution (Cout*H*W numbers, freed after the tap), shifting it is slicing a zero-padded copy, and
 M_t(p) is the open/closed mask of tap t at location p. Autograd keeps x once and the masks, not k*k copies. The masks
 depend only on the order (never on the batch): ``tap_masks`` builds them once per order and says which taps are
-closed everywhere (skipped) or open everywhere inside the image (no multiply), so a single S-curve order costs
-about as much as a plain masked convolution. Masks are functional: the weight is never edited.
+closed everywhere (skipped) and which are open wherever they read inside the image; those go together into one
+ordinary convolution with a fixed mask, and only the remaining taps take the 1x1-shift-multiply path. For one
+S-curve order that is one 3x3 convolution plus the left and right taps. Masks are functional: the weight is never
+edited.
 """
 from __future__ import annotations
 
@@ -110,18 +112,23 @@ class LocallyMaskedConv2d(nn.Conv2d):
         b, _, h, w = x.shape
         p = k // 2 * d
         mask = masks.mask.to(x.dtype)
-        mask = mask.unsqueeze(2) if mask.dim() == 4 else mask.unsqueeze(1)   # (B|1, k*k, 1, H, W) / (k*k, 1, H, W)
-        out = x.new_zeros(b, self.out_channels, h, w) if self.bias is None else \
-            self.bias.view(1, -1, 1, 1).expand(b, -1, h, w)
+        mask = mask.unsqueeze(2) if mask.dim() == 4 else mask.unsqueeze(1)   # (B, k*k, 1, H, W) or (k*k, 1, H, W)
+        dense = [t for t in range(k * k) if masks.full[t] and not masks.skip[t]]
+        if dense:  # the taps open everywhere inside the image: one ordinary convolution with a fixed mask
+            fixed = torch.zeros(k * k, dtype=x.dtype, device=x.device)
+            fixed[dense] = 1
+            out = F.conv2d(x, self.weight * fixed.view(1, 1, k, k), self.bias, padding=p, dilation=d)
+        else:
+            out = x.new_zeros(b, self.out_channels, h, w) if self.bias is None else \
+                self.bias.view(1, -1, 1, 1).expand(b, -1, h, w)
         for t, (di, dj) in enumerate(_offsets(k, d)):
-            if masks.skip[t]:
+            if masks.skip[t] or masks.full[t]:
                 continue
             a, c = divmod(t, k)
             y = F.conv2d(x, self.weight[:, :, a:a + 1, c:c + 1])       # W_t x at every input location
             if (di, dj) != (0, 0):
                 y = F.pad(y, (p, p, p, p))[:, :, p + di:p + di + h, p + dj:p + dj + w]   # read at p + offset_t
-            m = mask[:, t] if mask.dim() == 5 else mask[t]
-            out = out + y if masks.full[t] else torch.addcmul(out, m, y)
+            out = torch.addcmul(out, mask[:, t] if mask.dim() == 5 else mask[t], y)
         return out
 
 
