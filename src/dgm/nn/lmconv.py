@@ -34,17 +34,13 @@ from torch import Tensor
 class TapMasks:
     """The masks of one kernel geometry for one order (``mask`` (k*k, H, W)) or one order per example
     (``mask`` (B, k*k, H, W)); ``skip`` taps are closed everywhere, ``full`` taps open wherever they read inside the
-    image (so they need no multiply: outside it the padded input is zero)."""
+    image (they need no multiply, outside it the padded input is zero: they form one fixed-mask convolution)."""
 
     mask: Tensor
     skip: Tuple[bool, ...]
     full: Tuple[bool, ...]
     kernel: int
     dilation: int
-
-    def index(self, i: Tensor) -> "TapMasks":
-        """The masks of the examples (or orders) ``i`` of a (N, k*k, H, W) table."""
-        return _summarise(self.mask[i], self.kernel, self.dilation)
 
 
 def _offsets(kernel: int, dilation: int):
