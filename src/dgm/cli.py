@@ -209,6 +209,10 @@ def _build_parser_rest(sub) -> None:
     e.add_argument("-k", type=int, default=None, dest="k", help="importance samples for the NLL of latent-variable "
                    "models (default 5000; k=1 is the ELBO's one-sample estimate)")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--observe", default=None, choices=REGIONS, help="completion metric: the observed half "
+                   "(the NLL is of the other half)")
+    e.add_argument("--orders-used", type=int, default=None, help="completion metric: how many maximum-context "
+                   "orders of an any-order model to average (log-mean-exp; default 1)")
     e.add_argument("--no-cache", action="store_true", help="recompute the real images' features (cache: "
                    "$DGM_CACHE_DIR or ~/.cache/dgm)")
     e.add_argument("--batch-size", type=int, default=256)
@@ -422,7 +426,8 @@ def _eval(args) -> int:
     result = evaluate(args.run, names, real=args.real, fake=args.fake, split=args.split, data_dir=args.data_dir,
                       n=args.n, features=args.features, weights=args.weights, batch_size=args.batch_size,
                       seed=args.seed, checkpoint=args.checkpoint, device=args.device, use_cache=not args.no_cache,
-                      progress=args.progress, save_samples=args.save_samples, k=args.k)
+                      progress=args.progress, save_samples=args.save_samples, k=args.k,
+                      observe=args.observe, orders_used=args.orders_used)
     _print_json(result)
     return 0
 

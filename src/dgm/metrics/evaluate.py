@@ -17,10 +17,12 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
              split: str = "test", data_dir: Optional[str] = None, n: int = 10000, features: Optional[str] = None,
              weights: Optional[str] = None, batch_size: int = 256, seed: int = 0, checkpoint: str = "latest",
              device: str = "cpu", use_cache: bool = True, progress: bool = False,
-             save_samples: Optional[str] = None, k: Optional[int] = None) -> Dict:
+             save_samples: Optional[str] = None, k: Optional[int] = None, observe: Optional[str] = None,
+             orders_used: Optional[int] = None) -> Dict:
     """Evaluate a run directory (its model's samples, or ``fake``) or a file/folder of ``fake`` images against the
     ``real`` dataset; returns one flat dict (what `dgm eval` prints as JSON). ``k``: importance samples for the
-    NLL of latent-variable models (default 5000).
+    NLL of latent-variable models (default 5000); ``observe`` and ``orders_used``: the observed half and the
+    number of maximum-context orders of the completion metric.
 
     The dict is valid strict JSON: a value that comes out NaN or infinite is reported as None with the reason under
     ``notes`` (a key present only then). Options that no selected metric uses (-k, --features, --weights) and
@@ -50,11 +52,12 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
     image = [m for m in names if METRICS.get(m).needs != "run"]
     other = [m for m in names if METRICS.get(m).needs == "run"]
     _check_options(model, names, k=k, features=features, weights=weights)
+    _check_completion_options(names, observe, orders_used)
     if model is not None:
         result.update(run=str(run), step=model.trained_steps, checkpoint=checkpoint, split=split)
         if other:
             data = load_data(model.run_config["data"], split)
-            options = {"k": k, "seed": seed}  # RUN_OPTIONS; each metric receives those it declares
+            options = {"k": k, "seed": seed, "observe": observe, "orders_used": orders_used}  # RUN_OPTIONS; each metric receives those it declares
             for m in map(METRICS.get, other):
                 result.update(m.compute(model, data, batch_size=batch_size, progress=progress,
                                         **{o: options[o] for o in m.options}))
@@ -105,6 +108,20 @@ def _check_options(model, names, *, k, features, weights) -> None:
         if value is not None and not any(METRICS.get(m).uses_network for m in names):
             raise DgmError(f"{flag} is for the feature network of {networked}; none of the selected metrics ({what}) "
                            f"uses one: drop {flag} or choose such a metric with --metric")
+
+
+def _check_completion_options(names, observe, orders_used) -> None:
+    """--observe and --orders-used belong to the completion metric, which reports its own nll_nats (so it is not
+    combined with nll in one JSON object)."""
+    if "completion" not in names:
+        for flag, value in (("--observe", observe), ("--orders-used", orders_used)):
+            if value is not None:
+                raise DgmError(f"{flag} is an option of the completion metric; add --metric completion or drop {flag}")
+        return
+    if "nll" in names:
+        raise DgmError("the nll and completion metrics both report nll_nats: evaluate them in two calls")
+    if orders_used is not None and orders_used < 1:
+        raise DgmError(f"--orders-used must be >= 1, got {orders_used}")
 
 
 def _null_non_finite(result: Dict, prefix: str = "") -> Dict[str, str]:

@@ -28,7 +28,7 @@ import torch
 from ..registry import Registry
 
 NEEDS = ("run", "features", "probs", "images")
-RUN_OPTIONS = ("k", "seed")  # what `evaluate` can pass on to a run metric
+RUN_OPTIONS = ("k", "seed", "observe", "orders_used")  # what `evaluate` can pass on to a run metric
 
 METRICS: Registry = Registry("metric")
 

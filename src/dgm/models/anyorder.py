@@ -163,6 +163,12 @@ class AnyOrderModel(AutoregressiveModel):
             out.append(perm if puts_first(perm, pix) else context_first(perm, pix))
         return out
 
+    def completion_choice(self, observed, k: int = 1):
+        """(the k maximum-context order indices, a description for `dgm eval`) for the observed pixel mask."""
+        chosen = max_context_orders([o.cpu() for o in self.orders], self._pixel_mask(observed), k)
+        return chosen, {"orders": chosen, "order_family": self.config.order_family,
+                         "conditioning": "context-first: each hidden pixel sees the whole observed half"}
+
     def completion_nll(self, x: torch.Tensor, observed, y: Optional[torch.Tensor] = None,
                        orders: Optional[Sequence] = None) -> torch.Tensor:
         """-log p(x_hidden | x_observed), shape (B,), nats: for each chosen order (default: the one

@@ -87,6 +87,15 @@ class AutoregressiveModel(ImageModel):
                              f"{tuple(torch.as_tensor(observed).shape)}") from None
         return -(self.conditionals(x, y) * ~obs).flatten(1).sum(1)
 
+    def completion_choice(self, observed: torch.Tensor, k: int = 1):
+        """(orders for ``completion_nll``, a description for `dgm eval`) with the observed pixel mask ``observed``:
+        the raster order only (None), so k must be 1."""
+        if k != 1:
+            raise InputError(f"--orders-used {k}: this {type(self).__name__} has the raster order only; drop "
+                             "--orders-used")
+        return None, {"orders": "raster", "conditioning": "raster-causal: each hidden pixel sees the observed "
+                                                          "pixels earlier in raster order only"}
+
     # -- sampling ------------------------------------------------------------------------------
     def _draw(self, logits_at: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Inverse-CDF draw from per-example logits using uniforms ``u`` (so draws are reproducible)."""
