@@ -107,6 +107,12 @@ def test_forward_accepts_index_permutation_and_per_example_indices():
     assert torch.allclose(model.forward_per_example(x, None, idx), mixed)
 
 
+def test_order_lists_the_elements_in_generation_order():
+    model = toy(2, orders=3)
+    assert model.order() == [(0, p // 3, p % 3) for p in range(9)]  # mixed: order 0 is the raster order
+    assert model.order(1) == [(0, p // 3, p % 3) for p in model.orders[1].tolist()]
+
+
 def test_orders_are_a_buffer_in_the_state_dict():
     model = toy(2, orders=4, family="random")
     assert model.order_table.shape == (4, 9) and "order_table" in model.state_dict()
@@ -219,6 +225,22 @@ def test_raster_completion_nll_is_the_hidden_pixels_raster_conditionals(region):
     assert torch.allclose(got, -model.conditionals(x)[:, 0][:, ~obs].sum(1))
     if region == "bottom":  # nothing observed comes earlier: the marginal of the top half
         assert torch.allclose(got, -model.conditionals(x)[:, 0, :2].flatten(1).sum(1))
-    # a proper distribution over the hidden pixels: it sums to 1 over them (2x2 corner check on 4 pixels)
     with pytest.raises(ValueError, match="raster order only"):
         model.completion_nll(x, obs, orders=[0])
+
+
+@pytest.mark.parametrize("region", ["left", "bottom"])
+def test_raster_completion_is_normalised_over_the_hidden_pixels(region):
+    """For every observed half, exp(-completion_nll) sums to 1 over the hidden halves (left: the hidden pixels
+    come before and after observed ones in raster order)."""
+    torch.manual_seed(0)
+    model = build_model("pixelcnn", dict(height=2, width=2, levels=2, hidden=8, layers=2, first_kernel=3)).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))  # not near uniform
+    xs = all_images(model)
+    obs = region_mask(region, 2, 2)
+    for seen in torch.unique(xs[:, 0][:, obs], dim=0):
+        rows = xs[(xs[:, 0][:, obs] == seen).all(1)]
+        assert rows.shape[0] == 4
+        assert torch.allclose((-model.completion_nll(rows, obs)).exp().sum(), torch.tensor(1.0, dtype=torch.float64))

@@ -126,3 +126,11 @@ def test_ddp_two_processes(name, tmp_path):
             a, b = (ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / r)) for r in ("ddp1", "one"))
             for k in a["model"]:
                 torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)
+
+
+def test_nade_chunks_give_the_same_logits(monkeypatch):
+    model = _model("nade", 3, orders=2)
+    x = torch.randint(0, 3, (5, 1, 3, 4)).double()
+    whole = model(x, order=1)
+    monkeypatch.setattr(model, "chunk_elements", 2 * 12 * 12)  # two examples at a time
+    assert torch.allclose(model(x, order=1), whole)

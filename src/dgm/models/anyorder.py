@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 
@@ -81,6 +81,11 @@ class AnyOrderModel(AutoregressiveModel):
             return self.order_table[order]
         check_order(order, self.n_positions)
         return order.to(self.order_table.device).long()
+
+    def order(self, order: Union[int, torch.Tensor] = 0) -> List[Tuple[int, int, int]]:
+        """The generation order ``order`` (default the model's first) as (channel, row, column) triples."""
+        c = self.config
+        return [(ch, p // c.width, p % c.width) for p in self.resolve_order(order).tolist() for ch in range(c.channels)]
 
     def _logits(self, x: torch.Tensor, y: Optional[torch.Tensor], order: torch.Tensor) -> torch.Tensor:
         """Logits in the public layout for one permutation ``order`` (x and y already checked)."""

