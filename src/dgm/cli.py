@@ -130,6 +130,12 @@ def _train_arguments(t) -> None:
                    "none: all images must have one size)")
     t.add_argument("--image-channels", type=int, default=None, choices=[1, 3],
                    help="(images dataset) 1 grey or 3 RGB (default: 3)")
+    t.add_argument("--data-dir-b", default=None, help="(pairs dataset) folder of domain Y's images; --data-dir holds "
+                   "domain X's (default: none)")
+    t.add_argument("--classes", default=None, metavar="A,B", help="(fashion-classes dataset) the two classes to "
+                   "translate between, e.g. sneaker,sandal (default: none)")
+    t.add_argument("--paired", action="store_true", default=None, help="(fashion-labels, digits-labels) train on the "
+                   "true pairs: the supervised upper bound of a translation model (default: off)")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA[-N])")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint "
                    "(default: off)")
@@ -302,6 +308,9 @@ def _train(args) -> int:
         options["image_size"] = args.image_size
     if args.image_channels is not None:
         options["channels"] = args.image_channels
+    for key in ("data_dir_b", "classes", "paired"):  # options of the translation datasets (data/pairs.py)
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
     data = args.data if args.data is not None or args.resume else "digits"  # --resume: None = the saved data
     data_cfg = {"name": data, "data_dir": args.data_dir, "binarize": args.binarize, "levels": args.quantize,
                 "scale": "levels", "options": options}
