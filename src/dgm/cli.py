@@ -184,6 +184,9 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--device", default="cpu")
     s.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     s.add_argument("--save-tensor", default=None, metavar="FILE.pt", help="also save the samples as a tensor")
+    s.add_argument("--translate", default=None, metavar="test|FOLDER", help="translation runs (cyclegan): write "
+                   "input / translation / reconstruction triplets of both directions for n images of the run's test "
+                   "split or of a folder")
     s.add_argument("--plots", action="store_true", help="latent-variable models: also write reconstructions of "
                    "test images and, for a 2-D latent, the decoded manifold and the encoded test set by label")
 
@@ -377,6 +380,8 @@ def _sample(args) -> int:
     if args.plots and "latent" not in model.capabilities:
         raise DgmError(f"--plots needs a latent-variable model (vae, beta-vae); {model.run_config['model']} has "
                        "no encoder")
+    if args.translate is not None or "translate" in model.capabilities:
+        return _translate(args, model)
     c = model.config
     y = None
     if args.label is not None:
@@ -415,6 +420,28 @@ def _sample(args) -> int:
         xt, yt = load_data(model.run_config["data"], "test").tensors()[:2]
         for p in save_latent_plots(model, xt, yt, Path(path).parent).values():
             print(p)
+    return 0
+
+
+def _translate(args, model) -> int:
+    """`dgm sample RUN --translate test|FOLDER`: triplet grids of a translation run."""
+    from .sampling.translate import save_translation_grids
+
+    name = model.run_config["model"]
+    if "translate" not in model.capabilities:
+        raise DgmError(f"--translate needs a translation run (cyclegan); {name} draws samples: drop --translate")
+    if args.translate is None:
+        raise DgmError(f"a {name} run translates images: pass --translate test (its test split) or --translate FOLDER")
+    for flag, value in (("--label", args.label), ("--complete-from", args.complete_from), ("--plots", args.plots),
+                        ("--save-tensor", args.save_tensor)):
+        if value:
+            raise DgmError(f"{flag} does not apply to a translation run; drop it")
+    tag = "test" if args.translate == "test" else Path(args.translate).name
+    out = Path(args.out) if args.out else _default_out(args.run, f"translate-{tag}.png")
+    base = str(out)[:-4] if str(out).lower().endswith(".png") else str(out)
+    with _undo_on_failure(f"{base}-x_to_y.png", f"{base}-y_to_x.png"):
+        for path in save_translation_grids(model, args.translate, args.n, out):
+            print(path)
     return 0
 
 

@@ -158,3 +158,8 @@ class CycleGANStep(TrainStep):
         for k, p in self.pools.items():
             if f"pool_{k}" in state:
                 p.load_state_dict(state[f"pool_{k}"])
+        # the decay depends on the run's length: a resume with a new --steps continues on the new schedule from
+        # the restored step (the optimizer restored the old schedule's rate for it)
+        for name, sched in self.engine.schedulers.items():
+            for group, factor in zip(self.engine.optimizers[name].param_groups, sched.lr_lambdas):
+                group["lr"] = group["initial_lr"] * factor(sched.last_epoch)
