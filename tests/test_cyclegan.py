@@ -108,6 +108,7 @@ def test_the_two_training_halves_share_no_image():
 
 
 def test_patchgan_receptive_field_is_16_and_is_what_one_score_sees():
+    assert PatchDiscriminator(1, 4, 3).receptive_field() == 70  # the paper's C64-C128-C256-C512 PatchGAN
     d = PatchDiscriminator(1, 4, 1)
     assert d.receptive_field() == 16
     # instance norm's statistics are image-wide; the receptive field is the convolutions': measure it without them

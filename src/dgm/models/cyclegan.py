@@ -16,7 +16,8 @@ Discriminator: the paper's 70x70 PatchGAN is C64-C128-C256-C512 (4x4 convolution
 0.2, instance norm but on the first) and a 4x4 convolution to one channel. On 28x28 images a 70x70 patch is the
 whole image, so here D is C(k)-C(2k) (stride 2, 1) and the output convolution (stride 1): its receptive field is
 16x16 pixels (r = 1 -> 4 -> 7 -> 16, r_in = (r_out - 1) s + k), and on a 28x28 input it scores a 12x12 map of
-overlapping 16x16 patches. ``PatchDiscriminator.receptive_field`` computes it for other depths.
+overlapping 16x16 patches. ``PatchDiscriminator.receptive_field`` computes it for other depths (``d_layers`` 3
+gives the paper's 70x70). Instance norm's statistics are image-wide; the field is that of the convolutions.
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ class CycleGANConfig(ModelConfig):
     base_channels: int = 16         # k of c7s1-k (the paper: 64)
     res_blocks: int = 4             # residual blocks of each generator (the paper: 6 at 128x128, 9 at 256x256)
     d_channels: int = 16            # width of D's first layer (the paper: 64)
-    d_layers: int = 1               # stride-2 layers of D after the first (the paper's 70x70: 3; here 1: 16x16)
+    d_layers: int = 1               # conv layers of D after the first, stride 2 but the last (70x70 field: 3; 1: 16x16)
     cycle_weight: float = 10.0      # lambda of the cycle loss
     identity_weight: Optional[float] = None  # weight of the identity loss (none: 0.5 x --cycle-weight; 0: off)
     cycle_forward: bool = True      # the forward cycle x -> G(x) -> F(G(x)) ~ x (--no-cycle-forward: off)
