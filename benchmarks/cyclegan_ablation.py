@@ -5,7 +5,7 @@ alone, GAN + forward cycle, GAN + backward cycle, full CycleGAN, and the supervi
 (``--paired``: every training image with its own label map; L1 weight 100 + the same unconditional PatchGAN, no
 cycle). fashion-classes sneaker,sandal: full CycleGAN and GAN alone (target-class rate, FID, cycle error).
 
-Protocol: every run the same --steps, batch 8, seed 0, Adam 2e-4 (0.5, 0.999), lr constant then linear to 0 from
+Protocol: every run the same --steps, batch 8, seed 0 (--seed adds repeats), Adam 2e-4 (0.5, 0.999), lr constant then linear to 0 from
 half the run, least squares GAN, image pool 50, lambda = 10, no identity loss (the paper's ablation on Cityscapes
 used none), default nets (k = 16, 4 residual blocks, 16x16 PatchGAN). Scores: `dgm eval RUN --metric translation`
 on the first 2000 test pairs (fashion-classes: the first 1000 test images of each class); FID with the shipped
@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent
+SEEDS = (0, 1, 2)  # the table lists every seed that was run
 OUT = ROOT / "results" / "cyclegan"
 LABELS = ["--data", "fashion-labels"]
 CLASSES = ["--data", "fashion-classes", "--classes", "sneaker,sandal"]
@@ -43,32 +44,35 @@ ROWS = [  # (data, row name, flags)
 ]
 
 
-def _slug(i: int) -> str:
+def _slug(i: int, seed: int = 0) -> str:
     data, name, _ = ROWS[i]
-    return f"{i}-{data}-{name}".lower().replace(" ", "-").replace(",", "-").replace("(", "").replace(")", "") \
-        .replace("+", "plus")
+    tag = f"{i}-{data}-{name}{f'-seed{seed}' if seed else ''}".lower()
+    for a, b in ((" ", "-"), (",", "-"), ("(", ""), (")", ""), ("+", "plus")):
+        tag = tag.replace(a, b)
+    return tag
 
 
-def run(i: int, steps: int, runs: Path) -> dict:
+def run(i: int, steps: int, runs: Path, seed: int = 0) -> dict:
     from dgm.cli import main
     from dgm.metrics import evaluate
 
     data, name, flags = ROWS[i]
-    out = runs / _slug(i)
+    out = runs / _slug(i, seed)
     shutil.rmtree(out, ignore_errors=True)
     cpu0, t0 = time.process_time(), time.perf_counter()
     args = ["train", "cyclegan", *flags, "--steps", str(steps), "--batch-size", "8", "--identity-weight", "0",
-            "--seed", "0", "--out", str(out), "--no-progress", "--log-every", "50", "--ckpt-every", str(10 ** 6),
+            "--seed", str(seed), "--out", str(out), "--no-progress", "--log-every", "50", "--ckpt-every", str(10 ** 6),
             "--eval-every", str(10 ** 6), "--n-samples", "0"]
     assert main(args) == 0, args
     cpu_train = time.process_time() - cpu0
     scores = evaluate(str(out), ["translation"], batch_size=256)
     assert main(["sample", str(out), "--translate", "test", "-n", "8", "--out",
-                 str(OUT / f"{_slug(i)}.png")]) == 0
-    row = {"data": data, "row": name, "flags": flags, "steps": steps, "batch_size": 8,
+                 str(OUT / f"{_slug(i, seed)}.png")]) == 0
+    row = {"data": data, "row": name + (f" (seed {seed})" if seed else ""), "flags": flags, "steps": steps,
+           "seed": seed, "batch_size": 8,
            "cpu_seconds_train": cpu_train, "cpu_seconds_total": time.process_time() - cpu0,
            "wall_seconds": time.perf_counter() - t0, "command": "dgm " + " ".join(args), **scores}
-    (OUT / f"{_slug(i)}.json").write_text(json.dumps(row, indent=1) + "\n")
+    (OUT / f"{_slug(i, seed)}.json").write_text(json.dumps(row, indent=1) + "\n")
     return row
 
 
@@ -77,8 +81,8 @@ def _f(v, digits=3):
 
 
 def table() -> str:
-    rows = [json.loads((OUT / f"{_slug(i)}.json").read_text()) for i in range(len(ROWS))
-            if (OUT / f"{_slug(i)}.json").is_file()]
+    rows = [json.loads((OUT / f"{_slug(i, s)}.json").read_text()) for i in range(len(ROWS)) for s in SEEDS
+            if (OUT / f"{_slug(i, s)}.json").is_file()]
     lines = ["fashion-labels (2000 test pairs): images -> labels scored directly, labels -> images by the fixed "
              "labelling of the generated image",
              "",
@@ -116,6 +120,7 @@ def main() -> int:
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--only", default=None, help="comma-separated row indices (default: all)")
     p.add_argument("--runs", default="runs/bench-cyclegan", help="folder for the run directories")
+    p.add_argument("--seed", type=int, default=0, help="training seed (0: the table's main rows)")
     p.add_argument("--table", action="store_true", help="only print and save the table from the JSONs")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -123,7 +128,7 @@ def main() -> int:
     if not args.table:
         only = range(len(ROWS)) if args.only is None else [int(i) for i in args.only.split(",")]
         for i in only:
-            r = run(i, args.steps, Path(args.runs))
+            r = run(i, args.steps, Path(args.runs), args.seed)
             print(f"{ROWS[i][0]} / {ROWS[i][1]}: {r['cpu_seconds_total']:.0f} CPU s", flush=True)
     text = table()
     (OUT / "table.md").write_text(text + "\n")
