@@ -130,6 +130,8 @@ def _train_arguments(t) -> None:
                    "none: all images must have one size)")
     t.add_argument("--image-channels", type=int, default=None, choices=[1, 3],
                    help="(images dataset) 1 grey or 3 RGB (default: 3)")
+    t.add_argument("--window", type=int, default=None, help="(audio datasets) training window in samples "
+                   "(default: 4000 for speech and audio, 500 for tones)")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA[-N])")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint "
                    "(default: off)")
@@ -178,6 +180,10 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--device", default="cpu")
     s.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     s.add_argument("--save-tensor", default=None, metavar="FILE.pt", help="also save the samples as a tensor")
+    s.add_argument("--seconds", type=float, default=None, help="audio runs: seconds of audio per sample; writes "
+                   "n WAV files and a PNG of their waveforms and spectrograms (default: 1)")
+    s.add_argument("--naive", action="store_true", help="sample by running the whole network for every element "
+                   "(the reference) instead of the cached method")
     s.add_argument("--plots", action="store_true", help="latent-variable models: also write reconstructions of "
                    "test images and, for a 2-D latent, the decoded manifold and the encoded test set by label")
 
@@ -302,6 +308,8 @@ def _train(args) -> int:
         options["image_size"] = args.image_size
     if args.image_channels is not None:
         options["channels"] = args.image_channels
+    if args.window is not None:
+        options["window"] = args.window
     data = args.data if args.data is not None or args.resume else "digits"  # --resume: None = the saved data
     data_cfg = {"name": data, "data_dir": args.data_dir, "binarize": args.binarize, "levels": args.quantize,
                 "scale": "levels", "options": options}
@@ -365,6 +373,10 @@ def _sample(args) -> int:
                        "--observe")
     observe = args.observe or "top"
     model = load(args.run, checkpoint=args.checkpoint, device=args.device)
+    if model.config.data_kind == "audio":
+        return _sample_audio(args, model)
+    if args.seconds is not None:
+        raise DgmError(f"--seconds is for audio runs; {model.run_config['model']} makes images: drop --seconds")
     if args.plots and "latent" not in model.capabilities:
         raise DgmError(f"--plots needs a latent-variable model (vae, beta-vae); {model.run_config['model']} has "
                        "no encoder")
@@ -406,6 +418,44 @@ def _sample(args) -> int:
         xt, yt = load_data(model.run_config["data"], "test").tensors()[:2]
         for p in save_latent_plots(model, xt, yt, Path(path).parent).values():
             print(p)
+    return 0
+
+
+def _sample_audio(args, model) -> int:
+    """`dgm sample` of an audio run: -n WAV files of --seconds each and one PNG of waveforms and spectrograms."""
+    import torch
+
+    from .data.audio import levels_to_pcm, write_wav
+    from .viz.audio import require_pyplot, save_audio_plot
+
+    for flag, value in (("--complete-from", args.complete_from), ("--observe", args.observe),
+                        ("--plots", args.plots)):
+        if value:
+            raise DgmError(f"{flag} is for image runs; this {model.run_config['model']} run makes audio: drop {flag}")
+    seconds = 1.0 if args.seconds is None else args.seconds
+    rate = model.config.sample_rate
+    length = int(round(seconds * rate))
+    if not 1 <= length <= 3600 * rate:
+        raise DgmError(f"--seconds must give 1 sample to 1 hour of audio, got {args.seconds}")
+    y = None
+    if args.label is not None:
+        if not model.conditional:
+            raise DgmError("--label needs a class-conditional model (train with --conditional)")
+        if not 0 <= args.label < model.config.num_classes:
+            raise DgmError(f"--label must be in 0..{model.config.num_classes - 1}, got {args.label}")
+        y = torch.full((args.n,), args.label, dtype=torch.long)
+    require_pyplot()  # before sampling: the PNG is part of the output
+    png = Path(args.out or _default_out(args.run, f"sample-seed{args.seed}.png"))
+    wavs = [png.with_name(f"{png.stem}-{i}.wav") for i in range(args.n)]
+    with _undo_on_failure(png, args.save_tensor, *wavs):
+        gen = torch.Generator().manual_seed(args.seed)
+        x = model.sample(args.n, length, y=y, generator=gen, method="naive" if args.naive else "cached").cpu()
+        pcm = [levels_to_pcm(x[i, 0].numpy()) for i in range(args.n)]
+        for path, p in zip(wavs, pcm):
+            print(write_wav(path, p, rate))
+        print(save_audio_plot(png, pcm, rate))
+        if args.save_tensor:
+            torch.save(x, args.save_tensor)
     return 0
 
 

@@ -22,7 +22,10 @@ def load_dataset(name: str, split: str = "train", *, data_dir: Optional[str] = N
         raise DgmError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     if binarize == "none":
         binarize = None
-    if getattr(loader, "is_toy", False):
+    if getattr(loader, "is_audio", False):
+        if binarize is not None or levels is not None or scale != "levels":
+            raise DgmError(f"{name} is an audio dataset (8-bit mu-law levels); drop --binarize/--quantize")
+    elif getattr(loader, "is_toy", False):
         if binarize is not None or levels is not None or scale != "levels":
             raise DgmError(f"{name} is a toy dataset of real-valued points; drop the binarize/levels/scale options")
     else:

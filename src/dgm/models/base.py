@@ -21,7 +21,7 @@ class InputError(DgmError, ValueError):
 
 # Config fields filled in from the dataset, not from the command line.
 DATA_FIELDS = ("data_kind", "channels", "height", "width", "levels", "num_classes")
-DATA_KINDS = ("images", "points")
+DATA_KINDS = ("images", "points", "audio")
 # What a model may declare in ``ImageModel.capabilities``, and the methods each promises.
 CAPABILITIES = {
     "log_prob": "log_prob(x, y): log p(x) in nats per example (the nll metric)",
@@ -37,7 +37,8 @@ class ModelConfig:
     """Shape of the data a model is built for; families add their own hyper-parameters.
 
     ``data_kind`` "images": (channels, height, width) images of ``levels`` integer levels; "points": vectors of
-    ``channels`` real numbers (height = width = 1, levels = 0).
+    ``channels`` real numbers (height = width = 1, levels = 0); "audio": waveforms of ``levels`` mu-law levels,
+    trained on windows of ``width`` samples (channels = height = 1).
     """
 
     data_kind: str = "images"
@@ -111,6 +112,10 @@ class ImageModel(nn.Module):
     def init_from_sources(self, load) -> None:
         """At the start of a new run of a model with a ``source_run``: copy what it needs from that run.
         ``load`` is ``dgm.runs.load``, handed in by the training layer: a model never imports the layers above it."""
+
+    def start_note(self) -> str:
+        """A line `dgm train` prints when training starts (e.g. a WaveNet's receptive field); "" for none."""
+        return ""
 
     def summarize(self, val: Dict[str, float]) -> str:
         """The validation values in one line for `dgm train`'s summary; "" when they lack a field it names."""
