@@ -64,13 +64,14 @@ class WaveNetConfig(ModelConfig):
 
 
 class _Layer(nn.Module):
-    """One gated residual layer: kernel-2 dilated causal conv, tanh * sigmoid, residual and skip 1x1."""
+    """One gated residual layer: kernel-2 dilated causal conv, tanh * sigmoid, residual and skip 1x1 (the last
+    layer has no residual path: only its skip output is used)."""
 
-    def __init__(self, r: int, s: int, d: int, n_cond: int):
+    def __init__(self, r: int, s: int, d: int, n_cond: int, last: bool = False):
         super().__init__()
         self.d = d
         self.conv = nn.Conv1d(r, 2 * r, 2, dilation=d)
-        self.res = nn.Conv1d(r, r, 1)
+        self.res = None if last else nn.Conv1d(r, r, 1)
         self.skip = nn.Conv1d(r, s, 1)
         self.cond = nn.Embedding(n_cond, 2 * r) if n_cond else None
 
@@ -83,15 +84,22 @@ class _Layer(nn.Module):
     def forward(self, h: torch.Tensor, y: Optional[torch.Tensor]):
         z = self.conv(F.pad(h, (self.d, 0)))
         o = self.gate(z, self.cond(y)[:, :, None] if self.cond is not None else None)
-        return h + self.res(o), self.skip(o)
+        return (h if self.res is None else h + self.res(o)), self.skip(o)
 
-    def step(self, past: torch.Tensor, now: torch.Tensor, c: Optional[torch.Tensor]):
-        """The same layer at one time step from (B, r) inputs at t-d and t (Fast WaveNet)."""
+    def packed(self, c: Optional[torch.Tensor]):
+        """The layer's weights as matrices for one-step use: (A^T, B^T, conv bias + label term, R^T, R's bias)."""
         w = self.conv.weight  # (2r, r, 2): tap 0 multiplies h_{t-d}, tap 1 h_t
-        z = torch.addmm(self.conv.bias, past, w[:, :, 0].t()) + now @ w[:, :, 1].t()
-        o = self.gate(z, c)
-        return now + F.linear(o, self.res.weight[:, :, 0], self.res.bias), \
-            F.linear(o, self.skip.weight[:, :, 0], self.skip.bias)
+        bias = self.conv.bias if c is None else self.conv.bias + c
+        res = (None, None) if self.res is None else (self.res.weight[:, :, 0].t().contiguous(), self.res.bias)
+        return (w[:, :, 0].t().contiguous(), w[:, :, 1].t().contiguous(), bias) + res
+
+    def step(self, past: torch.Tensor, now: torch.Tensor, packed, o: torch.Tensor) -> torch.Tensor:
+        """The same layer at one time step from (B, r) inputs at t-d and t (Fast WaveNet): writes the gated output
+        into ``o`` (the skip path is applied to all layers' outputs at once) and returns the new h."""
+        a, b, bias, res_w, res_b = packed
+        f, g = torch.addmm(bias, past, a).addmm_(now, b).chunk(2, dim=1)
+        torch.mul(torch.tanh(f), torch.sigmoid(g), out=o)
+        return now if res_w is None else torch.addmm(res_b, o, res_w).add_(now)
 
 
 @MODELS.register("wavenet", help="WaveNet on 8-bit mu-law audio: dilated causal convs, gated units, residual and "
@@ -108,7 +116,9 @@ class WaveNet(ImageModel):
         if c.levels != 256:
             raise DgmError(f"wavenet models 256 mu-law levels; this data has {c.levels}")
         self.embed = nn.Embedding(c.levels, c.residual)
-        self.layers = nn.ModuleList(_Layer(c.residual, c.skip, d, c.num_classes) for d in c.dilations)
+        last = len(c.dilations) - 1
+        self.layers = nn.ModuleList(_Layer(c.residual, c.skip, d, c.num_classes, k == last)
+                                    for k, d in enumerate(c.dilations))
         self.out1 = nn.Conv1d(c.skip, c.skip, 1)
         self.out2 = nn.Conv1d(c.skip, c.levels, 1)
         self.pixels = PixelLikelihood("categorical", c.levels)
@@ -204,21 +214,27 @@ class WaveNet(ImageModel):
         return x
 
     def _sample_cached(self, n, length, y, noise):
-        """Fast WaveNet: each layer keeps a queue of its last d inputs, so a sample costs one step per layer."""
+        """Fast WaveNet: each layer keeps a queue of its last d inputs, so a sample costs one step per layer.
+
+        The queues are Python lists used as ring buffers (slot t mod d holds h_{t-d} until h_t replaces it), and the
+        gated outputs of all layers go into one (n, layers * r) buffer, so the skip sum is one matrix product."""
         x = torch.zeros(n, 1, length, device=self.device)
-        dtype = self.embed.weight.dtype
-        queues = [torch.zeros(layer.d, n, self.config.residual, device=self.device, dtype=dtype)
-                  for layer in self.layers]
-        conds = [layer.cond(y) if layer.cond is not None else None for layer in self.layers]
-        h0 = torch.zeros(n, self.config.residual, device=self.device, dtype=dtype)  # h_0 = 0 (the shift)
+        r, dtype = self.config.residual, self.embed.weight.dtype
+        zero = torch.zeros(n, r, device=self.device, dtype=dtype)  # h before the start, and h_0 (the shift)
+        queues = [[zero] * layer.d for layer in self.layers]
+        packs = [layer.packed(layer.cond(y) if layer.cond is not None else None) for layer in self.layers]
+        gated = torch.zeros(n, len(self.layers) * r, device=self.device, dtype=dtype)
+        outs = [gated[:, k * r:(k + 1) * r] for k in range(len(self.layers))]
+        skip_w = torch.cat([layer.skip.weight[:, :, 0] for layer in self.layers], 1).t().contiguous()
+        skip_b = sum(layer.skip.bias for layer in self.layers)
+        h0 = zero
         for t in range(length):
-            h, skip = h0, 0
-            for layer, q, c in zip(self.layers, queues, conds):
+            h = h0
+            for layer, q, pack, o in zip(self.layers, queues, packs, outs):
                 slot = t % layer.d
-                past = q[slot].clone()  # h_{t-d} (zeros before the start)
-                q[slot] = h
-                h, s = layer.step(past, h, c)
-                skip = skip + s
+                past, q[slot] = q[slot], h
+                h = layer.step(past, h, pack, o)
+            skip = torch.addmm(skip_b, gated, skip_w)
             logits = self._head(skip[:, :, None])[:, :, 0]
             v = self._draw(logits, noise[:, t])
             x[:, 0, t] = v
