@@ -168,7 +168,7 @@ def _build_parser_rest(sub) -> None:
 
     s = sub.add_parser("sample", help="sample a grid of images from a trained run")
     s.add_argument("run", help="run directory or checkpoint file (.pt)")
-    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("-n", type=int, default=None, help="number of samples (default 64; audio runs: 4)")
     s.add_argument("--out", default=None, help="PNG file to write (default: RUN/samples/sample-seedS.png; for a "
                    "checkpoint FILE.pt: FILE-sample-seedS.png beside it)")
     s.add_argument("--seed", type=int, default=0)
@@ -360,7 +360,7 @@ def _sample(args) -> int:
 
     from .devices import check_device
 
-    if not 1 <= args.n <= MAX_SAMPLES:
+    if args.n is not None and not 1 <= args.n <= MAX_SAMPLES:
         raise DgmError(f"-n must be in 1..{MAX_SAMPLES}, got {args.n}")
     _check_seed(args.seed)
     check_device(args.device)
@@ -374,7 +374,9 @@ def _sample(args) -> int:
     observe = args.observe or "top"
     model = load(args.run, checkpoint=args.checkpoint, device=args.device)
     if model.config.data_kind == "audio":
+        args.n = 4 if args.n is None else args.n
         return _sample_audio(args, model)
+    args.n = 64 if args.n is None else args.n
     if args.seconds is not None:
         raise DgmError(f"--seconds is for audio runs; {model.run_config['model']} makes images: drop --seconds")
     if args.plots and "latent" not in model.capabilities:

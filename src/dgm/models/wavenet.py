@@ -31,6 +31,10 @@ from .base import MODELS, ImageModel, InputError, ModelConfig
 
 @dataclass
 class WaveNetConfig(ModelConfig):
+    data_kind: str = "audio"
+    height: int = 1
+    width: int = 4000       # the training window (samples)
+    levels: int = 256       # 8-bit mu-law
     layers: int = 10        # layers per stack: dilations 1, 2, ..., 2^(layers-1)
     stacks: int = 2         # repeats of the dilation cycle
     residual: int = 32      # residual (and gate) channels
