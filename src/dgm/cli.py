@@ -136,6 +136,8 @@ def _train_arguments(t) -> None:
                    "translate between, e.g. sneaker,sandal (default: none)")
     t.add_argument("--paired", action="store_true", default=None, help="(fashion-labels, digits-labels) train on the "
                    "true pairs: the supervised upper bound of a translation model (default: off)")
+    t.add_argument("--window", type=int, default=None, help="(audio datasets) training window in samples "
+                   "(default: 4000 for speech and audio, 500 for tones)")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA[-N])")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint "
                    "(default: off)")
@@ -172,7 +174,7 @@ def _build_parser_rest(sub) -> None:
 
     s = sub.add_parser("sample", help="sample a grid of images from a trained run")
     s.add_argument("run", help="run directory or checkpoint file (.pt)")
-    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("-n", type=int, default=None, help="number of samples (default 64; audio runs: 4)")
     s.add_argument("--out", default=None, help="PNG file to write (default: RUN/samples/sample-seedS.png; for a "
                    "checkpoint FILE.pt: FILE-sample-seedS.png beside it)")
     s.add_argument("--seed", type=int, default=0)
@@ -189,6 +191,8 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--translate", default=None, metavar="test|FOLDER", help="translation runs (cyclegan): write "
                    "input / translation / reconstruction triplets of both directions for n images of the run's test "
                    "split or of a folder")
+    s.add_argument("--seconds", type=float, default=None, help="audio runs: seconds of audio per sample; writes "
+                   "n WAV files and a PNG of their waveforms and spectrograms (default: 1)")
     s.add_argument("--plots", action="store_true", help="latent-variable models: also write reconstructions of "
                    "test images and, for a 2-D latent, the decoded manifold and the encoded test set by label")
 
@@ -321,6 +325,8 @@ def _train(args) -> int:
     for key in ("data_dir_b", "classes", "paired"):  # options of the translation datasets (data/pairs.py)
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
+    if args.window is not None:
+        options["window"] = args.window
     data = args.data if args.data is not None or args.resume else "digits"  # --resume: None = the saved data
     data_cfg = {"name": data, "data_dir": args.data_dir, "binarize": args.binarize, "levels": args.quantize,
                 "scale": "levels", "options": options}
@@ -371,7 +377,7 @@ def _sample(args) -> int:
 
     from .devices import check_device
 
-    if not 1 <= args.n <= MAX_SAMPLES:
+    if args.n is not None and not 1 <= args.n <= MAX_SAMPLES:
         raise DgmError(f"-n must be in 1..{MAX_SAMPLES}, got {args.n}")
     _check_seed(args.seed)
     check_device(args.device)
@@ -384,6 +390,12 @@ def _sample(args) -> int:
                        "--observe")
     observe = args.observe or "top"
     model = load(args.run, checkpoint=args.checkpoint, device=args.device)
+    if model.config.data_kind == "audio":
+        args.n = 4 if args.n is None else args.n
+        return _sample_audio(args, model)
+    args.n = 64 if args.n is None else args.n
+    if args.seconds is not None:
+        raise DgmError(f"--seconds is for audio runs; {model.run_config['model']} makes images: drop --seconds")
     if args.plots and "latent" not in model.capabilities:
         raise DgmError(f"--plots needs a latent-variable model (vae, beta-vae); {model.run_config['model']} has "
                        "no encoder")
@@ -454,6 +466,44 @@ def _translate(args, model) -> int:
     with _undo_on_failure(f"{base}-x_to_y.png", f"{base}-y_to_x.png"):
         for path in save_translation_grids(model, args.translate, args.n, out):
             print(path)
+    return 0
+
+
+def _sample_audio(args, model) -> int:
+    """`dgm sample` of an audio run: -n WAV files of --seconds each and one PNG of waveforms and spectrograms."""
+    import torch
+
+    from .data.audio import levels_to_pcm, write_wav
+    from .viz.audio import require_pyplot, save_audio_plot
+
+    for flag, value in (("--complete-from", args.complete_from), ("--observe", args.observe),
+                        ("--plots", args.plots)):
+        if value:
+            raise DgmError(f"{flag} is for image runs; this {model.run_config['model']} run makes audio: drop {flag}")
+    seconds = 1.0 if args.seconds is None else args.seconds
+    rate = model.config.sample_rate
+    length = int(round(seconds * rate))
+    if not 1 <= length <= 3600 * rate:
+        raise DgmError(f"--seconds must give 1 sample to 1 hour of audio, got {args.seconds}")
+    y = None
+    if args.label is not None:
+        if not model.conditional:
+            raise DgmError("--label needs a class-conditional model (train with --conditional)")
+        if not 0 <= args.label < model.config.num_classes:
+            raise DgmError(f"--label must be in 0..{model.config.num_classes - 1}, got {args.label}")
+        y = torch.full((args.n,), args.label, dtype=torch.long)
+    require_pyplot()  # before sampling: the PNG is part of the output
+    png = Path(args.out or _default_out(args.run, f"sample-seed{args.seed}.png"))
+    wavs = [png.with_name(f"{png.stem}-{i}.wav") for i in range(args.n)]
+    with _undo_on_failure(png, args.save_tensor, *wavs):
+        gen = torch.Generator().manual_seed(args.seed)
+        x = model.sample(args.n, length, y=y, generator=gen, method="naive" if args.naive else "cached").cpu()
+        pcm = [levels_to_pcm(x[i, 0].numpy()) for i in range(args.n)]
+        for path, p in zip(wavs, pcm):
+            print(write_wav(path, p, rate))
+        print(save_audio_plot(png, pcm, rate))
+        if args.save_tensor:
+            torch.save(x, args.save_tensor)
     return 0
 
 

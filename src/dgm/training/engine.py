@@ -178,6 +178,8 @@ class Trainer:
         sampler = DistributedSampler(self.train_set, num_replicas=self.info.world_size, rank=self.info.rank,
                                      shuffle=True, seed=self.cfg.seed, drop_last=True)
         sampler.set_epoch(epoch)
+        if hasattr(self.train_set, "set_epoch"):  # datasets that draw per epoch (random audio windows)
+            self.train_set.set_epoch(self.cfg.seed, epoch)
         idx = list(sampler)
         b = self.local_batch
         for k in range(start, self.batches_per_epoch):
