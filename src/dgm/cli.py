@@ -306,12 +306,16 @@ def _train(args) -> int:
     data_cfg = {"name": data, "data_dir": args.data_dir, "binarize": args.binarize, "levels": args.quantize,
                 "scale": "levels", "options": options}
     given = _collect(args, TrainConfig)
+    model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
+    if model_opts.get("protocol") and not args.resume:  # a toy-mixture preset fills defaults; given flags win
+        from .bench.protocols import apply
+
+        model_opts, given = apply(model_opts["protocol"], data, model_opts, given)
     cfg = TrainConfig.from_dict(given)
     if "device" in given:
         from .devices import check_device
 
         check_device(cfg.device, auto=True)
-    model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
     if not args.resume:
         cls.Config.refuse_unused(model_opts)
     if args.from_run is not None:

@@ -52,6 +52,7 @@ class GANConfig(ModelConfig):
     minibatch_disc_dim: int = 5       # dimension C of each minibatch-discrimination kernel
     mbstd: bool = False               # minibatch standard deviation feature (Karras et al. 2018, ProGAN)
     mbstd_group: int = 4              # group size of --mbstd (ProGAN: 4)
+    protocol: str = ""                # toy-mixture preset veegan | pacgan (dgm.bench.protocols): fills defaults
 
     @classmethod
     def refuse_unused(cls, given: Dict[str, Any]) -> None:

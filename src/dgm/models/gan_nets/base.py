@@ -64,9 +64,10 @@ class Discriminator(nn.Module):
         self.pack = pack
         self.batch = nn.Sequential(*batch) if batch else None
         extra = sum(layer.extra for layer in batch)
-        if extra:  # the head reads F + extra features
-            old = body.head
-            body.head = nn.Linear(old.in_features + extra, old.out_features, bias=old.bias is not None)
+        if extra:  # the head reads F + extra features: a wider one in its place (``body.set_head`` where the body
+            old = body.head  # keeps its head inside a stack, else the attribute ``head``)
+            new = nn.Linear(old.in_features + extra, old.out_features, bias=old.bias is not None)
+            body.set_head(new) if hasattr(body, "set_head") else setattr(body, "head", new)
 
     @property
     def head(self) -> nn.Module:

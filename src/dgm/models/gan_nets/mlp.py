@@ -19,8 +19,7 @@ class MLPScorer(nn.Sequential):
     def head(self) -> nn.Module:
         return self[1][-1]
 
-    @head.setter
-    def head(self, layer: nn.Module) -> None:
+    def set_head(self, layer: nn.Module) -> None:
         self[1][-1] = layer
 
 
