@@ -68,6 +68,7 @@ VEEGAN = Protocol(
         "wgan-gp": {"gp_weight": 0.1, "n_critic": 5},
     },
     steps=25_000,              # params max_iter=25000 (VEEGAN's paper: 100,000)
+    packs_per_batch=True,      # not in setting A (no packing there): PacGAN's convention, 512 packs of m samples
     published=(                # reference-results.md, setting A (5 runs, no error bars; no reverse KL reported)
         ("GAN", "ring8", 1.0, 0.993, None, None), ("ALI", "ring8", 2.8, 0.0013, None, None),
         ("Unrolled GAN", "ring8", 7.6, 0.356, None, None), ("VEEGAN", "ring8", 8.0, 0.529, None, None),
