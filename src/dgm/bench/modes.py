@@ -237,9 +237,9 @@ def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, s
                 done[(r["entry"], r["data"], r["seed"])] = r
     snap_entries = {"non-saturating", UNROLLED, "pacgan4"} if figure else set()
     all_jobs = []
-    for d in datasets:
-        for e in entries:
-            for s in range(seeds):
+    for s in range(seeds):  # seed by seed: an interrupted bench has every row with fewer seeds
+        for d in datasets:
+            for e in entries:
                 job = {"entry": e, "data": d, "seed": s, "steps": steps, "batch_size": batch_size,
                        "protocol": protocol, "run_dir": str(out_dir / "runs" / d / e / f"seed-{s}"),
                        "model_opts": model_opts or {}}
