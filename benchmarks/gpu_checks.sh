@@ -4,7 +4,10 @@
 # 1. the Inception-v3 cross-check against torchvision (skipped where torchvision is missing);
 # 2. PixelCNN on digits on CUDA, fp32 and --amp (bf16 where supported), then dgm eval on the GPU and on the CPU;
 # 3. a DCGAN with --amp;
-# 4. the whole test suite with a GPU visible (device "auto" picks CUDA), cut off after $SUITE_SECONDS (default 300).
+# 4. the whole test suite with a GPU visible (device "auto" picks CUDA), cut off after $SUITE_SECONDS (default 300);
+# 5. only with MODES_FULL=1: the two toy-mixture protocols at full length (dgm bench modes --protocol veegan|pacgan,
+#    issue 15). These are small MLPs: CPU-bound, one thread per run; setting A is ~4 CPU-min per run (25k updates),
+#    setting B ~1 CPU-hour per run (400k updates), i.e. ~120 CPU-hours for its 6 rows x 2 mixtures x 10 seeds.
 # Everything is written under $OUT (log.txt, pytest.txt, eval JSONs). Keep OMP_NUM_THREADS small with pytest -n:
 # 8 workers x 16 threads each made the suite crawl.
 set -u
@@ -35,4 +38,12 @@ dgm eval "$R/gan-amp" --metric fid,kid,pr,dc -n 1000 --device cuda
 echo "== 4. test suite (GPU visible)"
 OMP_NUM_THREADS=2 timeout "${SUITE_SECONDS:-300}" python3 -m pytest -q -n 7 -p no:cacheprovider --durations=15 \
     tests > "$OUT/pytest.txt" 2>&1; echo "pytest exit $?"; tail -n 30 "$OUT/pytest.txt"
+if [ "${MODES_FULL:-0}" = 1 ]; then
+  echo "== 5. toy-mixture protocols at full length"
+  J=${MODES_JOBS:-14}
+  time python3 -m dgm bench modes --protocol veegan --seeds 5 --jobs "$J" --out "$OUT/modes-veegan" \
+      --objectives minimax,non-saturating,wgan-gp,hinge,unrolled-5,pacgan2,pacgan3,pacgan4,minibatch-disc,mbstd,pacgan4+mbstd
+  time python3 -m dgm bench modes --protocol pacgan --seeds 10 --jobs "$J" --out "$OUT/modes-pacgan" \
+      --objectives non-saturating,pacgan2,pacgan3,pacgan4,minibatch-disc,mbstd
+fi
 } 2>&1 | tee "$OUT/log.txt"
