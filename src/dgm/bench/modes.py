@@ -98,6 +98,10 @@ def run_one(job: Dict) -> Dict:
 
     cpu0 = time.process_time()
     run_dir = Path(job["run_dir"])
+    if run_dir.exists():  # left by an interrupted bench (its row is not in rows.jsonl): train it again from scratch
+        import shutil
+
+        shutil.rmtree(run_dir)
     data_cfg = {"name": job["data"], "data_dir": None, "binarize": None, "levels": None, "scale": "levels",
                 "options": {}}
     model_opts, train_opts = entry_options(job["entry"], job.get("protocol"), job["data"], job.get("model_opts", {}),
