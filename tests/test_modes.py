@@ -206,12 +206,17 @@ def _grid_modes(pack, seed, steps=1500):
     import tempfile
 
     data = {"name": "grid25", "data_dir": None, "binarize": None, "levels": None, "scale": "levels", "options": {}}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny MLPs: more threads only spin on a busy machine
     with tempfile.TemporaryDirectory() as d:
         cfg = TrainConfig(steps=steps, batch_size=32 * pack, seed=seed, progress=False, n_samples=0,
                           ckpt_every=10 ** 9)
-        train_run("gan", data, {"objective": "non-saturating", "hidden": 64, "layers": 2, "pack": pack,
-                                "lr_d": 1e-3, "lr_g": 1e-3}, cfg, out=d)
-        return modes(load(d), load_dataset("grid25", "train"))
+        try:
+            train_run("gan", data, {"objective": "non-saturating", "hidden": 64, "layers": 2, "pack": pack,
+                                    "lr_d": 1e-3, "lr_g": 1e-3}, cfg, out=d)
+            return modes(load(d), load_dataset("grid25", "train"))
+        finally:
+            torch.set_num_threads(threads)
 
 
 def test_packing_covers_more_grid_modes_fixed_seed():
