@@ -79,12 +79,23 @@ class Discriminator(nn.Module):
         plane (``viz.toy``) is only defined then."""
         return self.pack == 1 and self.batch is None
 
+    @property
+    def split(self) -> bool:
+        """Whether the body declares ``features`` and ``head``; an architecture's body without them (any module to
+        one score) still works, as one opaque block, without batch layers or ``representation``."""
+        return hasattr(self.body, "features") and hasattr(self.body, "head")
+
     def representation(self, x: Tensor) -> Tensor:
         """The head's input for a batch of samples x: (N / pack, F + extra)."""
+        if not self.split:
+            raise DgmError(f"this discriminator's body ({type(self.body).__name__}) has no features/head split")
         h = self.body.features(pack(x, self.pack))
         return h if self.batch is None else self.batch(h)
 
     def forward(self, x: Tensor) -> Tensor:
+        if not self.split:
+            y = pack(x, self.pack)
+            return self.body(y).reshape(y.shape[0])
         h = self.representation(x)
         return self.head(h).reshape(h.shape[0])
 
@@ -135,7 +146,11 @@ def discriminator(energy: Optional[str], scorer: Callable[[], nn.Module],
     m = getattr(config, "pack", 1)
     if energy is None:
         body = scorer()
-        return Discriminator(body, m, batch_layers(config, body.head.in_features))
+        wanted = getattr(config, "minibatch_disc", 0) or getattr(config, "mbstd", False)
+        if wanted and not (hasattr(body, "features") and hasattr(body, "head")):
+            raise DgmError("--minibatch-disc / --mbstd need a discriminator body with features(x) and a linear head; "
+                           f"this architecture's ({type(body).__name__}) has none")
+        return Discriminator(body, m, batch_layers(config, body.head.in_features) if wanted else [])
     if batch_layers(config, 1):
         raise DgmError("--minibatch-disc / --mbstd need a scoring discriminator; the energy objectives (ebgan, "
                        "began) have an auto-encoder D: drop the option or choose another objective")
