@@ -127,11 +127,11 @@ def run_one(job: Dict) -> Dict:
 
 
 def _mean_std(v: Sequence[Optional[float]]):
-    """Mean and standard error of the mean (std with ddof 1 / sqrt(n), as PacGAN's +-; 0 for one seed)."""
+    """Mean and standard error of the mean (std with ddof 1 / sqrt(n), as PacGAN's +-; None for one seed)."""
     v = [x for x in v if x is not None and math.isfinite(x)]
     if not v:
         return None, None, 0
-    se = float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else 0.0
+    se = float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None  # one seed: no error bar
     return float(np.mean(v)), se, len(v)
 
 
@@ -184,7 +184,7 @@ def format_table(summary: Dict, num_modes: Dict[str, int], protocol: Optional[st
             lines.append(f"{'* ' + name:<28} {_pm(*row[0]):>13} {_pm(*row[1], 100):>15} "
                          f"{_pm(*row[2], digits=2):>15}")
     if published:
-        lines.append(f"\n* published, {get(protocol).source} (from reference-results.md; mean"
+        lines.append(f"\n* published, {get(protocol).source} (the papers' tables; mean"
                      f"{' ± standard error' if protocol == 'pacgan' else ' of 5 runs, no error bars'}); "
                      "the papers ran the full length")
     return "\n".join(lines)
