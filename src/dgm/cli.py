@@ -237,14 +237,23 @@ def _build_parser_rest(sub) -> None:
 
     b = sub.add_parser("bench", help="benchmarks: `dgm bench modes` (mode collapse on toy mixtures)")
     b.add_argument("what", choices=["modes"])
-    b.add_argument("--objectives", default="all", help="comma-separated objectives (dgm list objectives) and "
-                   "unrolled-5; default: all")
+    b.add_argument("--objectives", default="all", help="comma-separated entries: objectives (dgm list objectives), "
+                   "remedies on the non-saturating GAN (unrolled-5, pacgan2, pacgan3, pacgan4, minibatch-disc, mbstd) "
+                   "or combinations joined by + (pacgan2+mbstd); default: all (objectives + unrolled-5; with "
+                   "--protocol: the classic losses and every remedy)")
+    b.add_argument("--protocol", default=None, choices=["veegan", "pacgan"], help="published networks, optimiser "
+                   "and length (veegan: setting A, 25k updates; pacgan: setting B, 400 epochs), beside their "
+                   "published rows (default: none, dgm's MLPs)")
     b.add_argument("--data", default="ring8,grid25", help="toy mixtures (default: ring8,grid25)")
     b.add_argument("--seeds", type=int, default=5)
-    b.add_argument("--steps", type=int, default=3000, help="discriminator updates per run (default 3000)")
-    b.add_argument("--batch-size", type=int, default=256)
-    b.add_argument("--hidden", type=int, default=None, help="MLP width (default 256)")
-    b.add_argument("--layers", type=int, default=None, help="MLP hidden layers (default 3)")
+    b.add_argument("--steps", type=int, default=None, help="discriminator updates per run (default: the protocol's, "
+                   "else 3000)")
+    b.add_argument("--epochs", type=float, default=None, help="--protocol pacgan: epochs of 1,000 updates (its "
+                   "full length: 400)")
+    b.add_argument("--batch-size", type=int, default=None, help="D inputs (packs with packing) per update "
+                   "(default: the protocol's, else 256)")
+    b.add_argument("--hidden", type=int, default=None, help="MLP width (default: the protocol's, else 256)")
+    b.add_argument("--layers", type=int, default=None, help="MLP hidden layers (default: the protocol's, else 3)")
     b.add_argument("--jobs", type=int, default=1, help="runs in parallel (one CPU thread each)")
     b.add_argument("--out", default="runs/bench-modes", help="folder for runs, results.json, table and figures")
     b.add_argument("--no-figures", action="store_true")
@@ -331,12 +340,16 @@ def _train(args) -> int:
     data_cfg = {"name": data, "data_dir": args.data_dir, "binarize": args.binarize, "levels": args.quantize,
                 "scale": "levels", "options": options}
     given = _collect(args, TrainConfig)
+    model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
+    if model_opts.get("protocol") and not args.resume:  # a toy-mixture preset fills defaults; given flags win
+        from .bench.protocols import apply
+
+        model_opts, given = apply(model_opts["protocol"], data, model_opts, given)
     cfg = TrainConfig.from_dict(given)
     if "device" in given:
         from .devices import check_device
 
         check_device(cfg.device, auto=True)
-    model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
     if not args.resume:
         cls.Config.refuse_unused(model_opts)
     if args.from_run is not None:
@@ -528,7 +541,7 @@ def _eval(args) -> int:
 def _bench(args) -> int:
     from .bench.modes import default_entries, run_benchmark
 
-    entries = default_entries() if args.objectives == "all" else [e.strip() for e in args.objectives.split(",") if e.strip()]
+    entries = default_entries(args.protocol) if args.objectives == "all" else [e.strip() for e in args.objectives.split(",") if e.strip()]
     opts = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers)) if v is not None}
     for flag, v, low in (("--batch-size", args.batch_size, 1), ("--hidden", args.hidden, 1),
                          ("--layers", args.layers, 1)):  # checked here, before any progress line is printed
@@ -540,7 +553,7 @@ def _bench(args) -> int:
     _check_output(out / "results.json", "--out", make_parent=True)
     res = run_benchmark(entries, [d.strip() for d in args.data.split(",") if d.strip()], args.seeds, args.steps,
                         args.out, batch_size=args.batch_size, jobs=args.jobs, model_opts=opts,
-                        figure=not args.no_figures)
+                        figure=not args.no_figures, protocol=args.protocol, epochs=args.epochs)
     print(res["table"])
     print(f"\nresults: {Path(args.out) / 'results.json'}")
     return 0
