@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from dgm.errors import DgmError
 from dgm.models import MODELS, InputError
 
-SHAPES = {"binary": (1, 8, 8, 2), "rgb4": (3, 8, 8, 4)}
+SHAPES = {"binary": (1, 8, 8, 2), "rgb4": (3, 8, 8, 4), "grey4": (1, 8, 8, 4)}
 CLASSES = 3
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -50,9 +50,26 @@ def _conditional(cls):
     return "conditional" in {f.name for f in dataclasses.fields(cls.Config)}
 
 
+def _refuses_colour(name):
+    """Models of greyscale images only (made, nade, lmconv) refuse RGB at build time with a one-line error."""
+    try:
+        build(name, "rgb4")
+    except DgmError as e:
+        assert "channel" in str(e) and "\n" not in str(e), str(e)
+        return True
+    return False
+
+
 def _cases(capability):
-    return [pytest.param(n, s, id=f"{n}-{s}") for n in MODELS.names() for s in SHAPES
-            if _images(MODELS.get(n)) and capability in MODELS.get(n).capabilities]
+    """(model, shape) pairs: binary and 4-level RGB images, or 4-level grey ones for a model of greyscale only."""
+    names = [n for n in MODELS.names() if _images(MODELS.get(n)) and capability in MODELS.get(n).capabilities]
+    return [pytest.param(n, s, id=f"{n}-{s}") for n in names
+            for s in ("binary", "grey4" if _refuses_colour(n) else "rgb4")]
+
+
+def test_greyscale_only_models_refuse_colour_in_one_line():
+    refusing = [n for n in MODELS.names() if _images(MODELS.get(n)) and _refuses_colour(n)]
+    assert {"made", "nade", "lmconv"} <= set(refusing)
 
 
 def _valid(shape, n=2, seed=0):

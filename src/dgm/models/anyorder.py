@@ -37,6 +37,14 @@ def one_hot_levels(x: torch.Tensor, levels: int, dtype: torch.dtype = torch.floa
     return oh + (x - x.detach()).to(dtype).unsqueeze(-1)
 
 
+def greyscale_only(name: str, channels: int) -> None:
+    """The any-order models (made, nade, lmconv) order the H*W pixels of one channel; colour is refused in one line."""
+    if channels != 1:
+        raise DgmError(f"{name} models greyscale images (1 channel); this data has {channels} channels: use a "
+                       "greyscale dataset (an image folder: --image-channels 1) or a raster model (pixelcnn, "
+                       "gated-pixelcnn) for colour")
+
+
 @dataclass
 class AnyOrderConfig(ModelConfig):
     """The fields every any-order model adds: how many orders, from which family, and the seed of ``random``."""

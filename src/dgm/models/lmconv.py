@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from ..errors import DgmError
 from ..nn.lmconv import LocallyMaskedConv2d, TapMasks, tap_masks
-from .anyorder import AnyOrderConfig, AnyOrderModel
+from .anyorder import AnyOrderConfig, AnyOrderModel, greyscale_only
 from .base import MODELS
 
 _CACHE_SIZE = 64   # single-order mask sets kept per model (the model's orders plus completion orders)
@@ -45,9 +45,8 @@ class LMConvConfig(AnyOrderConfig):
         post = getattr(super(), "__post_init__", None)
         if post is not None:
             post()
-        if self.data_kind == "images" and self.channels != 1:
-            raise DgmError(f"lmconv models greyscale images (1 channel), this data has {self.channels}; "
-                           "use a greyscale dataset or --grey if it offers one")
+        if self.data_kind == "images":
+            greyscale_only("lmconv", self.channels)
         if self.hidden < 1 or self.layers < 1 or self.dilation_cycle < 1:
             raise DgmError("--hidden, --layers and --dilation-cycle must be >= 1")
         for name in ("first_kernel", "kernel"):

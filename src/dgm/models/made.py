@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import DgmError
-from .anyorder import AnyOrderConfig, AnyOrderModel, one_hot_levels
+from .anyorder import AnyOrderConfig, AnyOrderModel, greyscale_only, one_hot_levels
 from .base import MODELS
 
 
@@ -39,15 +39,9 @@ class MADEConfig(AnyOrderConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _greyscale_only("made", self.channels)
+        greyscale_only("made", self.channels)
         if self.hidden < 1 or self.layers < 1:
             raise DgmError(f"--hidden and --layers must be >= 1, got {self.hidden} and {self.layers}")
-
-
-def _greyscale_only(name: str, channels: int) -> None:
-    if channels != 1:
-        raise DgmError(f"{name} models greyscale images (1 channel); this data has {channels} channels: use a "
-                       "greyscale dataset or an any-order convolutional model (lmconv)")
 
 
 def ranks(order: torch.Tensor) -> torch.Tensor:

@@ -17,9 +17,8 @@ import torch
 import torch.nn as nn
 
 from ..errors import DgmError
-from .anyorder import AnyOrderConfig, AnyOrderModel, one_hot_levels
+from .anyorder import AnyOrderConfig, AnyOrderModel, greyscale_only, one_hot_levels
 from .base import MODELS
-from .made import _greyscale_only
 
 
 @dataclass
@@ -33,7 +32,7 @@ class NADEConfig(AnyOrderConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _greyscale_only("nade", self.channels)
+        greyscale_only("nade", self.channels)
         if self.hidden < 1:
             raise DgmError(f"--hidden must be >= 1, got {self.hidden}")
 
