@@ -180,6 +180,8 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--save-tensor", default=None, metavar="FILE.pt", help="also save the samples as a tensor")
     s.add_argument("--naive", action="store_true", help="autoregressive models: run the whole network once per "
                    "pixel (the reference) instead of the default cached sampling; same images, slower")
+    s.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: sample the raw generator, "
+                   "not the EMA of its weights (the default)")
     s.add_argument("--plots", action="store_true", help="latent-variable models: also write reconstructions of "
                    "test images and, for a 2-D latent, the decoded manifold and the encoded test set by label")
 
@@ -221,6 +223,8 @@ def _build_parser_rest(sub) -> None:
     e.add_argument("--device", default="cpu")
     e.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     e.add_argument("--progress", action="store_true", help="show progress bars")
+    e.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: evaluate the raw generator, "
+                   "not the EMA of its weights (the default)")
 
     b = sub.add_parser("bench", help="benchmarks: `dgm bench modes` (mode collapse on toy mixtures)")
     b.add_argument("what", choices=["modes"])
@@ -371,7 +375,7 @@ def _sample(args) -> int:
         raise DgmError("--observe chooses the kept half of --complete-from; give --complete-from IMAGE_FILE or drop "
                        "--observe")
     observe = args.observe or "top"
-    model = load(args.run, checkpoint=args.checkpoint, device=args.device)
+    model = load(args.run, checkpoint=args.checkpoint, device=args.device, ema=not args.no_ema)
     if args.plots and "latent" not in model.capabilities:
         raise DgmError(f"--plots needs a latent-variable model (vae, beta-vae); {model.run_config['model']} has "
                        "no encoder")
@@ -434,7 +438,7 @@ def _eval(args) -> int:
                       n=args.n, features=args.features, weights=args.weights, batch_size=args.batch_size,
                       seed=args.seed, checkpoint=args.checkpoint, device=args.device, use_cache=not args.no_cache,
                       progress=args.progress, save_samples=args.save_samples, k=args.k,
-                      observe=args.observe, orders_used=args.orders_used)
+                      observe=args.observe, orders_used=args.orders_used, ema=not args.no_ema)
     _print_json(result)
     return 0
 

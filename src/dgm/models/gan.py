@@ -15,6 +15,7 @@ from torch import Tensor
 from ..errors import DgmError
 from ..nn import apply_spectral_norm
 from ..nn.blocks import evaluating
+from ..nn.ema import ema_copy
 from ..objectives import F_DIVERGENCES, OBJECTIVES
 from .base import MODELS, ImageModel, ModelConfig
 from .gan_nets import GAN_ARCHS, AutoencoderDiscriminator, Discriminator  # noqa: F401  (D types, re-exported)
@@ -47,6 +48,8 @@ class GANConfig(ModelConfig):
     unroll_steps: int = 0             # unrolled GAN (Metz et al. 2017): K differentiable D updates
     instance_noise: float = 0.0       # std of Gaussian instance noise on D's inputs, annealed to 0
     noise_decay_steps: int = 0        # 0: anneal over the whole run
+    ema_decay: float = 0.0            # EMA of G's weights sampled by default (e.g. 0.999; 0: off; dgm.nn.ema)
+    ema_start: int = 0                # the EMA copies G until this training step, then averages
 
     @classmethod
     def refuse_unused(cls, given: Dict[str, Any]) -> None:
@@ -83,6 +86,10 @@ class GANConfig(ModelConfig):
                 raise DgmError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.layers < 1:
             raise DgmError(f"--layers must be >= 1, got {self.layers}")
+        if not 0 <= self.ema_decay < 1:
+            raise DgmError(f"--ema-decay must be in [0, 1) (0: no EMA), got {self.ema_decay}")
+        if self.ema_start < 0 or (self.ema_start and not self.ema_decay):
+            raise DgmError(f"--ema-start must be >= 0 and needs --ema-decay > 0, got {self.ema_start}")
         for name in ("lr_g", "lr_d"):
             v = getattr(self, name)
             if v is not None and not v > 0:
@@ -124,6 +131,28 @@ class GAN(ImageModel):
         self.generator, self.discriminator = GAN_ARCHS.get(c.arch).build(c, energy)
         if c.spectral_norm:
             apply_spectral_norm(self.discriminator)
+        if c.ema_decay > 0:  # the EMA of G (dgm.nn.ema), updated by the GAN step, sampled by default
+            self.generator_ema = ema_copy(self.generator)
+        self.sample_ema = True  # what sample(ema=None) uses when the run has an EMA (dgm sample/eval --no-ema)
+
+    @property
+    def has_ema(self) -> bool:
+        """True when the run keeps an EMA of the generator's weights (trained with --ema-decay)."""
+        return hasattr(self, "generator_ema")
+
+    def use_ema(self, on: bool) -> None:
+        """Choose the weights ``sample`` uses by default: the EMA (on, the default) or the raw generator."""
+        if not on and not self.has_ema:
+            raise DgmError("--no-ema: this run keeps no EMA of its generator (train with --ema-decay); drop --no-ema")
+        self.sample_ema = on
+
+    def sampling_generator(self, ema: Optional[bool] = None):
+        """The generator ``sample`` runs: the EMA when the run has one (unless ``ema=False``), else the raw G."""
+        if ema and not self.has_ema:
+            raise DgmError("ema=True: this run keeps no EMA of its generator (train with --ema-decay)")
+        if ema is None:
+            ema = self.sample_ema and self.has_ema
+        return self.generator_ema if ema else self.generator
 
     def summarize(self, val):
         rkl = f"{val['reverse_kl']:.3f}" if "reverse_kl" in val else "undefined (no high-quality sample)"
@@ -143,14 +172,17 @@ class GAN(ImageModel):
 
     @torch.no_grad()
     def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
-               z: Optional[Tensor] = None) -> Tensor:
-        """n draws of G(z): points (n, D), or images (n, C, H, W) in [-1, 1]. G runs in eval mode (BN running stats)."""
+               z: Optional[Tensor] = None, ema: Optional[bool] = None) -> Tensor:
+        """n draws of G(z): points (n, D), or images (n, C, H, W) in [-1, 1]. G runs in eval mode (BN running stats).
+
+        ``ema``: the EMA of G's weights (default when the run has one) or, False, the raw weights."""
         self.check_labels(y, n)
         if z is not None:
             self.check_latent(z)
-        with evaluating(self.generator):
+        g = self.sampling_generator(ema)
+        with evaluating(g):
             z = self.sample_latent(n, generator) if z is None else z.to(self.device)
-            return self.generator(z)
+            return g(z)
 
     def to_unit(self, x: Tensor) -> Tensor:
         """Images in [0, 1] for grids (generator outputs live in [-1, 1])."""
