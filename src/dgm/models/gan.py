@@ -16,6 +16,7 @@ from ..errors import DgmError
 from ..nn import apply_spectral_norm
 from ..nn.blocks import evaluating
 from ..nn.ema import ema_copy
+from ..nn.latent import TRUNCATIONS, gaussian_latent
 from ..objectives import F_DIVERGENCES, OBJECTIVES
 from .base import MODELS, ImageModel, ModelConfig
 from .gan_nets import GAN_ARCHS, AutoencoderDiscriminator, Discriminator  # noqa: F401  (D types, re-exported)
@@ -119,6 +120,7 @@ class GAN(ImageModel):
     train_step = "gan"
     data_kinds = ("images", "points")
     input_scale = "pm1"  # generators end in tanh: images in [-1, 1]
+    truncation_modes = TRUNCATIONS  # z ~ N(0, I): PSI z towards the mean (default), or BigGAN's resampling
     capabilities = ()  # no likelihood: sample quality (images) or mode coverage (points) only
     summary_format = "{modes:.0f} modes, {hq_percent:.1f}% high-quality samples, reverse KL {rkl}"
 
@@ -167,21 +169,27 @@ class GAN(ImageModel):
     def objective(self):
         return OBJECTIVES.get(self.config.objective)
 
-    def sample_latent(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
-        return torch.randn(n, self.config.latent_dim, generator=generator).to(self.device)
+    def sample_latent(self, n: int, generator: Optional[torch.Generator] = None, truncation: Optional[float] = None,
+                      truncation_mode: str = "interpolate") -> Tensor:
+        """z ~ N(0, I), (n, latent_dim), truncated with PSI = ``truncation`` (``dgm.nn.latent``)."""
+        return gaussian_latent(n, self.config.latent_dim, generator, truncation, truncation_mode).to(self.device)
 
     @torch.no_grad()
     def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
-               z: Optional[Tensor] = None, ema: Optional[bool] = None) -> Tensor:
+               z: Optional[Tensor] = None, ema: Optional[bool] = None, truncation: Optional[float] = None,
+               truncation_mode: str = "interpolate") -> Tensor:
         """n draws of G(z): points (n, D), or images (n, C, H, W) in [-1, 1]. G runs in eval mode (BN running stats).
 
-        ``ema``: the EMA of G's weights (default when the run has one) or, False, the raw weights."""
+        ``ema``: the EMA of G's weights (default when the run has one) or, False, the raw weights. ``truncation``:
+        PSI of the truncation trick (``dgm.nn.latent``; PSI = 1 with "interpolate" is the ordinary sampler)."""
         self.check_labels(y, n)
         if z is not None:
             self.check_latent(z)
+            if truncation is not None:
+                raise DgmError("give z or truncation, not both (truncate the codes yourself: dgm.nn.latent)")
         g = self.sampling_generator(ema)
         with evaluating(g):
-            z = self.sample_latent(n, generator) if z is None else z.to(self.device)
+            z = self.sample_latent(n, generator, truncation, truncation_mode) if z is None else z.to(self.device)
             return g(z)
 
     def to_unit(self, x: Tensor) -> Tensor:
