@@ -78,7 +78,7 @@ def test_ema_is_checkpointed_and_survives_resume_bit_for_bit(ema_runs):
         assert torch.equal(a["model"][k], b["model"][k]), k
 
 
-def test_sampling_uses_the_ema_by_default_and_raw_weights_on_request(ema_runs, tmp_path):
+def test_sampling_uses_the_ema_by_default_and_raw_weights_on_request(ema_runs, tmp_path, capsys):
     run = ema_runs / "full"
     m = load(run)
     z = torch.randn(5, m.config.latent_dim)
@@ -92,6 +92,10 @@ def test_sampling_uses_the_ema_by_default_and_raw_weights_on_request(ema_runs, t
         assert main(["sample", str(run), "-n", "6", "--save-tensor", str(out), "--out", str(tmp_path / "s.png"),
                      *flag]) == 0
         assert torch.equal(torch.load(out), ref.sample(6, generator=torch.Generator().manual_seed(0)))
+    for flag, used in (([], True), (["--no-ema"], False)):  # dgm eval says which weights it sampled
+        capsys.readouterr()
+        assert main(["eval", str(run), "--metric", "modes", *flag]) == 0
+        assert json.loads(capsys.readouterr().out)["ema"] is used
 
 
 def test_no_ema_is_refused_on_a_run_without_ema_and_old_runs_load(ema_runs, tmp_path, capsys):

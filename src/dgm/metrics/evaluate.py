@@ -58,6 +58,8 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
     _check_completion_options(names, observe, orders_used)
     if model is not None:
         result.update(run=str(run), step=model.trained_steps, checkpoint=checkpoint, split=split)
+        if getattr(model, "has_ema", False):  # a GAN with an EMA of G: which weights made the samples
+            result["ema"] = ema
         if other:
             data = load_data(model.run_config["data"], split)
             options = {"k": k, "seed": seed, "observe": observe, "orders_used": orders_used}  # RUN_OPTIONS; each metric receives those it declares
