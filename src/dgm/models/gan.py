@@ -36,6 +36,8 @@ class GANConfig(ModelConfig):
     n_critic: int = 0                 # D updates per G update (0: the objective's paper default)
     lr_g: Optional[float] = None      # TTUR: separate learning rates (default: --lr, else the paper's)
     lr_d: Optional[float] = None      # (see --lr-g) the discriminator's learning rate
+    ema_decay: float = 0.0            # EMA of G's weights sampled by default (e.g. 0.999; 0: off; dgm.nn.ema)
+    ema_start: int = 0                # the EMA copies G until this training step, then averages
     gp_weight: float = 10.0           # lambda of WGAN-GP / DRAGAN
     dragan_c: float = 0.5             # DRAGAN perturbation scale c (x_p = x + c std(x) U[0,1])
     clip_value: float = 0.01          # WGAN weight clipping c
@@ -49,8 +51,6 @@ class GANConfig(ModelConfig):
     unroll_steps: int = 0             # unrolled GAN (Metz et al. 2017): K differentiable D updates
     instance_noise: float = 0.0       # std of Gaussian instance noise on D's inputs, annealed to 0
     noise_decay_steps: int = 0        # 0: anneal over the whole run
-    ema_decay: float = 0.0            # EMA of G's weights sampled by default (e.g. 0.999; 0: off; dgm.nn.ema)
-    ema_start: int = 0                # the EMA copies G until this training step, then averages
 
     @classmethod
     def refuse_unused(cls, given: Dict[str, Any]) -> None:
@@ -87,10 +87,6 @@ class GANConfig(ModelConfig):
                 raise DgmError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if self.layers < 1:
             raise DgmError(f"--layers must be >= 1, got {self.layers}")
-        if not 0 <= self.ema_decay < 1:
-            raise DgmError(f"--ema-decay must be in [0, 1) (0: no EMA), got {self.ema_decay}")
-        if self.ema_start < 0 or (self.ema_start and not self.ema_decay):
-            raise DgmError(f"--ema-start must be >= 0 and needs --ema-decay > 0, got {self.ema_start}")
         for name in ("lr_g", "lr_d"):
             v = getattr(self, name)
             if v is not None and not v > 0:
@@ -101,6 +97,10 @@ class GANConfig(ModelConfig):
             kinds = {"points": "2-D point datasets", "images": "image data"}
             raise DgmError(f"--arch {self.arch} needs {' or '.join(kinds[k] for k in arch.data_kinds)}; "
                            f"use --arch mlp for {kinds[self.data_kind]}")
+        if not 0 <= self.ema_decay < 1:
+            raise DgmError(f"--ema-decay must be in [0, 1) (0: no EMA), got {self.ema_decay}")
+        if self.ema_start < 0 or (self.ema_start and not self.ema_decay):
+            raise DgmError(f"--ema-start must be >= 0 and needs --ema-decay > 0, got {self.ema_start}")
         if self.latent_dim == 0:
             self.latent_dim = 2 if points else 64
         if self.hidden == 0:
