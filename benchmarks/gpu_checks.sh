@@ -4,7 +4,9 @@
 # 1. the Inception-v3 cross-check against torchvision (skipped where torchvision is missing);
 # 2. PixelCNN on digits on CUDA, fp32 and --amp (bf16 where supported), then dgm eval on the GPU and on the CPU;
 # 3. a DCGAN with --amp;
-# 4. the whole test suite with a GPU visible (device "auto" picks CUDA), cut off after $SUITE_SECONDS (default 300).
+# 4. the whole test suite with a GPU visible (device "auto" picks CUDA), cut off after $SUITE_SECONDS (default 300);
+# 5. with MNIST_DIR=DIR (the MNIST IDX files): the any-order table on binarized MNIST (benchmarks/anyorder_tables.py,
+#    NADE, MADE 1/32 orders, PixelCNN, Gated PixelCNN, LMConv 1/8 S-curve orders; whole-image and completion NLL).
 # Everything is written under $OUT (log.txt, pytest.txt, eval JSONs). Keep OMP_NUM_THREADS small with pytest -n:
 # 8 workers x 16 threads each made the suite crawl.
 set -u
@@ -35,4 +37,12 @@ dgm eval "$R/gan-amp" --metric fid,kid,pr,dc -n 1000 --device cuda
 echo "== 4. test suite (GPU visible)"
 OMP_NUM_THREADS=2 timeout "${SUITE_SECONDS:-300}" python3 -m pytest -q -n 7 -p no:cacheprovider --durations=15 \
     tests > "$OUT/pytest.txt" 2>&1; echo "pytest exit $?"; tail -n 30 "$OUT/pytest.txt"
+echo "== 5. binarized MNIST, any-order table (MNIST_DIR=${MNIST_DIR:-unset})"
+if [ -n "${MNIST_DIR:-}" ]; then
+  time timeout "${ANYORDER_SECONDS:-480}" python3 benchmarks/anyorder_tables.py --datasets mnist --data-dir "$MNIST_DIR" \
+      --device cuda --jobs 1 --parts ab --steps "${ANYORDER_STEPS:-2000}" --runs "$R/anyorder" \
+      --json "$OUT/anyorder_mnist.json" 2>&1 | tail -n 25
+else
+  echo "skipped: set MNIST_DIR to the folder holding train-images-idx3-ubyte[.gz] and the other MNIST files"
+fi
 } 2>&1 | tee "$OUT/log.txt"

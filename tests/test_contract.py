@@ -19,7 +19,7 @@ from dgm.errors import DgmError
 from dgm.metrics import METRICS, evaluate
 from dgm.models import MODELS
 
-SMALLEST = {"images": ["--data", "digits", "--binarize"], "points": ["--data", "ring8"]}
+SMALLEST = {"images": ["--data", "digits", "--binarize"], "points": ["--data", "ring8"], "pairs": ["--data", "digits-labels"]}
 
 
 def _cases():

@@ -146,6 +146,7 @@ def test_sample_latent_flags_write_their_figures(vae_run, tmp_path):
     (["--steps", "4"], "--steps is the length"),
     (["--truncation-mode", "resample"], "--truncation-mode needs"),
     (["--interpolate", "lerp", "--truncation", "0.5"], "give one of them"),
+    (["--interpolate", "lerp", "--truncation", "0"], "give one of them"),
     (["--arithmetic", "3"], "two class labels"),
     (["--arithmetic", "3,3"], "two different"),
     (["--truncation", "0", "--truncation-mode", "resample"], "threshold > 0"),

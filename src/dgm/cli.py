@@ -130,6 +130,12 @@ def _train_arguments(t) -> None:
                    "none: all images must have one size)")
     t.add_argument("--image-channels", type=int, default=None, choices=[1, 3],
                    help="(images dataset) 1 grey or 3 RGB (default: 3)")
+    t.add_argument("--data-dir-b", default=None, help="(pairs dataset) folder of domain Y's images; --data-dir holds "
+                   "domain X's (default: none)")
+    t.add_argument("--classes", default=None, metavar="A,B", help="(fashion-classes dataset) the two classes to "
+                   "translate between, e.g. sneaker,sandal (default: none)")
+    t.add_argument("--paired", action="store_true", default=None, help="(fashion-labels, digits-labels) train on the "
+                   "true pairs: the supervised upper bound of a translation model (default: off)")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA[-N])")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint "
                    "(default: off)")
@@ -180,6 +186,9 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--save-tensor", default=None, metavar="FILE.pt", help="also save the samples as a tensor")
     s.add_argument("--naive", action="store_true", help="autoregressive models: run the whole network once per "
                    "pixel (the reference) instead of the default cached sampling; same images, slower")
+    s.add_argument("--translate", default=None, metavar="test|FOLDER", help="translation runs (cyclegan): write "
+                   "input / translation / reconstruction triplets of both directions for n images of the run's test "
+                   "split or of a folder")
     s.add_argument("--interpolate", default=None, choices=["lerp", "slerp"], help="models with a Gaussian latent "
                    "(GANs, VAEs): -n rows of --steps images along a line (lerp) or a great-circle arc (slerp, White "
                    "2016) between two random codes")
@@ -323,6 +332,9 @@ def _train(args) -> int:
         options["image_size"] = args.image_size
     if args.image_channels is not None:
         options["channels"] = args.image_channels
+    for key in ("data_dir_b", "classes", "paired"):  # options of the translation datasets (data/pairs.py)
+        if getattr(args, key) is not None:
+            options[key] = getattr(args, key)
     data = args.data if args.data is not None or args.resume else "digits"  # --resume: None = the saved data
     data_cfg = {"name": data, "data_dir": args.data_dir, "binarize": args.binarize, "levels": args.quantize,
                 "scale": "levels", "options": options}
@@ -386,7 +398,8 @@ def _sample(args) -> int:
                        "--observe")
     observe = args.observe or "top"
     latent_flags = [f for f, v in (("--interpolate", args.interpolate), ("--truncation", args.truncation),
-                                   ("--arithmetic", args.arithmetic), ("--complete-from", args.complete_from)) if v]
+                                   ("--arithmetic", args.arithmetic), ("--complete-from", args.complete_from))
+                    if v is not None]
     if len(latent_flags) > 1:
         raise DgmError(f"{' and '.join(latent_flags)} each make their own figure; give one of them")
     if args.steps is not None and not args.interpolate:
@@ -404,6 +417,8 @@ def _sample(args) -> int:
                        f"{model.run_config['model']} draws a sample in one pass")
     # default: the model's own method (cached where it has caches); a model that cannot sample says so itself
     how = {"method": "naive"} if args.naive and model.sample_methods else {}
+    if args.translate is not None or "translate" in model.capabilities:
+        return _translate(args, model)
     c = model.config
     y = None
     if args.label is not None:
@@ -474,6 +489,30 @@ def _sample(args) -> int:
         xt, yt = load_data(model.run_config["data"], "test").tensors()[:2]
         for p in save_latent_plots(model, xt, yt, Path(path).parent).values():
             print(p)
+    return 0
+
+
+def _translate(args, model) -> int:
+    """`dgm sample RUN --translate test|FOLDER`: triplet grids of a translation run."""
+    from .sampling.translate import save_translation_grids
+
+    name = model.run_config["model"]
+    if "translate" not in model.capabilities:
+        raise DgmError(f"--translate needs a translation run (cyclegan); {name} draws samples: drop --translate")
+    if args.translate is None:
+        raise DgmError(f"a {name} run translates images: pass --translate test (its test split) or --translate FOLDER")
+    for flag, value in (("--label", args.label), ("--complete-from", args.complete_from), ("--plots", args.plots),
+                        ("--save-tensor", args.save_tensor), ("--naive", args.naive),
+                        ("--interpolate", args.interpolate), ("--truncation", args.truncation),
+                        ("--arithmetic", args.arithmetic)):
+        if value is not None and value is not False:
+            raise DgmError(f"{flag} does not apply to a translation run; drop it")
+    tag = "test" if args.translate == "test" else Path(args.translate).name
+    out = Path(args.out) if args.out else _default_out(args.run, f"translate-{tag}.png")
+    base = str(out)[:-4] if str(out).lower().endswith(".png") else str(out)
+    with _undo_on_failure(f"{base}-x_to_y.png", f"{base}-y_to_x.png"):
+        for path in save_translation_grids(model, args.translate, args.n, out):
+            print(path)
     return 0
 
 

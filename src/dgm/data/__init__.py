@@ -1,11 +1,12 @@
 """Datasets (images and toy mixtures), the IDX reader and model-input transforms."""
-from . import folder as _folder, sources as _sources  # noqa: F401  (register the image datasets)
+from . import folder as _folder, sources as _sources, pairs as _pairs  # noqa: F401  (register the image datasets)
 from .catalog import DATASETS, SPLITS
 from .idx import read_idx
 from .image import ImageDataset, ImageSpec, fixed_draw
 from .load import load_dataset
+from .pairs import PairDataset
 from .toy import ToyDataset
 from .transforms import binarize_dynamic, binarize_fixed, dequantize, from_pm1, quantize, to_pm1
 
-__all__ = ["DATASETS", "SPLITS", "load_dataset", "ImageSpec", "ImageDataset", "ToyDataset", "fixed_draw", "read_idx",
+__all__ = ["DATASETS", "SPLITS", "load_dataset", "ImageSpec", "ImageDataset", "PairDataset", "ToyDataset", "fixed_draw", "read_idx",
            "binarize_fixed", "binarize_dynamic", "quantize", "to_pm1", "from_pm1", "dequantize"]

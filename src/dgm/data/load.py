@@ -1,6 +1,7 @@
 """`load_dataset`: look a dataset up by name, check options, apply the model-input transform."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import os
 from typing import Optional, Union
@@ -22,7 +23,10 @@ def load_dataset(name: str, split: str = "train", *, data_dir: Optional[str] = N
         raise DgmError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
     if binarize == "none":
         binarize = None
-    if getattr(loader, "is_toy", False):
+    if getattr(loader, "is_pairs", False):  # two image domains for a translation model (data/pairs.py)
+        if binarize is not None or levels is not None:
+            raise DgmError(f"{name} is a translation dataset with levels of its own; drop --binarize / --quantize")
+    elif getattr(loader, "is_toy", False):
         if binarize is not None or levels is not None or scale != "levels":
             raise DgmError(f"{name} is a toy dataset of real-valued points; drop the binarize/levels/scale options")
     else:
@@ -37,6 +41,9 @@ def load_dataset(name: str, split: str = "train", *, data_dir: Optional[str] = N
             raise DgmError(f"{name} is built into dgm and reads no files; drop --data-dir")
         data_dir = os.fspath(data_dir)
     out = loader(split, data_dir=data_dir, **options)
+    if getattr(loader, "is_pairs", False):
+        out.spec = dataclasses.replace(out.spec, scale=scale)
+        out.spec_b = dataclasses.replace(out.spec_b, scale=scale)
     if isinstance(out, RawImages):
         return ImageDataset(name, split, out.raw, out.labels, out.raw_levels, out.num_classes,
                             binarize=binarize, levels=levels, scale=scale)

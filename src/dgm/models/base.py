@@ -21,7 +21,7 @@ class InputError(DgmError, ValueError):
 
 # Config fields filled in from the dataset, not from the command line.
 DATA_FIELDS = ("data_kind", "channels", "height", "width", "levels", "num_classes")
-DATA_KINDS = ("images", "points")
+DATA_KINDS = ("images", "points", "pairs")
 # What a model may declare in ``ImageModel.capabilities``, and the methods each promises.
 CAPABILITIES = {
     "log_prob": "log_prob(x, y): log p(x) in nats per example (the nll metric)",
@@ -29,6 +29,7 @@ CAPABILITIES = {
     "complete": "complete(x, observed): sample the unobserved pixels (dgm sample --complete-from)",
     "latent": "reconstruct(x) and sample(z=, mean=) through a Gaussian latent (dgm sample --plots)",
     "codes": "codes(x), terms(x) and reconstruct(x) of a discrete code map (the recon metric)",
+    "translate": "translate(x, direction) and triplets(x, direction) between two image domains (dgm sample --translate)",
 }
 
 
@@ -37,7 +38,8 @@ class ModelConfig:
     """Shape of the data a model is built for; families add their own hyper-parameters.
 
     ``data_kind`` "images": (channels, height, width) images of ``levels`` integer levels; "points": vectors of
-    ``channels`` real numbers (height = width = 1, levels = 0).
+    ``channels`` real numbers (height = width = 1, levels = 0); "pairs": two image domains of one shape for a
+    translation model (levels: domain X's; the model's config adds domain Y's).
     """
 
     data_kind: str = "images"

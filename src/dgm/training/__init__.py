@@ -5,6 +5,7 @@ from .steps import STEPS, LikelihoodStep, TrainStep
 from .gan_step import GANStep
 from .vae_step import AAEStep, AVBStep, VAEStep
 from .vq_step import VQStep
+from .cyclegan_step import CycleGANStep
 
 __all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep",
-           "VAEStep", "VQStep", "AAEStep", "AVBStep"]
+           "VAEStep", "VQStep", "AAEStep", "AVBStep", "CycleGANStep"]

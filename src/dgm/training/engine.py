@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -115,11 +115,12 @@ class Trainer:
         return wrap(module.to(self.device), self.info)
 
     def optimizer(self, name: str, params, lr: Optional[float] = None, betas: Optional[Tuple[float, float]] = None,
-                  kind: Optional[str] = None):
+                  kind: Optional[str] = None, decay: Optional[Callable[[int], float]] = None):
         """Create (and register for checkpoints) an optimizer and its schedule.
 
         ``lr``: the step's resolved rate (default: --lr, else 1e-3). ``betas`` and ``kind`` are the step's defaults,
-        which the user's --beta1 / --beta2 / --optimizer override.
+        which the user's --beta1 / --beta2 / --optimizer override. ``decay``: a family's own factor of the step
+        (e.g. CycleGAN's linear decay), multiplied into the --schedule one.
         """
         c = self.cfg
         params = [p for p in params if p.requires_grad]
@@ -136,7 +137,7 @@ class Trainer:
                 f *= 0.5 * (1 + math.cos(math.pi * min(s, total) / total))
             elif c.schedule == "exponential":
                 f *= c.lr_decay ** s
-            return f
+            return f * decay(s) if decay is not None else f
 
         self.optimizers[name] = opt
         self.schedulers[name] = torch.optim.lr_scheduler.LambdaLR(opt, factor)

@@ -110,7 +110,12 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
     info = setup(train_cfg.device)
     train_set = load_data(data_cfg, "train")
     val_set = load_data(data_cfg, "val")
-    if isinstance(train_set, ImageDataset):
+    pairs = getattr(train_set, "data_kind", None) == "pairs"
+    if pairs != ("pairs" in cls.data_kinds):
+        raise DgmError(_pairs_mismatch(model_name, data_cfg["name"], pairs))
+    if pairs:  # two image domains (data/pairs.py): their shape and both domains' levels
+        spec = train_set.model_fields()
+    elif isinstance(train_set, ImageDataset):
         spec = {"data_kind": "images", **{k: getattr(train_set.spec, k) for k in DATA_FIELDS if k != "data_kind"}}
     elif "points" in cls.data_kinds:  # vectors of real numbers: no levels, no image shape
         spec = {"data_kind": "points", "channels": train_set.dim, "height": 1, "width": 1, "levels": 0,
@@ -141,6 +146,16 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
     summary["default_metric"] = ",".join(model.default_metrics)
     summary["val_summary"] = model.summarize(summary.get("val") or {})
     return summary
+
+
+def _pairs_mismatch(model_name: str, data: str, pairs: bool) -> str:
+    """Why a translation model and a dataset of one image domain (or the other way round) do not go together."""
+    if pairs:
+        users = ", ".join(n for n in MODELS.names() if "pairs" in MODELS.get(n).data_kinds)
+        return (f"{data} pairs two image domains for a translation model ({users}); {model_name} models one domain: "
+                "train it on an image dataset such as fashion-mnist")
+    names = ", ".join(n for n in DATASETS.names() if getattr(DATASETS.get(n), "is_pairs", False))
+    return f"{model_name} translates between two image domains; {data} is not a pair dataset (use one of: {names})"
 
 
 def _write_and_fit(run_dir: Path, record: Dict[str, Any], trainer: Trainer, resume: bool, hint: str) -> Dict[str, Any]:
