@@ -7,6 +7,9 @@
 # 4. the whole test suite with a GPU visible (device "auto" picks CUDA), cut off after $SUITE_SECONDS (default 300);
 # 5. with MNIST_DIR=DIR (the MNIST IDX files): the any-order table on binarized MNIST (benchmarks/anyorder_tables.py,
 #    NADE, MADE 1/32 orders, PixelCNN, Gated PixelCNN, LMConv 1/8 S-curve orders; whole-image and completion NLL).
+# 6. only with MODES_FULL=1: the two toy-mixture protocols at full length (dgm bench modes --protocol veegan|pacgan,
+#    issue 15). These are small MLPs: CPU-bound, one thread per run; setting A is ~4 CPU-min per run (25k updates),
+#    setting B ~1 CPU-hour per run (400k updates), i.e. ~120 CPU-hours for its 6 rows x 2 mixtures x 10 seeds.
 # Everything is written under $OUT (log.txt, pytest.txt, eval JSONs). Keep OMP_NUM_THREADS small with pytest -n:
 # 8 workers x 16 threads each made the suite crawl.
 set -u
@@ -44,5 +47,13 @@ if [ -n "${MNIST_DIR:-}" ]; then
       --json "$OUT/anyorder_mnist.json" 2>&1 | tail -n 25
 else
   echo "skipped: set MNIST_DIR to the folder holding train-images-idx3-ubyte[.gz] and the other MNIST files"
+fi
+if [ "${MODES_FULL:-0}" = 1 ]; then
+  echo "== 6. toy-mixture protocols at full length"
+  J=${MODES_JOBS:-14}
+  time python3 -m dgm bench modes --protocol veegan --seeds 5 --jobs "$J" --out "$OUT/modes-veegan" \
+      --objectives minimax,non-saturating,wgan-gp,hinge,unrolled-5,pacgan2,pacgan3,pacgan4,minibatch-disc,mbstd,pacgan4+mbstd
+  time python3 -m dgm bench modes --protocol pacgan --seeds 10 --jobs "$J" --out "$OUT/modes-pacgan" \
+      --objectives non-saturating,pacgan2,pacgan3,pacgan4,minibatch-disc,mbstd
 fi
 } 2>&1 | tee "$OUT/log.txt"

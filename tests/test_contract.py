@@ -19,7 +19,8 @@ from dgm.errors import DgmError
 from dgm.metrics import METRICS, evaluate
 from dgm.models import MODELS
 
-SMALLEST = {"images": ["--data", "digits", "--binarize"], "points": ["--data", "ring8"], "pairs": ["--data", "digits-labels"]}
+SMALLEST = {"images": ["--data", "digits", "--binarize"], "points": ["--data", "ring8"], "pairs": ["--data", "digits-labels"],
+            "audio": ["--data", "tones"]}
 
 
 def _cases():
@@ -100,6 +101,8 @@ def test_model_contract(name, kind, tmp_path, capsys):
         x = alone.sample(3, generator=torch.Generator().manual_seed(0))
         if alone.points:
             assert x.shape == (3, c.channels) and torch.isfinite(x).all()
+        elif c.data_kind == "audio":  # (n, 1, T) mu-law levels; T defaults to the training window
+            assert x.shape == (3, 1, c.width) and torch.equal(x, x.round()) and 0 <= x.min() <= x.max() <= 255
         else:
             assert x.shape == (3, c.channels, c.height, c.width)
             if cls.input_scale == "levels":

@@ -131,6 +131,15 @@ def test_every_entry_point_refuses_bad_images(name, shape_id):
 def test_labels_given_to_an_unconditional_model_are_refused(name):
     """sample(y=) of every model that samples, and log_prob(x, y) of every model with log_prob."""
     cls = MODELS.get(name)
+    if "audio" in cls.data_kinds:  # (B, 1, T) mu-law levels
+        model = cls(cls.Config.from_dict({"data_kind": "audio", "channels": 1, "height": 1, "width": 16, "levels": 256,
+                                          **cls.Config.tiny()}))
+        assert not model.conditional
+        with pytest.raises(ValueError, match="not class-conditional"):
+            model.sample(2, y=torch.zeros(2, dtype=torch.long))
+        with pytest.raises(ValueError, match="not class-conditional"):
+            model.log_prob(torch.zeros(2, 1, 16), torch.zeros(2, dtype=torch.long))
+        return
     if not _images(cls):  # a GAN on 2-D points
         model = cls(cls.Config.from_dict({"data_kind": "points", "channels": 2, "height": 1, "width": 1,
                                           "levels": 0, **cls.Config.tiny()}))

@@ -296,6 +296,8 @@ EVAL = ["eval", "{run}", "-n", "8"]
 FAKE = ["eval", "--real", "digits", "--metric", "fid", "-n", "8", "--fake"]
 BENCH = ["bench", "modes", "--objectives", "minimax", "--data", "ring8", "--seeds", "1", "--steps", "2", "--no-figures",
          "--hidden", "4", "--layers", "1", "--out", "{tmp}/bench"]
+TOYGAN = ["train", "gan", "--data", "ring8", "--steps", "1", "--batch-size", "16", "--hidden", "4", "--layers", "1",
+          "--no-progress", "--n-samples", "0", "--out", "{tmp}/out"]
 IMAGES = ["train", "pixelcnn", "--data", "images", "--data-dir", "{tmp}/imgs", "--quantize", "4", "--steps", "2",
           "--batch-size", "2", "--no-progress", "--n-samples", "0", *TINY, "--out", "{tmp}/out"]
 
@@ -467,6 +469,14 @@ CASES = [
     C("bench-hidden-zero", BENCH + ["--hidden", "0"]),
     C("bench-objective-unknown", BENCH + ["--objectives", "gann"]),
     C("bench-data-unknown", BENCH + ["--data", "ring9"]),
+    C("bench-epochs-without-pacgan", BENCH + ["--epochs", "1"]),
+    C("bench-entry-two-objectives", BENCH + ["--objectives", "hinge+minimax"]),
+    C("train-gan-pack-zero", TOYGAN + ["--pack", "0"]),
+    C("train-gan-pack-not-dividing", TOYGAN + ["--pack", "3"]),
+    C("train-gan-protocol-on-images", ["train", "gan", "--data", "digits", "--protocol", "veegan", "--steps", "1",
+                                       "--out", "{tmp}/out"]),
+    C("train-gan-mbstd-group-alone", TOYGAN + ["--mbstd-group", "2"]),
+    C("train-gan-mbstd-with-energy-d", TOYGAN + ["--mbstd", "--objective", "ebgan"]),
     C("bench-data-images", BENCH + ["--data", "digits"]),
     C("bench-out-is-a-file", BENCH[:-1] + ["{tmp}/afile"], s_file("afile")),
 ]

@@ -136,6 +136,8 @@ def _train_arguments(t) -> None:
                    "translate between, e.g. sneaker,sandal (default: none)")
     t.add_argument("--paired", action="store_true", default=None, help="(fashion-labels, digits-labels) train on the "
                    "true pairs: the supervised upper bound of a translation model (default: off)")
+    t.add_argument("--window", type=int, default=None, help="(audio datasets) training window in samples "
+                   "(default: 4000 for speech and audio, 500 for tones)")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA[-N])")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint "
                    "(default: off)")
@@ -172,7 +174,7 @@ def _build_parser_rest(sub) -> None:
 
     s = sub.add_parser("sample", help="sample a grid of images from a trained run")
     s.add_argument("run", help="run directory or checkpoint file (.pt)")
-    s.add_argument("-n", type=int, default=64, help="number of samples (default 64)")
+    s.add_argument("-n", type=int, default=None, help="number of samples (default 64; audio runs: 4)")
     s.add_argument("--out", default=None, help="PNG file to write (default: RUN/samples/sample-seedS.png; for a "
                    "checkpoint FILE.pt: FILE-sample-seedS.png beside it)")
     s.add_argument("--seed", type=int, default=0)
@@ -201,6 +203,8 @@ def _build_parser_rest(sub) -> None:
                    "dataset: mean test code of class A minus class B, added at scales 0..2 to -n other test images")
     s.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: sample the raw generator, "
                    "not the EMA of its weights (the default)")
+    s.add_argument("--seconds", type=float, default=None, help="audio runs: seconds of audio per sample; writes "
+                   "n WAV files and a PNG of their waveforms and spectrograms (default: 1)")
     s.add_argument("--plots", action="store_true", help="latent-variable models: also write reconstructions of "
                    "test images and, for a 2-D latent, the decoded manifold and the encoded test set by label")
 
@@ -247,14 +251,23 @@ def _build_parser_rest(sub) -> None:
 
     b = sub.add_parser("bench", help="benchmarks: `dgm bench modes` (mode collapse on toy mixtures)")
     b.add_argument("what", choices=["modes"])
-    b.add_argument("--objectives", default="all", help="comma-separated objectives (dgm list objectives) and "
-                   "unrolled-5; default: all")
+    b.add_argument("--objectives", default="all", help="comma-separated entries: objectives (dgm list objectives), "
+                   "remedies on the non-saturating GAN (unrolled-5, pacgan2, pacgan3, pacgan4, minibatch-disc, mbstd) "
+                   "or combinations joined by + (pacgan2+mbstd); default: all (objectives + unrolled-5; with "
+                   "--protocol: the classic losses and every remedy)")
+    b.add_argument("--protocol", default=None, choices=["veegan", "pacgan"], help="published networks, optimiser "
+                   "and length (veegan: setting A, 25k updates; pacgan: setting B, 400 epochs), beside their "
+                   "published rows (default: none, dgm's MLPs)")
     b.add_argument("--data", default="ring8,grid25", help="toy mixtures (default: ring8,grid25)")
     b.add_argument("--seeds", type=int, default=5)
-    b.add_argument("--steps", type=int, default=3000, help="discriminator updates per run (default 3000)")
-    b.add_argument("--batch-size", type=int, default=256)
-    b.add_argument("--hidden", type=int, default=None, help="MLP width (default 256)")
-    b.add_argument("--layers", type=int, default=None, help="MLP hidden layers (default 3)")
+    b.add_argument("--steps", type=int, default=None, help="discriminator updates per run (default: the protocol's, "
+                   "else 3000)")
+    b.add_argument("--epochs", type=float, default=None, help="--protocol pacgan: epochs of 1,000 updates (its "
+                   "full length: 400)")
+    b.add_argument("--batch-size", type=int, default=None, help="D inputs (packs with packing) per update "
+                   "(default: the protocol's, else 256)")
+    b.add_argument("--hidden", type=int, default=None, help="MLP width (default: the protocol's, else 256)")
+    b.add_argument("--layers", type=int, default=None, help="MLP hidden layers (default: the protocol's, else 3)")
     b.add_argument("--jobs", type=int, default=1, help="runs in parallel (one CPU thread each)")
     b.add_argument("--out", default="runs/bench-modes", help="folder for runs, results.json, table and figures")
     b.add_argument("--no-figures", action="store_true")
@@ -335,16 +348,22 @@ def _train(args) -> int:
     for key in ("data_dir_b", "classes", "paired"):  # options of the translation datasets (data/pairs.py)
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
+    if args.window is not None:
+        options["window"] = args.window
     data = args.data if args.data is not None or args.resume else "digits"  # --resume: None = the saved data
     data_cfg = {"name": data, "data_dir": args.data_dir, "binarize": args.binarize, "levels": args.quantize,
                 "scale": "levels", "options": options}
     given = _collect(args, TrainConfig)
+    model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
+    if model_opts.get("protocol") and not args.resume:  # a toy-mixture preset fills defaults; given flags win
+        from .bench.protocols import apply
+
+        model_opts, given = apply(model_opts["protocol"], data, model_opts, given)
     cfg = TrainConfig.from_dict(given)
     if "device" in given:
         from .devices import check_device
 
         check_device(cfg.device, auto=True)
-    model_opts = _collect(args, cls.Config, skip=DATA_FIELDS)
     if not args.resume:
         cls.Config.refuse_unused(model_opts)
     if args.from_run is not None:
@@ -385,7 +404,7 @@ def _sample(args) -> int:
 
     from .devices import check_device
 
-    if not 1 <= args.n <= MAX_SAMPLES:
+    if args.n is not None and not 1 <= args.n <= MAX_SAMPLES:
         raise DgmError(f"-n must be in 1..{MAX_SAMPLES}, got {args.n}")
     _check_seed(args.seed)
     check_device(args.device)
@@ -409,6 +428,15 @@ def _sample(args) -> int:
     if args.arithmetic is not None and not re.fullmatch(r"\d+,\d+", args.arithmetic):
         raise DgmError(f"--arithmetic takes two class labels A,B (e.g. 3,8), got {args.arithmetic!r}")
     model = load(args.run, checkpoint=args.checkpoint, device=args.device, ema=not args.no_ema)
+    if model.config.data_kind == "audio":
+        if latent_flags and latent_flags[0] != "--complete-from":
+            raise DgmError(f"{latent_flags[0]} needs a model with a Gaussian latent (gan, vae, ...); "
+                           f"{model.run_config['model']} has none")
+        args.n = 4 if args.n is None else args.n
+        return _sample_audio(args, model)
+    args.n = 64 if args.n is None else args.n
+    if args.seconds is not None:
+        raise DgmError(f"--seconds is for audio runs; {model.run_config['model']} makes images: drop --seconds")
     if args.plots and "latent" not in model.capabilities:
         raise DgmError(f"--plots needs a latent-variable model (vae, beta-vae); {model.run_config['model']} has "
                        "no encoder")
@@ -516,6 +544,44 @@ def _translate(args, model) -> int:
     return 0
 
 
+def _sample_audio(args, model) -> int:
+    """`dgm sample` of an audio run: -n WAV files of --seconds each and one PNG of waveforms and spectrograms."""
+    import torch
+
+    from .data.audio import levels_to_pcm, write_wav
+    from .viz.audio import require_pyplot, save_audio_plot
+
+    for flag, value in (("--complete-from", args.complete_from), ("--observe", args.observe),
+                        ("--plots", args.plots)):
+        if value:
+            raise DgmError(f"{flag} is for image runs; this {model.run_config['model']} run makes audio: drop {flag}")
+    seconds = 1.0 if args.seconds is None else args.seconds
+    rate = model.config.sample_rate
+    length = int(round(seconds * rate))
+    if not 1 <= length <= 3600 * rate:
+        raise DgmError(f"--seconds must give 1 sample to 1 hour of audio, got {args.seconds}")
+    y = None
+    if args.label is not None:
+        if not model.conditional:
+            raise DgmError("--label needs a class-conditional model (train with --conditional)")
+        if not 0 <= args.label < model.config.num_classes:
+            raise DgmError(f"--label must be in 0..{model.config.num_classes - 1}, got {args.label}")
+        y = torch.full((args.n,), args.label, dtype=torch.long)
+    require_pyplot()  # before sampling: the PNG is part of the output
+    png = Path(args.out or _default_out(args.run, f"sample-seed{args.seed}.png"))
+    wavs = [png.with_name(f"{png.stem}-{i}.wav") for i in range(args.n)]
+    with _undo_on_failure(png, args.save_tensor, *wavs):
+        gen = torch.Generator().manual_seed(args.seed)
+        x = model.sample(args.n, length, y=y, generator=gen, method="naive" if args.naive else "cached").cpu()
+        pcm = [levels_to_pcm(x[i, 0].numpy()) for i in range(args.n)]
+        for path, p in zip(wavs, pcm):
+            print(write_wav(path, p, rate))
+        print(save_audio_plot(png, pcm, rate))
+        if args.save_tensor:
+            torch.save(x, args.save_tensor)
+    return 0
+
+
 def _eval(args) -> int:
     from .devices import check_device
     from .metrics import evaluate
@@ -537,7 +603,7 @@ def _eval(args) -> int:
 def _bench(args) -> int:
     from .bench.modes import default_entries, run_benchmark
 
-    entries = default_entries() if args.objectives == "all" else [e.strip() for e in args.objectives.split(",") if e.strip()]
+    entries = default_entries(args.protocol) if args.objectives == "all" else [e.strip() for e in args.objectives.split(",") if e.strip()]
     opts = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers)) if v is not None}
     for flag, v, low in (("--batch-size", args.batch_size, 1), ("--hidden", args.hidden, 1),
                          ("--layers", args.layers, 1)):  # checked here, before any progress line is printed
@@ -549,7 +615,7 @@ def _bench(args) -> int:
     _check_output(out / "results.json", "--out", make_parent=True)
     res = run_benchmark(entries, [d.strip() for d in args.data.split(",") if d.strip()], args.seeds, args.steps,
                         args.out, batch_size=args.batch_size, jobs=args.jobs, model_opts=opts,
-                        figure=not args.no_figures)
+                        figure=not args.no_figures, protocol=args.protocol, epochs=args.epochs)
     print(res["table"])
     print(f"\nresults: {Path(args.out) / 'results.json'}")
     return 0

@@ -1,15 +1,17 @@
-"""`dgm bench modes`: mode collapse on toy mixtures, every GAN objective, several seeds.
+"""`dgm bench modes`: mode collapse on toy mixtures, every GAN objective and mode-collapse remedy, several seeds.
 
 Evaluation protocol (VEEGAN, Srivastava et al. 2017; PacGAN, Lin et al. 2018), see ``dgm.data.toy`` and
-``dgm.metrics.modes``: ring of 8 Gaussians (radius 1, std 0.01) and grid of 25 ({-4,..,4}^2, std 0.05);
-2500 generated samples per trained generator; a sample is high-quality within 3 std of its nearest mode;
-a mode is captured when at least one high-quality sample is nearest to it; reverse KL = KL(q || uniform)
-over the high-quality samples' mode histogram q. Mean +- std over seeds.
+``dgm.metrics.modes``: ring of 8 Gaussians (radius 1, std 0.01, 8 distinct modes at k 2 pi / 8) and grid of 25
+({-4,..,4}^2, std 0.05); 2500 generated samples per trained generator; a sample is high-quality within 3 std of
+its nearest mode; a mode is captured when at least one high-quality sample is nearest to it; reverse KL =
+KL(q || uniform) over the high-quality samples' mode histogram q. Mean +- standard error over seeds.
 
-Training deviates from the papers to fit a CPU budget: the papers train for 400 epochs of 100k points
-(PacGAN: batch 100, Adam 1e-4); here every objective gets the same number of discriminator updates
-(``--steps``) with its own paper optimiser defaults (``dgm list objectives``). Each run is an ordinary run
-directory (config, checkpoints, metrics.jsonl), so any row can be inspected or resumed.
+Training: ``--protocol veegan`` (setting A) or ``--protocol pacgan`` (setting B) runs the published networks and
+optimisers (``dgm.bench.protocols``), beside that protocol's published rows; without a protocol every entry gets
+dgm's MLPs, the same number of discriminator updates (``--steps``) and its objective's own optimiser defaults.
+An entry is an objective, a remedy (``unrolled-5``, ``pacgan2..4``, ``minibatch-disc``, ``mbstd``) on the
+non-saturating GAN, or a combination joined by ``+`` (``pacgan2+mbstd``, ``wgan-gp+pacgan2``). Each run is an ordinary
+run directory (config, checkpoints, metrics.jsonl), so any row can be inspected or resumed.
 """
 from __future__ import annotations
 
@@ -24,44 +26,67 @@ import numpy as np
 
 from ..errors import DgmError
 
-# Every objective of the registry, plus the unrolled GAN (Metz et al. 2017) on top of the non-saturating loss.
+# Remedies on top of an objective (the non-saturating GAN when an entry names no objective).
 UNROLLED = "unrolled-5"
-VARIANTS = {UNROLLED: ("non-saturating", {"unroll_steps": 5})}
-
-# Published rows, as we recall them from the papers' Table 1; NOT verified against the text here (this
-# environment is offline and the tables are images). Check them against the papers before citing.
-PUBLISHED = {
-    "ring8": [
-        ("VEEGAN paper: GAN", 1.0, 0.993, None), ("VEEGAN paper: ALI", 2.8, 0.0013, None),
-        ("VEEGAN paper: Unrolled GAN", 7.6, 0.356, None), ("VEEGAN paper: VEEGAN", 8.0, 0.529, None),
-        ("PacGAN paper: GAN", 6.3, 0.982, 0.45),
-    ],
-    "grid25": [
-        ("VEEGAN paper: GAN", 3.3, 0.005, None), ("VEEGAN paper: ALI", 15.8, 0.016, None),
-        ("VEEGAN paper: Unrolled GAN", 23.6, 0.16, None), ("VEEGAN paper: VEEGAN", 24.6, 0.40, None),
-        ("PacGAN paper: PacGAN4", 24.8, 0.936, 0.04),
-    ],
+VARIANTS = {
+    UNROLLED: {"unroll_steps": 5},                 # Metz et al. 2017; VEEGAN/GDPP's table: 5 unrolling steps
+    "pacgan2": {"pack": 2}, "pacgan3": {"pack": 3}, "pacgan4": {"pack": 4},  # Lin et al. 2018
+    "minibatch-disc": {"minibatch_disc": 5, "minibatch_disc_dim": 3},  # Salimans et al. 2016 (B, C small for 2-D)
+    "mbstd": {"mbstd": True},                      # Karras et al. 2018 (group 4)
 }
+REMEDY_ENTRIES = [UNROLLED, "pacgan2", "pacgan3", "pacgan4", "minibatch-disc", "mbstd"]
 
 
 def resolve(name: str):
-    """Benchmark entry name -> (objective, extra model options)."""
+    """Benchmark entry name -> (objective, extra model options): ``objective``, ``remedy`` or ``a+b+...``."""
     from ..objectives import OBJECTIVES
 
-    if name in VARIANTS:
-        return VARIANTS[name]
-    OBJECTIVES.get(name)
-    return name, {}
+    objective, extra = None, {}
+    for part in name.split("+"):
+        if part in VARIANTS:
+            extra.update(VARIANTS[part])
+        elif objective is None:
+            OBJECTIVES.get(part)  # an unknown name: one-line error with the nearest name
+            objective = part
+        else:
+            raise DgmError(f"bench entry {name!r} names two objectives; join one objective with remedies "
+                           f"({', '.join(VARIANTS)}) by '+'")
+    return objective or "non-saturating", extra
 
 
-def default_entries() -> List[str]:
+def default_entries(protocol: Optional[str] = None) -> List[str]:
+    """Without a protocol: every objective and the unrolled GAN. With one: the issue's rows (the classic losses
+    and every remedy)."""
     from ..objectives import OBJECTIVES
 
+    if protocol == "pacgan":
+        return ["non-saturating", "pacgan2", "pacgan3", "pacgan4", "minibatch-disc", "mbstd"]
+    if protocol:
+        return ["minimax", "non-saturating", "wgan-gp", "hinge"] + REMEDY_ENTRIES
     return OBJECTIVES.names() + [UNROLLED]
+
+
+def entry_options(entry: str, protocol: Optional[str], data: str, model_opts: Dict, batch_size: Optional[int]):
+    """(model options, training options but the length) of one bench entry, under a protocol or dgm's defaults.
+
+    ``batch_size`` counts D's inputs, packs with packing (PacGAN's convention): a PacGAN-m row draws m x that many
+    real and generated samples per update, so its D sees as many inputs per update as the unpacked rows'."""
+    objective, extra = resolve(entry)
+    model = {"objective": objective, **model_opts, **extra}
+    if protocol:
+        from .protocols import apply
+
+        given = {} if batch_size is None else {"batch_size": batch_size * model.get("pack", 1)}
+        model, train = apply(protocol, data, model, {**given, "steps": 1})
+        train.pop("steps")
+        return model, train
+    return model, {"batch_size": (batch_size or 256) * model.get("pack", 1)}
 
 
 def run_one(job: Dict) -> Dict:
     """Train one GAN on one toy mixture with one seed and score its 2500 samples; runs in a worker process."""
+    import time
+
     import torch
 
     torch.set_num_threads(job.get("threads", 1))
@@ -71,15 +96,20 @@ def run_one(job: Dict) -> Dict:
     from ..runs import load
     from ..training.run import train_run
 
-    objective, extra = resolve(job["entry"])
+    cpu0 = time.process_time()
     run_dir = Path(job["run_dir"])
+    if run_dir.exists():  # left by an interrupted bench (its row is not in rows.jsonl): train it again from scratch
+        import shutil
+
+        shutil.rmtree(run_dir)
     data_cfg = {"name": job["data"], "data_dir": None, "binarize": None, "levels": None, "scale": "levels",
                 "options": {}}
-    model_opts = {"objective": objective, **job.get("model_opts", {}), **extra}
+    model_opts, train_opts = entry_options(job["entry"], job.get("protocol"), job["data"], job.get("model_opts", {}),
+                                           job["batch_size"])
     snaps = []
     marks = job.get("snapshots") or [job["steps"]]
     for i, s in enumerate(marks):
-        cfg = TrainConfig(steps=s, batch_size=job["batch_size"], seed=job["seed"], progress=False, n_samples=0,
+        cfg = TrainConfig(**{**train_opts, "steps": s}, seed=job["seed"], progress=False, n_samples=0,
                           ckpt_every=10 ** 9, log_every=max(1, job["steps"] // 20))
         train_run("gan", data_cfg, model_opts, cfg, out=str(run_dir), resume=i > 0, overrides={"steps": s})
         if len(marks) > 1:
@@ -88,7 +118,8 @@ def run_one(job: Dict) -> Dict:
     model = load(run_dir)
     data = load_dataset(job["data"], "train")
     res = modes(model, data)
-    out = {"entry": job["entry"], "data": job["data"], "seed": job["seed"], **res, "run_dir": str(run_dir)}
+    out = {"entry": job["entry"], "data": job["data"], "seed": job["seed"], **res, "run_dir": str(run_dir),
+           "steps": job["steps"], "cpu_seconds": time.process_time() - cpu0}
     if snaps:
         out["snapshots"] = snaps
         out["snapshot_steps"] = marks
@@ -96,13 +127,16 @@ def run_one(job: Dict) -> Dict:
 
 
 def _mean_std(v: Sequence[Optional[float]]):
+    """Mean and standard error of the mean (std with ddof 1 / sqrt(n), as PacGAN's +-; None for one seed)."""
     v = [x for x in v if x is not None and math.isfinite(x)]
     if not v:
         return None, None, 0
-    return float(np.mean(v)), float(np.std(v)), len(v)
+    se = float(np.std(v, ddof=1) / math.sqrt(len(v))) if len(v) > 1 else None  # one seed: no error bar
+    return float(np.mean(v)), se, len(v)
 
 
 def summarize(rows: List[Dict]) -> Dict:
+    """Per dataset and entry: mean and standard error (``_se``) of modes, high_quality and reverse_kl over seeds."""
     table = {}
     for r in rows:
         table.setdefault(r["data"], {}).setdefault(r["entry"], []).append(r)
@@ -113,39 +147,81 @@ def summarize(rows: List[Dict]) -> Dict:
             m = _mean_std([r["modes"] for r in rs])
             h = _mean_std([r["high_quality"] for r in rs])
             k = _mean_std([r["reverse_kl"] for r in rs])
-            out[data][entry] = {"modes_mean": m[0], "modes_std": m[1], "high_quality_mean": h[0],
-                                "high_quality_std": h[1], "reverse_kl_mean": k[0], "reverse_kl_std": k[1],
+            out[data][entry] = {"modes_mean": m[0], "modes_se": m[1], "high_quality_mean": h[0],
+                                "high_quality_se": h[1], "reverse_kl_mean": k[0], "reverse_kl_se": k[1],
                                 "reverse_kl_defined": k[2], "seeds": len(rs)}
     return out
 
 
-def format_table(summary: Dict, num_modes: Dict[str, int]) -> str:
+def _pm(mean, se, scale=1.0, digits=1):
+    if mean is None:
+        return "-"
+    return f"{scale * mean:.{digits}f}" + ("" if se is None else f" ± {scale * se:.{digits}f}")
+
+
+def format_table(summary: Dict, num_modes: Dict[str, int], protocol: Optional[str] = None,
+                 length: str = "") -> str:
+    """The table: dgm's rows (mean ± standard error over seeds), then the protocol's published rows (marked *)."""
+    from .protocols import get
+
+    published = get(protocol).published if protocol else ()
     lines = []
     for data, entries in summary.items():
-        lines.append(f"\n{data} ({num_modes.get(data, '?')} modes; 2500 samples; high quality = within 3 std)")
-        lines.append(f"{'objective':<28} {'modes':>12} {'high quality %':>16} {'reverse KL':>16}  seeds")
+        lines.append(f"\n{data} ({num_modes.get(data, '?')} modes; 2500 samples; high quality = within 3 std; "
+                     f"protocol {protocol or 'none (dgm MLPs)'}{'; ' + length if length else ''})")
+        lines.append(f"{'entry':<28} {'modes':>13} {'high quality %':>15} {'reverse KL':>15}  seeds")
         for entry, s in sorted(entries.items(), key=lambda kv: -(kv[1]["modes_mean"] or 0)):
-            kl = (f"{s['reverse_kl_mean']:.2f} ± {s['reverse_kl_std']:.2f}" if s["reverse_kl_mean"] is not None
-                  else "undefined")
+            kl = _pm(s["reverse_kl_mean"], s["reverse_kl_se"], digits=2) if s["reverse_kl_mean"] is not None \
+                else "undefined"
             if s["reverse_kl_mean"] is not None and s["reverse_kl_defined"] < s["seeds"]:
                 kl += f" ({s['reverse_kl_defined']})"
-            lines.append(f"{entry:<28} {s['modes_mean']:>6.1f} ± {s['modes_std']:<4.1f} "
-                         f"{100 * s['high_quality_mean']:>8.1f} ± {100 * s['high_quality_std']:<5.1f} {kl:>16}  "
-                         f"{s['seeds']}")
-        for name, m, h, k in PUBLISHED.get(data, []):
-            ks = f"{k:.2f}" if k is not None else "-"
-            lines.append(f"{name + ' *':<28} {m:>6.1f}        {100 * h:>8.1f}        {ks:>16}")
-    lines.append("\n* published rows as recalled from the papers' Table 1, not verified offline; "
-                 "the papers train far longer (see the protocol in dgm/bench/modes.py)")
+            lines.append(f"{entry:<28} {_pm(s['modes_mean'], s['modes_se']):>13} "
+                         f"{_pm(s['high_quality_mean'], s['high_quality_se'], 100):>15} {kl:>15}  {s['seeds']}")
+        for name, d, m, h, k, _ in published:
+            if d != data:
+                continue
+            row = [v if isinstance(v, tuple) else (v, None) for v in (m, h, k)]
+            lines.append(f"{'* ' + name:<28} {_pm(*row[0]):>13} {_pm(*row[1], 100):>15} "
+                         f"{_pm(*row[2], digits=2):>15}")
+    if published:
+        lines.append(f"\n* published, {get(protocol).source} (the papers' tables; mean"
+                     f"{' ± standard error' if protocol == 'pacgan' else ' of 5 runs, no error bars'}); "
+                     "the papers ran the full length")
     return "\n".join(lines)
 
 
-def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, steps: int, out: str,
-                  batch_size: int = 256, jobs: int = 1, model_opts: Optional[Dict] = None, figure: bool = True,
-                  progress: bool = True) -> Dict:
-    """Train every (entry, dataset, seed) and return {"rows", "summary", "table"}; writes out/results.json."""
-    from ..data import load_dataset
+def bench_length(protocol: Optional[str], steps: Optional[int], epochs: Optional[float]) -> int:
+    """Discriminator updates per run: --steps, or --epochs of the protocol (PacGAN: 1,000 updates each), or the
+    protocol's full length, or 3,000 without a protocol."""
+    from .protocols import get
 
+    if steps is not None and epochs is not None:
+        raise DgmError("give --steps or --epochs, not both")
+    if epochs is not None:
+        if not protocol or not get(protocol).steps_per_epoch:
+            raise DgmError("--epochs counts the epochs of --protocol pacgan (1,000 updates each); use --steps")
+        if not epochs > 0:
+            raise DgmError(f"--epochs must be > 0, got {epochs}")
+        return max(1, round(epochs * get(protocol).steps_per_epoch))
+    if steps is not None:
+        return steps
+    return get(protocol).steps if protocol else 3000
+
+
+def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, steps: Optional[int], out: str,
+                  batch_size: Optional[int] = None, jobs: int = 1, model_opts: Optional[Dict] = None,
+                  figure: bool = True, progress: bool = True, protocol: Optional[str] = None,
+                  epochs: Optional[float] = None) -> Dict:
+    """Train every (entry, dataset, seed) and return {"rows", "summary", "table"}; writes out/results.json.
+
+    Finished rows are appended to out/rows.jsonl as they come; a rerun with the same --out and length takes them
+    from there instead of training them again (an interrupted bench resumes)."""
+    from ..data import load_dataset
+    from .protocols import get
+
+    if protocol:
+        get(protocol)
+    steps = bench_length(protocol, steps, epochs)
     for e in entries:
         resolve(e)  # unknown names fail before anything runs
     for d in datasets:
@@ -156,38 +232,56 @@ def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, s
     out_dir = Path(out)
     if (out_dir / "results.json").exists():
         raise DgmError(f"{out_dir} already holds benchmark results; choose another --out")
-    snap_entries = {"non-saturating", UNROLLED} if figure else set()
+    done = {}
+    log = out_dir / "rows.jsonl"
+    if log.exists():
+        for line in log.read_text().splitlines():
+            r = json.loads(line)
+            if r.get("steps") == steps:
+                done[(r["entry"], r["data"], r["seed"])] = r
+    snap_entries = {"non-saturating", UNROLLED, "pacgan4"} if figure else set()
     all_jobs = []
-    for d in datasets:
-        for e in entries:
-            for s in range(seeds):
+    for s in range(seeds):  # seed by seed: an interrupted bench has every row with fewer seeds
+        for d in datasets:
+            for e in entries:
                 job = {"entry": e, "data": d, "seed": s, "steps": steps, "batch_size": batch_size,
-                       "run_dir": str(out_dir / "runs" / d / e / f"seed-{s}"), "model_opts": model_opts or {}}
+                       "protocol": protocol, "run_dir": str(out_dir / "runs" / d / e / f"seed-{s}"),
+                       "model_opts": model_opts or {}}
                 if e in snap_entries and s == 0:
                     job["snapshots"] = [max(1, round(steps * f)) for f in (0.05, 0.2, 0.4, 0.7, 1.0)]
-                all_jobs.append(job)
+                if (e, d, s) not in done or (job.get("snapshots") and "snapshots" not in done[(e, d, s)]):
+                    all_jobs.append(job)
     from tqdm.auto import tqdm
 
-    rows = []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = [r for k, r in done.items() if not any((j["entry"], j["data"], j["seed"]) == k for j in all_jobs)]
     bar = tqdm(total=len(all_jobs), desc="bench modes", disable=not progress)
+
+    def finished(r):
+        rows.append(r)
+        with log.open("a") as f:
+            f.write(json.dumps(r) + "\n")
+        bar.update(1)
+
     if jobs == 1:
         for j in all_jobs:
-            rows.append(run_one(j))
-            bar.update(1)
+            finished(run_one(j))
     else:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
             for r in pool.map(run_one, all_jobs):
-                rows.append(r)
-                bar.update(1)
+                finished(r)
     bar.close()
     summary = summarize(rows)
     num_modes = {d: len(load_dataset(d, "val").means) for d in datasets}
-    table = format_table(summary, num_modes)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    full = get(protocol).steps if protocol else None
+    length = f"{steps} D updates per run" + (f" of the protocol's {full} ({100 * steps / full:.1f} %)" if full else "")
+    table = format_table(summary, num_modes, protocol, length)
     slim = [{k: v for k, v in r.items() if k != "snapshots"} for r in rows]
+    cpu = sum(r.get("cpu_seconds", 0.0) for r in rows)
     (out_dir / "results.json").write_text(json.dumps({
-        "protocol": {"samples": 2500, "threshold_std": 3.0, "steps": steps, "batch_size": batch_size,
-                     "seeds": seeds, "model_opts": model_opts or {}},
+        "protocol": {"name": protocol, "samples": 2500, "threshold_std": 3.0, "steps": steps,
+                     "full_steps": full, "batch_size": batch_size, "seeds": seeds, "model_opts": model_opts or {},
+                     "cpu_seconds_training": cpu},
         "summary": summary, "rows": slim}, indent=1) + "\n")
     (out_dir / "table.txt").write_text(table + "\n")
     if figure:

@@ -1,5 +1,5 @@
-"""Datasets (images and toy mixtures), the IDX reader and model-input transforms."""
-from . import folder as _folder, sources as _sources, pairs as _pairs  # noqa: F401  (register the image datasets)
+"""Datasets (images, toy mixtures, translation pairs and audio), the IDX reader and model-input transforms."""
+from . import audio as _audio, folder as _folder, pairs as _pairs, sources as _sources  # noqa: F401  (register the datasets)
 from .catalog import DATASETS, SPLITS
 from .idx import read_idx
 from .image import ImageDataset, ImageSpec, fixed_draw

@@ -56,6 +56,9 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
     other = [m for m in names if METRICS.get(m).needs == "run"]
     _check_options(model, names, k=k, features=features, weights=weights)
     _check_completion_options(names, observe, orders_used)
+    if model is not None and model.config.data_kind == "audio" and (image or fake is not None or real is not None):
+        flag = "--fake" if fake is not None else "--real" if real is not None else f"--metric {','.join(image)}"
+        raise DgmError(f"{flag} is for image runs; this audio run is evaluated with --metric nll only")
     if model is not None:
         result.update(run=str(run), step=model.trained_steps, checkpoint=checkpoint, split=split)
         if getattr(model, "has_ema", False):  # a GAN with an EMA of G: which weights made the samples

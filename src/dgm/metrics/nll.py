@@ -61,11 +61,41 @@ def nll(model, dataset, batch_size: int = 256, progress: bool = False, k: Option
 
         raise DgmError(f"the nll metric needs a likelihood model; this {type(model).__name__} has no log_prob "
                        f"(GANs on toy mixtures: --metric modes)")
+    if getattr(dataset, "kind", None) == "audio":
+        return audio_nll(model, dataset, progress)
     gen = torch.Generator().manual_seed(seed)
     batches = dataset_batches(fixed_draw(dataset, gen), batch_size, model.device, progress)
     if "elbo" in model.capabilities:  # latent-variable models (vae, beta-vae, aae, avb)
         return latent_nll_from_batches(model, batches, 5000 if k is None else k, generator=gen)
     return nll_from_batches(model, batches)
+
+
+@torch.no_grad()
+def audio_nll(model, dataset, progress: bool = False, chunk: int = 80000) -> Dict[str, float]:
+    """Exact NLL of whole audio files (every sample of every file of the split, one file at a time; the first
+    samples of a file condition on the model's zero padding before it starts): ``nll_nats`` per file,
+    ``nats_per_sample`` and ``bits_per_sample`` over all samples (``bits_per_dim`` is the same number).
+
+    A file longer than ``chunk`` samples is scored in pieces that each re-read the receptive field before them, so
+    the value equals one pass over the whole file."""
+    from tqdm.auto import tqdm
+
+    total, samples, r = 0.0, 0, getattr(model, "receptive_field", 0)
+    with evaluating(model):
+        for f, s in enumerate(tqdm(dataset.signals, disable=not progress, desc="eval", mininterval=1.0)):
+            x = torch.as_tensor(s.astype("int64"), device=model.device)[None, None]
+            y = torch.as_tensor([int(dataset.labels[f])], device=model.device) if model.conditional else None
+            for start in range(0, x.shape[-1], chunk):
+                lo = max(0, start - r)
+                logp = model.conditionals(x[..., lo:start + chunk], y)[..., start - lo:]
+                total -= logp.double().sum().item()
+            samples += x.shape[-1]
+    n = len(dataset.signals)
+    per_sample = total / max(samples, 1)
+    bits = bits_per_dim(per_sample, 1)
+    return {"nll_nats": total / max(n, 1), "nats_per_sample": per_sample, "bits_per_sample": bits,
+            "bits_per_dim": bits, "n": n, "samples": samples, "seconds": samples / dataset.rate,
+            "protocol": "whole files; the first samples of each condition on zero padding"}
 
 
 register(Metric("nll", "run", nll, options=("k", "seed"),

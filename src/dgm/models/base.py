@@ -21,7 +21,7 @@ class InputError(DgmError, ValueError):
 
 # Config fields filled in from the dataset, not from the command line.
 DATA_FIELDS = ("data_kind", "channels", "height", "width", "levels", "num_classes")
-DATA_KINDS = ("images", "points", "pairs")
+DATA_KINDS = ("images", "points", "pairs", "audio")
 # What a model may declare in ``ImageModel.capabilities``, and the methods each promises.
 CAPABILITIES = {
     "log_prob": "log_prob(x, y): log p(x) in nats per example (the nll metric)",
@@ -39,7 +39,8 @@ class ModelConfig:
 
     ``data_kind`` "images": (channels, height, width) images of ``levels`` integer levels; "points": vectors of
     ``channels`` real numbers (height = width = 1, levels = 0); "pairs": two image domains of one shape for a
-    translation model (levels: domain X's; the model's config adds domain Y's).
+    translation model (levels: domain X's; the model's config adds domain Y's); "audio": waveforms of ``levels``
+    mu-law levels, trained on windows of ``width`` samples (channels = height = 1).
     """
 
     data_kind: str = "images"
@@ -124,6 +125,10 @@ class ImageModel(nn.Module):
         """What the likelihood training step maximises: ``log_prob(x, y)``; any-order models draw an order per
         example here."""
         return self.log_prob(x, y)
+
+    def start_note(self) -> str:
+        """A line `dgm train` prints when training starts (e.g. a WaveNet's receptive field); "" for none."""
+        return ""
 
     def summarize(self, val: Dict[str, float]) -> str:
         """The validation values in one line for `dgm train`'s summary; "" when they lack a field it names."""

@@ -51,6 +51,12 @@ class GANConfig(ModelConfig):
     unroll_steps: int = 0             # unrolled GAN (Metz et al. 2017): K differentiable D updates
     instance_noise: float = 0.0       # std of Gaussian instance noise on D's inputs, annealed to 0
     noise_decay_steps: int = 0        # 0: anneal over the whole run
+    pack: int = 1                     # PacGAN (Lin et al. 2018): D scores packs of m samples; --batch-size = m x packs
+    minibatch_disc: int = 0           # minibatch discrimination (Salimans et al. 2016): number of kernels B (0: off)
+    minibatch_disc_dim: int = 5       # dimension C of each minibatch-discrimination kernel
+    mbstd: bool = False               # minibatch standard deviation feature (Karras et al. 2018, ProGAN)
+    mbstd_group: int = 4              # group size of --mbstd (ProGAN: 4)
+    protocol: str = ""                # toy-mixture preset veegan | pacgan (dgm.bench.protocols): fills defaults
 
     @classmethod
     def refuse_unused(cls, given: Dict[str, Any]) -> None:
@@ -67,6 +73,10 @@ class GANConfig(ModelConfig):
             its = " ".join("--" + o.replace("_", "-") for o in own) or "none"
             raise DgmError(f"{flags}: not used by objective {name} (its options: {its}); drop it or choose an "
                            "objective that reads it (dgm list objectives)")
+        for sub, main in (("minibatch_disc_dim", "minibatch_disc"), ("mbstd_group", "mbstd")):
+            if sub in given and not given.get(main):
+                raise DgmError(f"--{sub.replace('_', '-')} sets an option of --{main.replace('_', '-')}, which is off;"
+                               f" give --{main.replace('_', '-')} too, or drop it")
 
     @classmethod
     def tiny(cls) -> Dict[str, Any]:
@@ -82,11 +92,15 @@ class GANConfig(ModelConfig):
             raise DgmError(f"--d-norm must be one of {', '.join(NORMS)}, got {self.d_norm!r}")
         if self.divergence not in F_DIVERGENCES:
             raise DgmError(f"--divergence must be one of {', '.join(F_DIVERGENCES)}, got {self.divergence!r}")
-        for name in ("n_critic", "unroll_steps", "latent_dim", "hidden", "noise_decay_steps"):
+        for name in ("n_critic", "unroll_steps", "latent_dim", "hidden", "noise_decay_steps", "minibatch_disc"):
             if getattr(self, name) < 0:
                 raise DgmError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        if self.layers < 1:
-            raise DgmError(f"--layers must be >= 1, got {self.layers}")
+        for name in ("layers", "pack", "minibatch_disc_dim", "mbstd_group"):
+            if getattr(self, name) < 1:
+                raise DgmError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if obj.kind == "energy" and (self.minibatch_disc or self.mbstd):
+            raise DgmError(f"--minibatch-disc / --mbstd need a scoring discriminator; {self.objective} has an "
+                           "auto-encoder D: drop the option or choose another objective")
         for name in ("lr_g", "lr_d"):
             v = getattr(self, name)
             if v is not None and not v > 0:

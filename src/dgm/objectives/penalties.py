@@ -15,36 +15,46 @@ from torch import Tensor
 def gradient_penalty(critic: Callable[[Tensor], Tensor], points: Tensor, target: float = 1.0) -> Tensor:
     """E (||grad_x D(x_hat)||_2 - target)^2 at ``points`` (Gulrajani et al. 2017; Kodali et al. 2017).
 
-    Differentiable (create_graph) so the penalty trains the critic's parameters.
+    Differentiable (create_graph) so the penalty trains the critic's parameters. A packed critic (PacGAN,
+    ``critic.pack = m``) scores packs of m consecutive points: the norm is that of the gradient w.r.t. each pack.
     """
     points = points.detach().requires_grad_(True)
     out = critic(points)
     (grad,) = torch.autograd.grad(out.sum(), points, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - target) ** 2).mean()
+    m = getattr(critic, "pack", 1)
+    return ((grad.reshape(grad.shape[0] // m, -1).norm(2, dim=1) - target) ** 2).mean()
 
 
-def interpolates(real: Tensor, fake: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
-    """WGAN-GP's x_hat = t x + (1 - t) G(z), t ~ U[0, 1] per example: points on lines between real and fake."""
-    t = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator, device=real.device)
+def _per_group(n: int, group: int, like: Tensor, generator) -> Tensor:
+    """t ~ U[0, 1], one per group of ``group`` consecutive examples (a pack), shaped to broadcast over ``like``."""
+    t = torch.rand((n // group,) + (1,) * (like.dim() - 1), generator=generator, device=like.device)
+    return t if group == 1 else t.repeat_interleave(group, dim=0)
+
+
+def interpolates(real: Tensor, fake: Tensor, generator: Optional[torch.Generator] = None, group: int = 1) -> Tensor:
+    """WGAN-GP's x_hat = t x + (1 - t) G(z), t ~ U[0, 1] per example (per pack of ``group`` examples for a packed
+    critic): points on lines between real and fake (packs)."""
+    t = _per_group(real.shape[0], group, real, generator)
     return t * real + (1 - t) * fake.detach()
 
 
-def perturbed(real: Tensor, c: float = 0.5, generator: Optional[torch.Generator] = None) -> Tensor:
-    """DRAGAN's x_hat = t x + (1 - t) x_p with x_p = x + c * std(x) * U[0, 1] (Kodali et al. 2017): points near the data."""
+def perturbed(real: Tensor, c: float = 0.5, generator: Optional[torch.Generator] = None, group: int = 1) -> Tensor:
+    """DRAGAN's x_hat = t x + (1 - t) x_p with x_p = x + c * std(x) * U[0, 1] (Kodali et al. 2017): points near the data.
+    t per example, or per pack of ``group`` examples for a packed critic."""
     noise = torch.rand(real.shape, generator=generator, device=real.device)
     x_p = real + c * real.std() * noise
-    t = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), generator=generator, device=real.device)
+    t = _per_group(real.shape[0], group, real, generator)
     return t * real + (1 - t) * x_p
 
 
-def real_points(real: Tensor, fake: Tensor, penalty: "Penalty") -> Tensor:
+def real_points(real: Tensor, fake: Tensor, penalty: "Penalty", group: int = 1) -> Tensor:
     return real
 
 
-PENALTY_POINTS: Dict[str, Callable[[Tensor, Tensor, "Penalty"], Tensor]] = {
-    "interpolates": lambda real, fake, p: interpolates(real, fake),  # WGAN-GP
-    "perturbed": lambda real, fake, p: perturbed(real, p.scale),      # DRAGAN
-    "real": real_points,                                              # R1 (Mescheder et al. 2018)
+PENALTY_POINTS: Dict[str, Callable[..., Tensor]] = {  # (real, fake, penalty, group) -> x_hat
+    "interpolates": lambda real, fake, p, group=1: interpolates(real, fake, group=group),  # WGAN-GP
+    "perturbed": lambda real, fake, p, group=1: perturbed(real, p.scale, group=group),      # DRAGAN
+    "real": real_points,                                                                    # R1 (Mescheder et al. 2018)
 }
 
 
@@ -70,9 +80,9 @@ class Penalty:
         if self.every < 1:
             raise ValueError(f"a penalty's interval must be >= 1, got {self.every}")
 
-    def sample(self, real: Tensor, fake: Tensor) -> Tensor:
-        """The points x_hat where this penalty looks at D's gradient."""
-        return PENALTY_POINTS[self.points](real, fake, self)
+    def sample(self, real: Tensor, fake: Tensor, group: int = 1) -> Tensor:
+        """The points x_hat where this penalty looks at D's gradient (``group``: a packed critic's pack size)."""
+        return PENALTY_POINTS[self.points](real, fake, self, group)
 
     def applies(self, d_step: int) -> bool:
         """Whether discriminator update number ``d_step`` (from 0) carries this penalty."""

@@ -178,10 +178,14 @@ class Trainer:
         sampler = DistributedSampler(self.train_set, num_replicas=self.info.world_size, rank=self.info.rank,
                                      shuffle=True, seed=self.cfg.seed, drop_last=True)
         sampler.set_epoch(epoch)
+        if hasattr(self.train_set, "set_epoch"):  # datasets that draw per epoch (random audio windows)
+            self.train_set.set_epoch(self.cfg.seed, epoch)
         idx = list(sampler)
         b = self.local_batch
+        take = getattr(self.train_set, "take", None)  # a dataset that indexes a whole batch at once (toy points)
         for k in range(start, self.batches_per_epoch):
-            x, y = collate([self.train_set[i] for i in idx[k * b:(k + 1) * b]])
+            ids = idx[k * b:(k + 1) * b]
+            x, y = take(ids) if take is not None else collate([self.train_set[i] for i in ids])
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     # -- checkpoints -----------------------------------------------------------------------------

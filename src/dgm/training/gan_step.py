@@ -16,6 +16,7 @@ import torch.nn as nn
 from torch import Tensor
 from torch.func import functional_call
 
+from ..errors import DgmError
 from ..nn.ema import ema_update
 from ..objectives import clip_weights, gradient_penalty, instance_noise_std
 from .optim import differentiable_step
@@ -62,6 +63,12 @@ class GANStep(TrainStep):
         engine.optimizer("d", m.discriminator.parameters(), lr=self.lr_d, betas=obj.betas, kind=obj.optimizer)
         engine.optimizer("g", m.generator.parameters(), lr=self.lr_g, betas=obj.betas, kind=obj.optimizer)
         self.penalties = obj.penalties(c)
+        self.pack = getattr(m.discriminator, "pack", 1)  # PacGAN: D scores packs of m of the batch's samples
+        per_process = tc.batch_size // engine.info.world_size
+        if per_process % self.pack:
+            raise DgmError(f"--pack {self.pack} groups each process's batch into packs of {self.pack} samples; "
+                           f"--batch-size {tc.batch_size} gives {per_process} per process: use a multiple of "
+                           f"{self.pack} (PacGAN: --batch-size = {self.pack} x the number of packs)")
         self.state = obj.init_state()  # the objective's state, e.g. BEGAN's k_t (checkpointed)
         self.d_steps = 0               # discriminator updates so far (checkpointed)
         self.last: Dict[str, float] = {}
@@ -134,7 +141,7 @@ class GANStep(TrainStep):
             fake = self.G(z)
         real_n, fake_n = self._noise(x, fake.detach())
         penalties = [p for p in self.penalties if p.applies(self.d_steps)]  # lazy ones on every k-th update
-        points = [p.sample(real_n, fake_n) for p in penalties]
+        points = [p.sample(real_n, fake_n, self.pack) for p in penalties]
         with e.autocast():
             d_real, d_fake, gps, _ = self.D(real_n, fake_n, points, tuple(p.target for p in penalties))
         d_real, d_fake = d_real.float(), d_fake.float()

@@ -102,6 +102,11 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
         first = saved.get("command", "")
         history = [*(saved.get("commands") or [first]), command]
     cls = MODELS.get(model_name)
+    audio = bool(getattr(DATASETS.get(data_cfg["name"]), "is_audio", False))
+    if audio != ("audio" in cls.data_kinds):
+        need = "audio data (dgm list datasets: speech, audio, tones)" if not audio else "image data"
+        raise DgmError(f"model {model_name} needs {need}; {data_cfg['name']} is "
+                       f"{'an audio' if audio else 'not an audio'} dataset")
     if not resume and cls.input_scale == "pm1" and not getattr(DATASETS.get(data_cfg["name"]), "is_toy", False):
         data_cfg = {**data_cfg, "scale": "pm1"}
     if not resume and ckpt.list_checkpoints(run_dir):
@@ -115,6 +120,9 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
         raise DgmError(_pairs_mismatch(model_name, data_cfg["name"], pairs))
     if pairs:  # two image domains (data/pairs.py): their shape and both domains' levels
         spec = train_set.model_fields()
+    elif audio:  # waveforms of mu-law levels, trained on windows of `window` samples
+        spec = {"data_kind": "audio", "channels": 1, "height": 1, "width": train_set.window, "levels": 256,
+                "num_classes": train_set.num_classes, "sample_rate": train_set.rate}
     elif isinstance(train_set, ImageDataset):
         spec = {"data_kind": "images", **{k: getattr(train_set.spec, k) for k in DATA_FIELDS if k != "data_kind"}}
     elif "points" in cls.data_kinds:  # vectors of real numbers: no levels, no image shape
@@ -129,6 +137,8 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
     model = build_model(model_name, model_opts)
     if not resume and cls.source_run is not None:  # e.g. a prior copies its frozen VQ-VAE's weights
         model.init_from_sources(load)
+    if info.is_main and model.start_note():
+        print(f"dgm: note: {model.start_note()}", file=sys.stderr)
     step = STEPS.get(model.train_step)(model)
     record = {"dgm_version": __version__, "model": model_name, "family": model.train_step,
               "model_config": model.config.to_dict(), "data": data_cfg, "train": train_cfg.to_dict(),

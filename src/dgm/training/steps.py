@@ -95,3 +95,13 @@ class LikelihoodStep(TrainStep):
         from ..metrics.nll import nll_from_batches
 
         return nll_from_batches(self.model, batches)
+
+
+@STEPS.register("audio-likelihood", help="exact-likelihood audio models (wavenet): NLL per sample on random "
+                "windows; no sample grid (dgm sample RUN --seconds S writes WAV files)")
+class AudioLikelihoodStep(LikelihoodStep):
+    """The likelihood step for waveforms: the loss is nats per sample of the window; samples are WAV files written
+    by `dgm sample`, not an image grid."""
+
+    def samples(self, n, generator):
+        return None

@@ -44,7 +44,7 @@ def draw_points(ax, points, data, model=None, surface: bool = True, title: Optio
     """One panel: D's surface (background), true density contours, and the samples."""
     x0, x1, y0, y1 = _extent(data)
     xs, ys = np.linspace(x0, x1, grid), np.linspace(y0, y1, grid)
-    if surface and model is not None:
+    if surface and model is not None and getattr(model.discriminator, "pointwise", True):  # packed / batch D: none
         s = discriminator_surface(model, xs, ys)
         im = ax.imshow(s, origin="lower", extent=(x0, x1, y0, y1), cmap="coolwarm", alpha=0.55, aspect="auto")
         ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04,

@@ -7,11 +7,12 @@ reconstruction loss ("mse" | "l1") of an auto-encoder D (EBGAN, BEGAN), which th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import torch.nn as nn
 from torch import Tensor
 
+from ...errors import DgmError
 from ...registry import Registry
 
 
@@ -30,29 +31,91 @@ class GANArch:
 GAN_ARCHS: Registry = Registry("GAN architecture", list_name="archs")
 
 
-class Discriminator(nn.Module):
-    """D(x) -> one score per example: a logit or a critic value, depending on the objective."""
+def pack(x: Tensor, m: int) -> Tensor:
+    """PacGAN (Lin et al. 2018): consecutive groups of ``m`` samples concatenated into one D input, (N, C, ...) ->
+    (N / m, m C, ...): points' features or images' channels side by side (sample k of a pack first). The batch's
+    samples are i.i.d., so each pack holds m independent samples; m = 1 returns ``x`` itself."""
+    if m == 1:
+        return x
+    if x.shape[0] % m:
+        raise DgmError(f"--pack {m} needs a batch that is a multiple of {m}, got {x.shape[0]} samples")
+    return x.reshape(x.shape[0] // m, m * x.shape[1], *x.shape[2:])
 
-    def __init__(self, body: nn.Module):
+
+class Discriminator(nn.Module):
+    """D(x) -> one score per input: a logit or a critic value, depending on the objective.
+
+    D(x) = head(batch(features(pack(x)))), in three parts that later heads can reuse:
+
+    - ``body.features(x)``: the architecture's network up to its last hidden representation, (N, F);
+    - ``batch``: layers that see the whole batch (``--minibatch-disc``, ``--mbstd``; see ``batch_features.py``),
+      each appending columns, (N, F + extra); None without them (no parameters, the old state_dict keys);
+    - ``head``: the last linear layer, ``body.head`` (so its keys are where the old checkpoints have them).
+
+    ``representation(x)`` is what the head reads. It is meant for the next heads as well: a projection
+    discriminator (Miyato & Koyama 2018) adds <embed(y), representation(x)> to the score, an ACGAN (Odena et al.
+    2017) puts a class head beside ``head`` on the same representation; neither needs to reshape this class.
+    ``pack`` (PacGAN, Lin et al. 2018): x (N samples) is scored as N / m packs, so D returns N / m scores.
+    """
+
+    def __init__(self, body: nn.Module, pack: int = 1, batch: Sequence[nn.Module] = ()):
         super().__init__()
         self.body = body
+        self.pack = pack
+        self.batch = nn.Sequential(*batch) if batch else None
+        extra = sum(layer.extra for layer in batch)
+        if extra:  # the head reads F + extra features: a wider one in its place (``body.set_head`` where the body
+            old = body.head  # keeps its head inside a stack, else the attribute ``head``)
+            new = nn.Linear(old.in_features + extra, old.out_features, bias=old.bias is not None)
+            body.set_head(new) if hasattr(body, "set_head") else setattr(body, "head", new)
+
+    @property
+    def head(self) -> nn.Module:
+        return self.body.head
+
+    @property
+    def pointwise(self) -> bool:
+        """Whether D scores each sample on its own (False with packing or batch features): its surface over the
+        plane (``viz.toy``) is only defined then."""
+        return self.pack == 1 and self.batch is None
+
+    @property
+    def split(self) -> bool:
+        """Whether the body declares ``features`` and ``head``; an architecture's body without them (any module to
+        one score) still works, as one opaque block, without batch layers or ``representation``."""
+        return hasattr(self.body, "features") and hasattr(self.body, "head")
+
+    def representation(self, x: Tensor) -> Tensor:
+        """The head's input for a batch of samples x: (N / pack, F + extra)."""
+        if not self.split:
+            raise DgmError(f"this discriminator's body ({type(self.body).__name__}) has no features/head split")
+        h = self.body.features(pack(x, self.pack))
+        return h if self.batch is None else self.batch(h)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.body(x).reshape(x.shape[0])
+        if not self.split:
+            y = pack(x, self.pack)
+            return self.body(y).reshape(y.shape[0])
+        h = self.representation(x)
+        return self.head(h).reshape(h.shape[0])
 
 
 class AutoencoderDiscriminator(nn.Module):
-    """EBGAN / BEGAN: D is an auto-encoder; its output is a per-example reconstruction energy.
+    """EBGAN / BEGAN: D is an auto-encoder; its output is a per-input reconstruction energy.
 
     ``loss="mse"`` (EBGAN: mean squared error) or ``"l1"`` (BEGAN: mean absolute error, eta = 1).
-    ``features(x)`` gives the encoder's code, which EBGAN's pulling-away term spreads apart.
+    ``energy_and_code(x)`` also gives the encoder's code, which EBGAN's pulling-away term spreads apart.
+    ``pack`` (PacGAN): the auto-encoder reconstructs packs of m samples, one energy per pack.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, loss: str):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, loss: str, pack: int = 1):
         super().__init__()
-        self.encoder, self.decoder, self.loss = encoder, decoder, loss
+        self.encoder, self.decoder, self.loss, self.pack = encoder, decoder, loss, pack
+
+    pointwise = property(lambda self: self.pack == 1)
 
     def energy_and_code(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+        x = pack(x, self.pack)
         h = self.encoder(x)
         r = self.decoder(h).reshape(x.shape)
         err = (r - x) ** 2 if self.loss == "mse" else (r - x).abs()
@@ -62,9 +125,33 @@ class AutoencoderDiscriminator(nn.Module):
         return self.energy_and_code(x)[0]
 
 
+def batch_layers(config, features: int) -> list:
+    """The batch-level layers the config asks for, in this order: minibatch discrimination, then minibatch stddev."""
+    from .batch_features import MinibatchDiscrimination, MinibatchStdDev
+
+    layers = []
+    if getattr(config, "minibatch_disc", 0):
+        layers.append(MinibatchDiscrimination(features, config.minibatch_disc, config.minibatch_disc_dim))
+        features += config.minibatch_disc
+    if getattr(config, "mbstd", False):
+        layers.append(MinibatchStdDev(config.mbstd_group))
+    return layers
+
+
 def discriminator(energy: Optional[str], scorer: Callable[[], nn.Module],
-                  autoencoder: Callable[[], Tuple[nn.Module, nn.Module]]) -> nn.Module:
-    """A scoring D from ``scorer()``, or an auto-encoder D from ``autoencoder() -> (encoder, decoder)``."""
+                  autoencoder: Callable[[], Tuple[nn.Module, nn.Module]], config=None) -> nn.Module:
+    """A scoring D from ``scorer()`` (a body with ``features(x)`` and a linear ``head``), or an auto-encoder D from
+    ``autoencoder() -> (encoder, decoder)``. ``config`` (a GANConfig) brings packing and the batch-level layers;
+    the architecture builds its D's first layer for ``config.pack`` samples."""
+    m = getattr(config, "pack", 1)
     if energy is None:
-        return Discriminator(scorer())
-    return AutoencoderDiscriminator(*autoencoder(), energy)
+        body = scorer()
+        wanted = getattr(config, "minibatch_disc", 0) or getattr(config, "mbstd", False)
+        if wanted and not (hasattr(body, "features") and hasattr(body, "head")):
+            raise DgmError("--minibatch-disc / --mbstd need a discriminator body with features(x) and a linear head; "
+                           f"this architecture's ({type(body).__name__}) has none")
+        return Discriminator(body, m, batch_layers(config, body.head.in_features) if wanted else [])
+    if batch_layers(config, 1):
+        raise DgmError("--minibatch-disc / --mbstd need a scoring discriminator; the energy objectives (ebgan, "
+                       "began) have an auto-encoder D: drop the option or choose another objective")
+    return AutoencoderDiscriminator(*autoencoder(), energy, m)

@@ -42,8 +42,12 @@ class DCGANEncoder(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(c * s0 * s0, out)
 
+    def features(self, x: Tensor) -> Tensor:
+        """The flattened last feature map (the input of the linear head)."""
+        return self.body(x).flatten(1)
+
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.body(x).flatten(1))
+        return self.head(self.features(x))
 
 
 def dcgan_init(m: nn.Module) -> None:
@@ -59,20 +63,21 @@ def dcgan_init(m: nn.Module) -> None:
 
 def build(c, energy):
     """G: DCGAN generator with --hidden base channels; D: DCGAN encoder with one output, or (energy) an encoder to a
-    4 x hidden code and a DCGAN generator as decoder. Weights initialised as in the paper."""
+    4 x hidden code and a DCGAN generator as decoder. Weights initialised as in the paper. D's input is ``--pack``
+    images with their channels side by side."""
     generator = DCGANGenerator(c.latent_dim, c.channels, c.height, c.hidden)
     if c.height != c.width:
         raise DgmError(f"DCGAN needs square images, got {c.height}x{c.width}")
     code = 4 * c.hidden
 
     def scorer():
-        return DCGANEncoder(c.channels, c.height, c.hidden, 1, c.d_norm)
+        return DCGANEncoder(c.channels * c.pack, c.height, c.hidden, 1, c.d_norm)
 
     def autoencoder():
-        enc = DCGANEncoder(c.channels, c.height, c.hidden, code, c.d_norm)
-        return enc, nn.Sequential(DCGANGenerator(code, c.channels, c.height, c.hidden))
+        enc = DCGANEncoder(c.channels * c.pack, c.height, c.hidden, code, c.d_norm)
+        return enc, nn.Sequential(DCGANGenerator(code, c.channels * c.pack, c.height, c.hidden))
 
-    d = discriminator(energy, scorer, autoencoder)
+    d = discriminator(energy, scorer, autoencoder, c)
     generator.apply(dcgan_init)
     d.apply(dcgan_init)
     return generator, d
