@@ -191,6 +191,18 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--translate", default=None, metavar="test|FOLDER", help="translation runs (cyclegan): write "
                    "input / translation / reconstruction triplets of both directions for n images of the run's test "
                    "split or of a folder")
+    s.add_argument("--interpolate", default=None, choices=["lerp", "slerp"], help="models with a Gaussian latent "
+                   "(GANs, VAEs): -n rows of --steps images along a line (lerp) or a great-circle arc (slerp, White "
+                   "2016) between two random codes")
+    s.add_argument("--steps", type=int, default=None, help="--interpolate: images per row, ends included (default 8)")
+    s.add_argument("--truncation", type=float, default=None, metavar="PSI", help="models with a Gaussian latent: the "
+                   "truncation trick (interpolate: PSI z, PSI in [0, 1], 1 = ordinary sampling; resample: threshold)")
+    s.add_argument("--truncation-mode", default=None, choices=["interpolate", "resample"], help="--truncation: "
+                   "towards the mean latent (StyleGAN) or resampling of |z_i| > PSI (BigGAN) (default: interpolate)")
+    s.add_argument("--arithmetic", default=None, metavar="A,B", help="models with an encoder (VAEs) on a labelled "
+                   "dataset: mean test code of class A minus class B, added at scales 0..2 to -n other test images")
+    s.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: sample the raw generator, "
+                   "not the EMA of its weights (the default)")
     s.add_argument("--seconds", type=float, default=None, help="audio runs: seconds of audio per sample; writes "
                    "n WAV files and a PNG of their waveforms and spectrograms (default: 1)")
     s.add_argument("--plots", action="store_true", help="latent-variable models: also write reconstructions of "
@@ -234,6 +246,8 @@ def _build_parser_rest(sub) -> None:
     e.add_argument("--device", default="cpu")
     e.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     e.add_argument("--progress", action="store_true", help="show progress bars")
+    e.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: evaluate the raw generator, "
+                   "not the EMA of its weights (the default)")
 
     b = sub.add_parser("bench", help="benchmarks: `dgm bench modes` (mode collapse on toy mixtures)")
     b.add_argument("what", choices=["modes"])
@@ -402,8 +416,22 @@ def _sample(args) -> int:
         raise DgmError("--observe chooses the kept half of --complete-from; give --complete-from IMAGE_FILE or drop "
                        "--observe")
     observe = args.observe or "top"
-    model = load(args.run, checkpoint=args.checkpoint, device=args.device)
+    latent_flags = [f for f, v in (("--interpolate", args.interpolate), ("--truncation", args.truncation),
+                                   ("--arithmetic", args.arithmetic), ("--complete-from", args.complete_from))
+                    if v is not None]
+    if len(latent_flags) > 1:
+        raise DgmError(f"{' and '.join(latent_flags)} each make their own figure; give one of them")
+    if args.steps is not None and not args.interpolate:
+        raise DgmError("--steps is the length of an --interpolate row; give --interpolate lerp|slerp or drop --steps")
+    if args.truncation_mode is not None and args.truncation is None:
+        raise DgmError("--truncation-mode needs --truncation PSI")
+    if args.arithmetic is not None and not re.fullmatch(r"\d+,\d+", args.arithmetic):
+        raise DgmError(f"--arithmetic takes two class labels A,B (e.g. 3,8), got {args.arithmetic!r}")
+    model = load(args.run, checkpoint=args.checkpoint, device=args.device, ema=not args.no_ema)
     if model.config.data_kind == "audio":
+        if latent_flags and latent_flags[0] != "--complete-from":
+            raise DgmError(f"{latent_flags[0]} needs a model with a Gaussian latent (gan, vae, ...); "
+                           f"{model.run_config['model']} has none")
         args.n = 4 if args.n is None else args.n
         return _sample_audio(args, model)
     args.n = 64 if args.n is None else args.n
@@ -427,13 +455,45 @@ def _sample(args) -> int:
         if not 0 <= args.label < c.num_classes:
             raise DgmError(f"--label must be in 0..{c.num_classes - 1}, got {args.label}")
         y = torch.full((args.n,), args.label, dtype=torch.long)
+    if latent_flags and latent_flags[0] != "--complete-from":
+        flag = latent_flags[0]
+        if not model.truncation_modes:
+            raise DgmError(f"{flag} needs a model with a Gaussian latent (gan, vae, beta-vae, aae, avb); "
+                           f"{model.run_config['model']} has none")
+        if model.points and flag != "--truncation":
+            raise DgmError(f"{flag} draws a grid of images; this run models 2-D points (use --truncation)")
+        if flag == "--arithmetic" and "latent" not in model.capabilities:
+            raise DgmError(f"--arithmetic needs an encoder (vae, beta-vae, aae, avb); {model.run_config['model']} has "
+                           "none: use dgm.sampling.latent.attribute_vector with the codes of your two sets")
     gen = torch.Generator().manual_seed(args.seed)
-    if args.complete_from:
+    nrow = None
+    if args.interpolate:
+        from .sampling.latent import interpolation_grid
+
+        steps = 8 if args.steps is None else args.steps
+        x = images = interpolation_grid(model, args.n, steps, args.interpolate, generator=gen)
+        nrow = steps
+        default = _default_out(args.run, f"interpolate-{args.interpolate}-seed{args.seed}.png")
+    elif args.arithmetic:
+        from .runs import load_data
+        from .sampling.latent import ARITHMETIC_SCALES, class_arithmetic
+
+        a, b = (int(v) for v in args.arithmetic.split(","))
+        data = load_data(model.run_config["data"], "test").with_fixed_draw(torch.Generator().manual_seed(args.seed))
+        xt, yt = data.tensors()
+        x = images = class_arithmetic(model, xt, yt, data.spec.num_classes, a, b, args.n)
+        nrow = 1 + len(ARITHMETIC_SCALES)
+        default = _default_out(args.run, f"arithmetic-{a}-minus-{b}-seed{args.seed}.png")
+    elif args.complete_from:
         if "complete" not in model.capabilities:
             raise DgmError(f"--complete-from needs an autoregressive model; {model.run_config['model']} cannot complete images")
         shown, x = complete_from_file(model, args.complete_from, args.n, observe, y=y, generator=gen, **how)
         images = torch.cat([shown[None].to(x.device), x])
         default = _default_out(args.run, f"completion-{observe}-seed{args.seed}.png")
+    elif args.truncation is not None:
+        mode = args.truncation_mode or model.truncation_modes[0]
+        x = images = model.sample(args.n, y=y, generator=gen, truncation=args.truncation, truncation_mode=mode)
+        default = _default_out(args.run, f"truncation-{mode}-{args.truncation:g}-seed{args.seed}.png")
     else:
         x = model.sample(args.n, y=y, generator=gen, **how)
         images = x
@@ -446,7 +506,7 @@ def _sample(args) -> int:
             data = load_data(model.run_config["data"], "train")
             path = save_points_plot(args.out or default, x.cpu(), data, model, title=f"{args.n} samples")
         else:
-            path = save_grid(model.to_unit(images), args.out or default)
+            path = save_grid(model.to_unit(images), args.out or default, nrow)
         if args.save_tensor:
             torch.save(x.cpu(), args.save_tensor)
     print(path)
@@ -470,8 +530,10 @@ def _translate(args, model) -> int:
     if args.translate is None:
         raise DgmError(f"a {name} run translates images: pass --translate test (its test split) or --translate FOLDER")
     for flag, value in (("--label", args.label), ("--complete-from", args.complete_from), ("--plots", args.plots),
-                        ("--save-tensor", args.save_tensor), ("--naive", args.naive)):
-        if value:
+                        ("--save-tensor", args.save_tensor), ("--naive", args.naive),
+                        ("--interpolate", args.interpolate), ("--truncation", args.truncation),
+                        ("--arithmetic", args.arithmetic)):
+        if value is not None and value is not False:
             raise DgmError(f"{flag} does not apply to a translation run; drop it")
     tag = "test" if args.translate == "test" else Path(args.translate).name
     out = Path(args.out) if args.out else _default_out(args.run, f"translate-{tag}.png")
@@ -533,7 +595,7 @@ def _eval(args) -> int:
                       n=args.n, features=args.features, weights=args.weights, batch_size=args.batch_size,
                       seed=args.seed, checkpoint=args.checkpoint, device=args.device, use_cache=not args.no_cache,
                       progress=args.progress, save_samples=args.save_samples, k=args.k,
-                      observe=args.observe, orders_used=args.orders_used)
+                      observe=args.observe, orders_used=args.orders_used, ema=not args.no_ema)
     _print_json(result)
     return 0
 

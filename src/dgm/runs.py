@@ -144,13 +144,14 @@ def source_run(cls, name: str, run) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     return source["data"], cls.source_options(str(run), source)
 
 
-def load(run, checkpoint: Optional[str] = None, device: str = "cpu") -> torch.nn.Module:
+def load(run, checkpoint: Optional[str] = None, device: str = "cpu", ema: bool = True) -> torch.nn.Module:
     """Rebuild a trained model (eval mode) from a run directory or from one checkpoint file.
 
     ``run``: a run directory (its config.json says what to build) or a .pt checkpoint file (it says so itself).
     ``checkpoint`` (run directories): "latest" (default), "best" (best validation NLL so far) or a checkpoint file.
     The model gets ``run_config`` (model, model_config, data, ...), ``trained_steps`` and ``checkpoint_file``
-    (the file whose weights it holds).
+    (the file whose weights it holds). ``ema=False``: a GAN samples with its raw generator, not the EMA of its weights
+    (a run without an EMA refuses it).
     """
     run = Path(run)
     if run.is_dir():
@@ -175,6 +176,11 @@ def load(run, checkpoint: Optional[str] = None, device: str = "cpu") -> torch.nn
     model.run_config = cfg
     model.trained_steps = state.get("step")
     model.checkpoint_file = Path(path)
+    if not ema:
+        if not getattr(model, "has_ema", False):
+            raise DgmError(f"--no-ema: this {cfg['model']} run keeps no EMA of its weights (GANs trained with "
+                           "--ema-decay do); drop --no-ema")
+        model.use_ema(False)
     return model.to(device).eval()
 
 

@@ -18,11 +18,12 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
              weights: Optional[str] = None, batch_size: int = 256, seed: int = 0, checkpoint: str = "latest",
              device: str = "cpu", use_cache: bool = True, progress: bool = False,
              save_samples: Optional[str] = None, k: Optional[int] = None, observe: Optional[str] = None,
-             orders_used: Optional[int] = None) -> Dict:
+             orders_used: Optional[int] = None, ema: bool = True) -> Dict:
     """Evaluate a run directory (its model's samples, or ``fake``) or a file/folder of ``fake`` images against the
     ``real`` dataset; returns one flat dict (what `dgm eval` prints as JSON). ``k``: importance samples for the
     NLL of latent-variable models (default 5000); ``observe`` and ``orders_used``: the observed half and the
-    number of maximum-context orders of the completion metric.
+    number of maximum-context orders of the completion metric; ``ema=False``: a GAN's raw generator instead of
+    the EMA of its weights (`dgm eval --no-ema`).
 
     The dict is valid strict JSON: a value that comes out NaN or infinite is reported as None with the reason under
     ``notes`` (a key present only then). Options that no selected metric uses (-k, --features, --weights) and
@@ -47,7 +48,9 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
     if run is not None:
         from ..runs import load, load_data
 
-        model = load(run, checkpoint=checkpoint, device=device)
+        model = load(run, checkpoint=checkpoint, device=device, ema=ema)
+    elif not ema:
+        raise DgmError("--no-ema needs a run directory (a GAN trained with --ema-decay), not --fake images")
     names = list(metrics) if metrics else (default_metrics(model) if fake is None else default_image_metrics())
     image = [m for m in names if METRICS.get(m).needs != "run"]
     other = [m for m in names if METRICS.get(m).needs == "run"]
@@ -58,6 +61,8 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
         raise DgmError(f"{flag} is for image runs; this audio run is evaluated with --metric nll only")
     if model is not None:
         result.update(run=str(run), step=model.trained_steps, checkpoint=checkpoint, split=split)
+        if getattr(model, "has_ema", False):  # a GAN with an EMA of G: which weights made the samples
+            result["ema"] = ema
         if other:
             data = load_data(model.run_config["data"], split)
             options = {"k": k, "seed": seed, "observe": observe, "orders_used": orders_used}  # RUN_OPTIONS; each metric receives those it declares

@@ -100,6 +100,9 @@ class ImageModel(nn.Module):
     sample_methods: Tuple[str, ...] = ()
     #: what it can do beyond ``sample`` (read instead of probing for methods; see ``CAPABILITIES``)
     capabilities: Tuple[str, ...] = ("log_prob",)
+    #: models with a Gaussian latent: how ``sample(n, truncation=PSI, truncation_mode=...)`` truncates it, default
+    #: first (``dgm.nn.latent``); () where there is no such latent (dgm sample --truncation/--interpolate refuse)
+    truncation_modes: Tuple[str, ...] = ()
     #: latent-variable models: how ``log_prob(x, k)`` estimates the NLL (``{k}``: importance samples)
     nll_estimator: Optional[str] = None
     #: the metric part of `dgm train`'s closing line, ``str.format``-ted with the validation values

@@ -15,6 +15,8 @@ from torch import Tensor
 from ..errors import DgmError
 from ..nn import apply_spectral_norm
 from ..nn.blocks import evaluating
+from ..nn.ema import ema_copy
+from ..nn.latent import TRUNCATIONS, gaussian_latent
 from ..objectives import F_DIVERGENCES, OBJECTIVES
 from .base import MODELS, ImageModel, ModelConfig
 from .gan_nets import GAN_ARCHS, AutoencoderDiscriminator, Discriminator  # noqa: F401  (D types, re-exported)
@@ -34,6 +36,8 @@ class GANConfig(ModelConfig):
     n_critic: int = 0                 # D updates per G update (0: the objective's paper default)
     lr_g: Optional[float] = None      # TTUR: separate learning rates (default: --lr, else the paper's)
     lr_d: Optional[float] = None      # (see --lr-g) the discriminator's learning rate
+    ema_decay: float = 0.0            # EMA of G's weights sampled by default (e.g. 0.999; 0: off; dgm.nn.ema)
+    ema_start: int = 0                # the EMA copies G until this training step, then averages
     gp_weight: float = 10.0           # lambda of WGAN-GP / DRAGAN
     dragan_c: float = 0.5             # DRAGAN perturbation scale c (x_p = x + c std(x) U[0,1])
     clip_value: float = 0.01          # WGAN weight clipping c
@@ -107,6 +111,10 @@ class GANConfig(ModelConfig):
             kinds = {"points": "2-D point datasets", "images": "image data"}
             raise DgmError(f"--arch {self.arch} needs {' or '.join(kinds[k] for k in arch.data_kinds)}; "
                            f"use --arch mlp for {kinds[self.data_kind]}")
+        if not 0 <= self.ema_decay < 1:
+            raise DgmError(f"--ema-decay must be in [0, 1) (0: no EMA), got {self.ema_decay}")
+        if self.ema_start < 0 or (self.ema_start and not self.ema_decay):
+            raise DgmError(f"--ema-start must be >= 0 and needs --ema-decay > 0, got {self.ema_start}")
         if self.latent_dim == 0:
             self.latent_dim = 2 if points else 64
         if self.hidden == 0:
@@ -126,6 +134,7 @@ class GAN(ImageModel):
     train_step = "gan"
     data_kinds = ("images", "points")
     input_scale = "pm1"  # generators end in tanh: images in [-1, 1]
+    truncation_modes = TRUNCATIONS  # z ~ N(0, I): PSI z towards the mean (default), or BigGAN's resampling
     capabilities = ()  # no likelihood: sample quality (images) or mode coverage (points) only
     summary_format = "{modes:.0f} modes, {hq_percent:.1f}% high-quality samples, reverse KL {rkl}"
 
@@ -138,6 +147,28 @@ class GAN(ImageModel):
         self.generator, self.discriminator = GAN_ARCHS.get(c.arch).build(c, energy)
         if c.spectral_norm:
             apply_spectral_norm(self.discriminator)
+        if c.ema_decay > 0:  # the EMA of G (dgm.nn.ema), updated by the GAN step, sampled by default
+            self.generator_ema = ema_copy(self.generator)
+        self.sample_ema = True  # what sample(ema=None) uses when the run has an EMA (dgm sample/eval --no-ema)
+
+    @property
+    def has_ema(self) -> bool:
+        """True when the run keeps an EMA of the generator's weights (trained with --ema-decay)."""
+        return hasattr(self, "generator_ema")
+
+    def use_ema(self, on: bool) -> None:
+        """Choose the weights ``sample`` uses by default: the EMA (on, the default) or the raw generator."""
+        if not on and not self.has_ema:
+            raise DgmError("--no-ema: this run keeps no EMA of its generator (train with --ema-decay); drop --no-ema")
+        self.sample_ema = on
+
+    def sampling_generator(self, ema: Optional[bool] = None):
+        """The generator ``sample`` runs: the EMA when the run has one (unless ``ema=False``), else the raw G."""
+        if ema and not self.has_ema:
+            raise DgmError("ema=True: this run keeps no EMA of its generator (train with --ema-decay)")
+        if ema is None:
+            ema = self.sample_ema and self.has_ema
+        return self.generator_ema if ema else self.generator
 
     def summarize(self, val):
         rkl = f"{val['reverse_kl']:.3f}" if "reverse_kl" in val else "undefined (no high-quality sample)"
@@ -152,19 +183,28 @@ class GAN(ImageModel):
     def objective(self):
         return OBJECTIVES.get(self.config.objective)
 
-    def sample_latent(self, n: int, generator: Optional[torch.Generator] = None) -> Tensor:
-        return torch.randn(n, self.config.latent_dim, generator=generator).to(self.device)
+    def sample_latent(self, n: int, generator: Optional[torch.Generator] = None, truncation: Optional[float] = None,
+                      truncation_mode: str = "interpolate") -> Tensor:
+        """z ~ N(0, I), (n, latent_dim), truncated with PSI = ``truncation`` (``dgm.nn.latent``)."""
+        return gaussian_latent(n, self.config.latent_dim, generator, truncation, truncation_mode).to(self.device)
 
     @torch.no_grad()
     def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
-               z: Optional[Tensor] = None) -> Tensor:
-        """n draws of G(z): points (n, D), or images (n, C, H, W) in [-1, 1]. G runs in eval mode (BN running stats)."""
+               z: Optional[Tensor] = None, ema: Optional[bool] = None, truncation: Optional[float] = None,
+               truncation_mode: str = "interpolate") -> Tensor:
+        """n draws of G(z): points (n, D), or images (n, C, H, W) in [-1, 1]. G runs in eval mode (BN running stats).
+
+        ``ema``: the EMA of G's weights (default when the run has one) or, False, the raw weights. ``truncation``:
+        PSI of the truncation trick (``dgm.nn.latent``; PSI = 1 with "interpolate" is the ordinary sampler)."""
         self.check_labels(y, n)
         if z is not None:
             self.check_latent(z)
-        with evaluating(self.generator):
-            z = self.sample_latent(n, generator) if z is None else z.to(self.device)
-            return self.generator(z)
+            if truncation is not None:
+                raise DgmError("give z or truncation, not both (truncate the codes yourself: dgm.nn.latent)")
+        g = self.sampling_generator(ema)
+        with evaluating(g):
+            z = self.sample_latent(n, generator, truncation, truncation_mode) if z is None else z.to(self.device)
+            return g(z)
 
     def to_unit(self, x: Tensor) -> Tensor:
         """Images in [0, 1] for grids (generator outputs live in [-1, 1])."""

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ..errors import DgmError
 from ..nn.blocks import conv_plan, mlp
+from ..nn.latent import TRUNCATIONS, gaussian_latent
 from ..nn.pixels import LIKELIHOODS, PixelLikelihood
 from ..objectives.elbo import gaussian_kl, iwae_log_prob, log_mean_exp_chunked, reparameterize
 from .base import MODELS, ImageModel, ModelConfig
@@ -109,6 +110,7 @@ class VAE(ImageModel):
     Config = VAEConfig
     train_step = "vae"
     capabilities = ("log_prob", "elbo", "latent")
+    truncation_modes = TRUNCATIONS  # z ~ N(0, I): PSI z towards the prior's mode (default), or BigGAN's resampling
     summary_format = "val -ELBO {neg_elbo_nats:.3f} nats/example = {bits_per_dim:.4f} bits/dim (KL {kl_nats:.2f})"
     nll_estimator = "IWAE with k={k} importance samples (an upper bound on the NLL in expectation)"
 
@@ -170,11 +172,17 @@ class VAE(ImageModel):
     # -- generation ------------------------------------------------------------------------------------------------
     @torch.no_grad()
     def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
-               z: Optional[Tensor] = None, mean: bool = False) -> Tensor:
-        """(n, C, H, W) levels 0..K-1 drawn from p(x|z), z ~ N(0, I) (or the given z); ``mean=True``: E[x|z]."""
+               z: Optional[Tensor] = None, mean: bool = False, truncation: Optional[float] = None,
+               truncation_mode: str = "interpolate") -> Tensor:
+        """(n, C, H, W) levels 0..K-1 drawn from p(x|z), z ~ N(0, I) (or the given z); ``mean=True``: E[x|z].
+
+        ``truncation``: PSI of the truncation trick on z (``dgm.nn.latent``: "interpolate" draws PSI z, towards the
+        prior's mode 0); it shrinks z only, so p(x|z) still adds its pixel noise unless ``mean=True``."""
         self.check_labels(y, n)
         if z is None:
-            z = torch.randn(n, self.config.latent_dim, generator=generator)
+            z = gaussian_latent(n, self.config.latent_dim, generator, truncation, truncation_mode)
+        elif truncation is not None:
+            raise DgmError("give z or truncation, not both (truncate the codes yourself: dgm.nn.latent)")
         self.check_latent(z)
         out = self.decode(z.to(self.device, next(self.parameters()).dtype))
         return self.pixels.image_draw(out, mean, generator)

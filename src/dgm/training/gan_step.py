@@ -17,6 +17,7 @@ from torch import Tensor
 from torch.func import functional_call
 
 from ..errors import DgmError
+from ..nn.ema import ema_update
 from ..objectives import clip_weights, gradient_penalty, instance_noise_std
 from .optim import differentiable_step
 from .steps import STEPS, TrainStep
@@ -164,6 +165,8 @@ class GANStep(TrainStep):
                 loss_g = self._g_loss(d_gen.float(), code)
             e.update(loss_g, "g")
             self.last["loss_g"] = float(loss_g.detach())
+            if m.has_ema:  # the EMA of G after each G update (its step: the training step, = D updates so far)
+                ema_update(m.generator_ema, m.generator, c.ema_decay, self.d_steps, c.ema_start)
         out["loss_d"] = loss_d.detach()
         out["loss"] = loss_d.detach()
         if "loss_g" in self.last:
