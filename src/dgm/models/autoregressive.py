@@ -109,18 +109,6 @@ class AutoregressiveModel(ImageModel):
         """Inverse-CDF draw from per-example logits using uniforms ``u`` (so draws are reproducible)."""
         return self.pixels.sample(logits_at.unsqueeze(1) if self.binary else logits_at, u, dim=1)
 
-    def _default_labels(self, n: int, y: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
-        """The labels of n draws: y as given (one label for all, or n), checked; 0, 1, 2, ... cycling when None."""
-        if not self.conditional:
-            self.check_labels(y, n)  # refuses labels
-            return None
-        if y is None:
-            return torch.arange(n, device=self.device) % self.config.num_classes
-        y = torch.as_tensor(y, device=self.device)
-        y = y.reshape(-1).expand(n) if y.numel() == 1 else y
-        self.check_labels(y, n)
-        return y.long()
-
     def sample_method(self, method: Optional[str] = None) -> str:
         """The sampling method to use: ``method`` checked against ``sample_methods``; None -> the model's default."""
         if method is None:

@@ -195,6 +195,18 @@ class ImageModel(nn.Module):
             got = f"values from {float(x.min()):g} to {float(x.max()):g}; scale or binarize them to its levels first"
         raise InputError(f"expected x to hold integer levels 0..{top} (this model's {top + 1} levels), got {got}")
 
+    def _default_labels(self, n: int, y: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+        """The labels of n draws: y as given (one label for all, or n), checked; 0, 1, 2, ... cycling when None."""
+        if not self.conditional:
+            self.check_labels(y, n)  # refuses labels
+            return None
+        if y is None:
+            return torch.arange(n, device=self.device) % self.config.num_classes
+        y = torch.as_tensor(y, device=self.device)
+        y = y.reshape(-1).expand(n) if y.numel() == 1 else y
+        self.check_labels(y, n)
+        return y.long()
+
     def check_labels(self, y: Optional[torch.Tensor], n: int) -> None:
         """ValueError unless y fits: None for an unconditional model; (n,) integer class labels in
         0..num_classes-1 for a class-conditional one."""

@@ -170,17 +170,6 @@ class WaveNet(ImageModel):
         return self.conditionals(x, y).flatten(1).sum(1)
 
     # -- sampling ------------------------------------------------------------------------------------------
-    def _labels(self, n: int, y) -> Optional[torch.Tensor]:
-        if not self.conditional:
-            self.check_labels(y, n)
-            return None
-        if y is None:
-            return torch.arange(n, device=self.device) % self.config.num_classes
-        y = torch.as_tensor(y, device=self.device)
-        y = y.reshape(-1).expand(n) if y.numel() == 1 else y
-        self.check_labels(y, n)
-        return y.long()
-
     @torch.no_grad()
     def sample(self, n: int, length: Optional[int] = None, y: Optional[torch.Tensor] = None,
                generator: Optional[torch.Generator] = None, noise: Optional[torch.Tensor] = None,
@@ -196,7 +185,7 @@ class WaveNet(ImageModel):
         length = self.config.width if length is None else int(length)
         if length < 1:
             raise InputError(f"length must be >= 1 sample, got {length}")
-        y = self._labels(n, y)
+        y = self._default_labels(n, y)
         if noise is None:
             noise = torch.rand(n, length, generator=generator)
         if tuple(noise.shape) != (n, length):
