@@ -228,11 +228,7 @@ class AnyOrderModel(AutoregressiveModel):
         perm = self.completion_orders(pix)[0] if order is None else self.resolve_order(order).cpu()
         c = self.config
         with evaluating(self):
-            n = x.shape[0]
-            x = x.to(self.device).float().clone()
-            y = self._default_labels(n, y)
-            if noise is None:
-                noise = torch.rand(x.shape, generator=generator, device="cpu").to(self.device)
+            x, y, noise = self._draw_inputs(x, y, generator, noise)
             dev_perm = perm.to(self.device)
             for pos in perm.tolist():
                 i, j = divmod(pos, c.width)

@@ -109,6 +109,15 @@ class AutoregressiveModel(ImageModel):
         """Inverse-CDF draw from per-example logits using uniforms ``u`` (so draws are reproducible)."""
         return self.pixels.sample(logits_at.unsqueeze(1) if self.binary else logits_at, u, dim=1)
 
+    def _draw_inputs(self, x, y, generator, noise):
+        """A working copy of x on the model's device, the draws' labels and their uniforms (``noise`` or fresh ones
+        from ``generator``), shared by every element-by-element sampler."""
+        x = x.to(self.device).float().clone()
+        y = self._default_labels(x.shape[0], y)
+        if noise is None:
+            noise = torch.rand(x.shape, generator=generator, device="cpu").to(self.device)
+        return x, y, noise
+
     def sample_method(self, method: Optional[str] = None) -> str:
         """The sampling method to use: ``method`` checked against ``sample_methods``; None -> the model's default."""
         if method is None:
@@ -153,11 +162,7 @@ class AutoregressiveModel(ImageModel):
             raise InputError(f"expected observed as a mask broadcastable to x's shape {tuple(x.shape)}, got "
                              f"{tuple(torch.as_tensor(observed).shape)}") from None
         with evaluating(self):
-            n = x.shape[0]
-            x = x.to(self.device).float().clone()
-            y = self._default_labels(n, y)
-            if noise is None:
-                noise = torch.rand(x.shape, generator=generator, device="cpu").to(self.device)
+            x, y, noise = self._draw_inputs(x, y, generator, noise)
             if method == "cached":
                 self._complete_cached(x, obs, y, noise)
                 return x
