@@ -230,3 +230,31 @@ def test_mapping_network_normalises_z_and_tracks_mean_w():
     assert torch.allclose(mapping(3.0 * z), w, atol=1e-5)           # pixel norm of z: only its direction counts
     mapping.update_w_avg(w, beta=0.9)
     assert torch.allclose(mapping.w_avg, 0.1 * w.mean(dim=0))
+
+
+# -- conditional batch norm (projection-D generators, BigGAN) -----------------------------------------------------
+def test_conditional_batch_norm_equals_its_formula_and_starts_as_plain_batch_norm():
+    from dgm.nn.conditional import ConditionalBatchNorm
+
+    torch.manual_seed(0)
+    x, h = torch.randn(6, 3, 4, 4), torch.randn(6, 5)
+    cbn = ConditionalBatchNorm(3, 5)
+    plain = nn.BatchNorm2d(3, affine=False)
+    assert torch.allclose(cbn(x, h), plain(x), atol=1e-6)  # zero-initialised maps: gain 1, bias 0
+    with torch.no_grad():
+        cbn.gain.weight.normal_()
+        cbn.bias.weight.normal_()
+    mu = x.mean(dim=(0, 2, 3), keepdim=True)
+    var = x.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    gain = (1 + h @ cbn.gain.weight.T)[:, :, None, None]
+    bias = (h @ cbn.bias.weight.T)[:, :, None, None]
+    want = gain * (x - mu) / torch.sqrt(var + 1e-5) + bias
+    assert torch.allclose(cbn(x, h), want, atol=1e-5)
+    # a different conditioning vector for example 0 changes example 0's output only (eval mode: no batch coupling)
+    cbn.eval()
+    h2 = h.clone()
+    h2[0] += 1
+    d = (cbn(x, h) - cbn(x, h2)).flatten(1).abs().sum(1)
+    assert d[0] > 0 and torch.all(d[1:] == 0)
+    flat = ConditionalBatchNorm(3, 5, dims=1)
+    assert flat(torch.randn(6, 3), h).shape == (6, 3)
