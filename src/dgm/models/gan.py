@@ -73,6 +73,15 @@ class GANConfig(ModelConfig):
             its = " ".join("--" + o.replace("_", "-") for o in own) or "none"
             raise DgmError(f"{flags}: not used by objective {name} (its options: {its}); drop it or choose an "
                            "objective that reads it (dgm list objectives)")
+        arch = given.get("arch", cls.arch)
+        if arch in GAN_ARCHS.names() or arch == "auto":
+            own = GAN_ARCHS.get(arch).options if arch != "auto" else ()
+            for other in GAN_ARCHS.names():
+                unused = [k for k in GAN_ARCHS.get(other).options if k in given and k not in own]
+                if unused:
+                    flags = " ".join("--" + o.replace("_", "-") for o in unused)
+                    raise DgmError(f"{flags}: an option of --arch {other}, not used by --arch {arch}; drop it or "
+                                   f"choose --arch {other}")
         for sub, main in (("minibatch_disc_dim", "minibatch_disc"), ("mbstd_group", "mbstd")):
             if sub in given and not given.get(main):
                 raise DgmError(f"--{sub.replace('_', '-')} sets an option of --{main.replace('_', '-')}, which is off;"

@@ -20,12 +20,14 @@ from ...registry import Registry
 class GANArch:
     """``build(config, energy) -> (generator, discriminator)``; ``data_kinds`` it accepts; ``hidden``: the default of
     ``--hidden`` (0 in the config); ``batch_norm_d``: whether ``--d-norm auto`` is batch norm when nothing else
-    (a penalty, spectral norm, an energy D) regularises D."""
+    (a penalty, spectral norm, an energy D) regularises D; ``options``: the GANConfig fields only this architecture
+    reads (e.g. an attention resolution): given with another architecture they are refused, not ignored."""
 
     build: Callable[..., Tuple[nn.Module, nn.Module]]
     data_kinds: Tuple[str, ...] = ("images", "points")
     hidden: int = 256
     batch_norm_d: bool = False
+    options: Tuple[str, ...] = ()
 
 
 GAN_ARCHS: Registry = Registry("GAN architecture", list_name="archs")
