@@ -203,6 +203,8 @@ def _build_parser_rest(sub) -> None:
                    "dataset: mean test code of class A minus class B, added at scales 0..2 to -n other test images")
     s.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: sample the raw generator, "
                    "not the EMA of its weights (the default)")
+    s.add_argument("--vary-code", type=int, default=None, metavar="I", help="InfoGAN runs: rows = the categorical "
+                   "code's values, 10 columns = continuous code I swept from -2 to 2 (one z; Chen et al. 2016, fig. 2)")
     s.add_argument("--seconds", type=float, default=None, help="audio runs: seconds of audio per sample; writes "
                    "n WAV files and a PNG of their waveforms and spectrograms (default: 1)")
     s.add_argument("--plots", action="store_true", help="latent-variable models: also write reconstructions of "
@@ -417,7 +419,8 @@ def _sample(args) -> int:
                        "--observe")
     observe = args.observe or "top"
     latent_flags = [f for f, v in (("--interpolate", args.interpolate), ("--truncation", args.truncation),
-                                   ("--arithmetic", args.arithmetic), ("--complete-from", args.complete_from))
+                                   ("--arithmetic", args.arithmetic), ("--complete-from", args.complete_from),
+                                   ("--vary-code", args.vary_code))
                     if v is not None]
     if len(latent_flags) > 1:
         raise DgmError(f"{' and '.join(latent_flags)} each make their own figure; give one of them")
@@ -455,7 +458,7 @@ def _sample(args) -> int:
         if not 0 <= args.label < c.num_classes:
             raise DgmError(f"--label must be in 0..{c.num_classes - 1}, got {args.label}")
         y = torch.full((args.n,), args.label, dtype=torch.long)
-    if latent_flags and latent_flags[0] != "--complete-from":
+    if latent_flags and latent_flags[0] not in ("--complete-from", "--vary-code"):
         flag = latent_flags[0]
         if not model.truncation_modes:
             raise DgmError(f"{flag} needs a model with a Gaussian latent (gan, vae, beta-vae, aae, avb); "
@@ -474,6 +477,12 @@ def _sample(args) -> int:
         x = images = interpolation_grid(model, args.n, steps, args.interpolate, generator=gen)
         nrow = steps
         default = _default_out(args.run, f"interpolate-{args.interpolate}-seed{args.seed}.png")
+    elif args.vary_code is not None:
+        from .sampling.codes import STEPS, code_variation_grid
+
+        x = images = code_variation_grid(model, args.vary_code, generator=gen)
+        nrow = STEPS
+        default = _default_out(args.run, f"vary-code-{args.vary_code}-seed{args.seed}.png")
     elif args.arithmetic:
         from .runs import load_data
         from .sampling.latent import ARITHMETIC_SCALES, class_arithmetic

@@ -30,6 +30,8 @@ CAPABILITIES = {
     "latent": "reconstruct(x) and sample(z=, mean=) through a Gaussian latent (dgm sample --plots)",
     "codes": "codes(x), terms(x) and reconstruct(x) of a discrete code map (the recon metric)",
     "translate": "translate(x, direction) and triplets(x, direction) between two image domains (dgm sample --translate)",
+    "classify": "classify(x): K class logits of a semi-supervised classifier (the accuracy metric)",
+    "info_codes": "sample(n, cat=, cont=) and q(x) of InfoGAN's codes (dgm sample --vary-code)",
 }
 
 

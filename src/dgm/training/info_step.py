@@ -1,0 +1,116 @@
+"""The InfoGAN step (Chen et al. 2016): the GAN step with codes in G's input and lambda L_I in both losses.
+
+D and Q (one optimizer, "d": Q shares D's body) minimise loss_D + lambda (CE(c) + NLL(c')) on the detached fakes;
+G minimises loss_G + lambda (CE(c) + NLL(c')) through the fakes. z comes from GANStep's stream fixed by (seed, D
+update); the codes from a second stream fixed the same way, so a resumed run and an N-process run (each process
+takes its slice of the global batch's codes) draw exactly the codes of an uninterrupted 1-process run.
+Logged: ``mi_cat`` = log K - CE, the categorical part of the bound (<= log K), and ``nll_cont``.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from torch import Tensor
+
+from ..objectives import clip_weights, gradient_penalty
+from ..objectives.info import info_loss
+from ..nn.ema import ema_update
+from .gan_step import GANStep
+from .steps import STEPS, TrainStep
+
+LR_G = 1e-3  # G's default learning rate (Chen et al. 2016, MNIST); D and Q keep the objective's (2e-4 for DCGAN)
+_CODE_STREAM = 2 ** 40  # offset of the codes' stream from z's (seed * 1_000_003 + D update)
+
+
+class _InfoCritic(nn.Module):
+    """D and Q in one forward (one DDP forward per backward): (D(real) or None, D(fake), [penalties], Q(fake))."""
+
+    def __init__(self, d: nn.Module, q: nn.Module):
+        super().__init__()
+        self.d, self.q = d, q
+
+    def forward(self, real: Optional[Tensor], fake: Tensor, points: Sequence[Tensor] = (),
+                targets: Tuple[float, ...] = ()):
+        d_real = self.d(real) if real is not None else None
+        h = self.d.representation(fake)
+        d_fake = self.d.head(h).reshape(h.shape[0])
+        gps = [gradient_penalty(self.d, x, t) for x, t in zip(points, targets)]
+        return d_real, d_fake, gps, self.q(h)
+
+
+@STEPS.register("infogan", help="InfoGAN: the GAN step plus lambda x the mutual-information term for G and Q")
+class InfoGANStep(GANStep):
+
+    def setup(self, engine) -> None:
+        TrainStep.setup(self, engine)
+        m, c = self.model, self.model.config
+        obj, tc = m.objective, engine.cfg
+        self.obj, self.c = obj, c
+        self.G = engine.wrap(m.generator)
+        self.D = engine.wrap(_InfoCritic(m.discriminator, m.q_head))
+        self.lr_d = c.lr_d or tc.lr or obj.lr_d
+        self.lr_g = c.lr_g or tc.lr or LR_G  # Chen et al. 2016: G learns faster than D (1e-3 against 2e-4)
+        engine.optimizer("d", itertools.chain(m.discriminator.parameters(), m.q_head.parameters()), lr=self.lr_d,
+                         betas=obj.betas, kind=obj.optimizer)
+        engine.optimizer("g", m.generator.parameters(), lr=self.lr_g, betas=obj.betas, kind=obj.optimizer)
+        self.penalties = obj.penalties(c)
+        self.pack = 1
+        self.state = obj.init_state()
+        self.d_steps = 0
+        self.last = {}
+
+    def _codes(self, b: int) -> Tuple[Tensor, Tensor]:
+        """This process's slice of the global batch's codes (c, c'), from a stream fixed by (seed, D update)."""
+        info = self.engine.info
+        gen = torch.Generator().manual_seed(self.engine.cfg.seed * 1_000_003 + self.d_steps + _CODE_STREAM)
+        cat, cont = self.model.sample_codes(b * info.world_size, gen)
+        s = slice(info.rank * b, (info.rank + 1) * b)
+        return cat[s].to(self.model.device), cont[s].to(self.model.device)
+
+    def _info(self, q_out, cat, cont):
+        return info_loss(q_out[0].float(), cat, q_out[1].float(), cont)
+
+    def __call__(self, batch):
+        x, _ = batch
+        m, c, e = self.model, self.c, self.engine
+        g_turn = (self.d_steps + 1) % c.n_critic == 0
+        z = self._latent(x.shape[0])
+        cat, cont = self._codes(x.shape[0])
+        with torch.set_grad_enabled(g_turn):
+            fake = self.G(m.generator_input(z, cat, cont))
+        real_n, fake_n = self._noise(x, fake.detach())
+        penalties = [p for p in self.penalties if p.applies(self.d_steps)]
+        points = [p.sample(real_n, fake_n, 1) for p in penalties]
+        with e.autocast():
+            d_real, d_fake, gps, q_fake = self.D(real_n, fake_n, points, tuple(p.target for p in penalties))
+        d_real, d_fake = d_real.float(), d_fake.float()
+        info_d, parts = self._info(q_fake, cat, cont)
+        loss_d = self._d_loss(d_real, d_fake) + c.info_weight * info_d
+        out = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach(), "info_loss": info_d.detach(),
+               **parts}
+        for p, gp in zip(penalties, gps):
+            out[p.name] = gp.detach()
+            loss_d = loss_d + p.step_weight * gp
+        e.update(loss_d, "d")
+        self.d_steps += 1
+        if self.obj.clip:
+            clip_weights(m.discriminator, c.clip_value)
+        out.update(self.obj.after_d(d_real, d_fake, self.state, c, self._all_mean))
+        if g_turn:
+            (fake_g,) = self._noise(fake)
+            with e.autocast():
+                _, d_gen, _, q_gen = self.D(None, fake_g)
+            info_g, _ = self._info(q_gen, cat, cont)
+            loss_g = self._g_loss(d_gen.float(), None) + c.info_weight * info_g
+            e.update(loss_g, "g")
+            self.last["loss_g"] = float(loss_g.detach())
+            if m.has_ema:
+                ema_update(m.generator_ema, m.generator, c.ema_decay, self.d_steps, c.ema_start)
+        out["loss_d"] = loss_d.detach()
+        out["loss"] = loss_d.detach()
+        if "loss_g" in self.last:
+            out["loss_g"] = torch.tensor(self.last["loss_g"])
+        return out
