@@ -128,7 +128,7 @@ def infogan_part(quick):
     figures = []
     for i in range(model.config.cont_codes):
         grid = code_variation_grid(model, i, generator=torch.Generator().manual_seed(0))
-        figures.append(str(save_grid(model.to_unit(grid), OUT / f"infogan_vary_code_{i}.png", 10)))
+        figures.append(Path(save_grid(model.to_unit(grid), OUT / f"infogan_vary_code_{i}.png", 10)).name)
     return {"data": "digits", "steps": steps, "code_accuracy": acc, "mi_lower_bound_final": mi[-1][1] if mi else None,
             "mi_lower_bound_max": float(np.log(model.config.cat_codes)), "mi_curve": mi, "confusion": conf,
             "code_to_class": mapping, "figures": figures, "cpu_s": round(time.process_time() - t0, 1)}
