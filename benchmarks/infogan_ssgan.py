@@ -2,7 +2,7 @@
 
 Protocol (one CPU thread, seed 0, library defaults unless stated; process CPU seconds reported per part):
 - (a) SSGAN (Salimans et al. 2016), feature matching for G, --arch mlp (D: LeakyReLU MLP, no norm), Adam 2e-4
-  (0.5, 0.999), batch 64: digits with 10 labels per class (100 labelled of 1438 training images; --hidden 256
+  (0.5, 0.999), batch 64: digits with 10 labels per class (100 labelled of 1257 training images; --hidden 256
   --layers 2) and Fashion-MNIST with 100 per class (1000 of 55000; --hidden 512 --layers 3). Test accuracy of the
   classifier (argmax over the K real classes) on the whole test split (`dgm eval RUN --metric accuracy`).
   Baseline: the same classifier network (D's body + K-way head, same initialisation: the same seed builds the same
