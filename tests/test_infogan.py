@@ -157,3 +157,14 @@ def test_ddp_two_processes_equal_one_process(model, extra, tmp_path):
     a, b = (ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / r)) for r in ("ddp", "one"))
     for k in a["model"]:
         assert torch.allclose(a["model"][k].double(), b["model"][k].double(), rtol=1e-5, atol=1e-7), k
+
+
+@pytest.mark.parametrize("objective,arch", [("wgan-gp", "mlp"), ("hinge", "dcgan"), ("lsgan", "mlp")])
+def test_trains_with_the_usual_objectives(objective, arch, tmp_path):
+    run = tmp_path / objective
+    assert main(["train", "infogan", *TRAIN, "--objective", objective, "--arch", arch, "--hidden", "8", "--steps", "5",
+                 "--log-every", "1", "--out", str(run)]) == 0
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["split"] == "train"]
+    assert len(train) == 5 and all(math.isfinite(r["loss_d"]) and r["mi_cat"] <= math.log(10) for r in train)
+    assert "loss_g" in train[-1]  # G updated (wgan-gp: at its 5th critic step)

@@ -541,7 +541,7 @@ def _translate(args, model) -> int:
     for flag, value in (("--label", args.label), ("--complete-from", args.complete_from), ("--plots", args.plots),
                         ("--save-tensor", args.save_tensor), ("--naive", args.naive),
                         ("--interpolate", args.interpolate), ("--truncation", args.truncation),
-                        ("--arithmetic", args.arithmetic)):
+                        ("--arithmetic", args.arithmetic), ("--vary-code", args.vary_code)):
         if value is not None and value is not False:
             raise DgmError(f"{flag} does not apply to a translation run; drop it")
     tag = "test" if args.translate == "test" else Path(args.translate).name
