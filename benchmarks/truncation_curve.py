@@ -87,7 +87,7 @@ def _table(results) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", nargs="+", default=["digits", "fashion-mnist"])
-    ap.add_argument("--run", default=None, help="an existing GAN run (one --data) instead of training")
+    ap.add_argument("--run", nargs="+", default=None, help="existing GAN runs (one per --data) instead of training")
     ap.add_argument("--minutes", type=float, default=None, help="training CPU minutes (default: digits 2, "
                     "fashion-mnist 5)")
     ap.add_argument("--hidden", type=int, default=32)
@@ -98,8 +98,8 @@ def main() -> None:
     ap.add_argument("--runs", default=str(HERE / "runs"))
     ap.add_argument("--out", default=str(HERE / "results" / "truncation"))
     a = ap.parse_args()
-    if a.run and len(a.data) != 1:
-        ap.error("--run evaluates one run: give its --data")
+    if a.run and len(a.run) != len(a.data):
+        ap.error("--run takes one run per --data")
     torch.set_num_threads(1)
     import dgm
     from dgm.metrics import truncation_curve
@@ -107,10 +107,10 @@ def main() -> None:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
-    for data in a.data:
+    for i, data in enumerate(a.data):
         minutes = a.minutes or MINUTES.get(data, 2.0)
         cpu0 = _children_cpu()
-        run = Path(a.run) if a.run else _train(data, minutes, a.hidden, a.seed, Path(a.runs), a.conditional)
+        run = Path(a.run[i]) if a.run else _train(data, minutes, a.hidden, a.seed, Path(a.runs), a.conditional)
         train_cpu = _children_cpu() - cpu0
         model = dgm.load(run)
         metrics = ("fid", "pr", "cas") if model.conditional else ("fid", "pr")
@@ -119,7 +119,7 @@ def main() -> None:
         rows = truncation_curve(model, a.psis, metrics, n=n, seed=a.seed, batch_size=500)
         keep = ("mode", "psi", "fid", "precision", "recall", "cas", "cas_per_class", "n_real", "n_fake", "features")
         rows = [{k: r[k] for k in keep if k in r} for r in rows]
-        res = {"data": data, "run": str(run), "step": model.trained_steps, "train_cpu_minutes": minutes,
+        res = {"data": data, "run": str(run), "step": model.trained_steps, "train_cpu_minutes": None if a.run else minutes,
                "train_cpu_seconds_measured": round(train_cpu, 1) if not a.run else None,
                "eval_cpu_seconds": round(time.process_time() - t0, 1), "n": n, "split": "test", "seed": a.seed,
                "conditional": model.conditional, "rows": rows}
