@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Dict, Iterable, List, Optional, Sequence
 
+import numpy as np
+
 from ..errors import DgmError
 from ..nn.latent import check_truncation
 
@@ -46,7 +48,6 @@ def truncation_curve(model, psis: Iterable[float], metrics: Sequence[str] = ("fi
     a PSI a mode cannot take (0 for "resample") is skipped. ``baseline``: first a row with mode and psi None,
     the ordinary sampler. Every point draws ``n`` samples with the same ``seed``; the real features come from
     the cache after the first point. ``cas`` is measured only for a class-conditional run."""
-    from .evaluate import _null_non_finite
     from .extractors import default_features, load_features
     from .images import evaluate_images, real_images, sample_images, sample_labels
     from .registry import METRICS
@@ -73,10 +74,13 @@ def truncation_curve(model, psis: Iterable[float], metrics: Sequence[str] = ("fi
         r = evaluate_images(reals, fakes, metrics, features=features, dataset=data_cfg["name"], batch_size=batch_size,
                             seed=seed, use_cache=use_cache, progress=progress, real_labels=real_labels,
                             fake_labels=fake_labels)
-        r = {"mode": mode, "psi": psi, **r}
-        _null_non_finite(r)
-        rows.append(r)
+        rows.append({"mode": mode, "psi": psi, **{k: _finite_or_none(v) for k, v in r.items()}})
     return rows
+
+
+def _finite_or_none(v):
+    """NaN and infinite values as None, so that rows are strict JSON (as `dgm eval` prints them)."""
+    return None if isinstance(v, (float, np.floating)) and not np.isfinite(v) else v
 
 
 def _valid(psi: float, mode: str) -> bool:
