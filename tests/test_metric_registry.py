@@ -54,10 +54,10 @@ def test_every_registered_metric_is_a_metric_object():
         if m.needs != "run":
             assert callable(m.label) and not m.options
     # the public views that used to be hand-written lists, now derived from the registry (order = the old one)
-    assert list(IMAGE_METRICS) == [m.name for m in image_metrics()] == FEATURE_METRICS + ["swd", "msssim"]
+    assert list(IMAGE_METRICS) == [m.name for m in image_metrics()] == FEATURE_METRICS + ["swd", "msssim", "cas"]
     assert IMAGE_METRICS["fid"] == METRICS.help("fid") and "nll" not in IMAGE_METRICS
     assert default_image_metrics() == FEATURE_METRICS
-    assert [m.name for m in image_metrics() if m.uses_network] == FEATURE_METRICS
+    assert [m.name for m in image_metrics() if m.uses_network] == FEATURE_METRICS + ["cas"]  # cas: class probs
     assert METRICS.get("nll").options == ("k", "seed")
 
 

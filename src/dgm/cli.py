@@ -250,6 +250,13 @@ def _build_parser_rest(sub) -> None:
     e.add_argument("--progress", action="store_true", help="show progress bars")
     e.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: evaluate the raw generator, "
                    "not the EMA of its weights (the default)")
+    e.add_argument("--per-class", action="store_true", help="class-conditional runs with --metric fid: also the "
+                   "intra-class FID (intra_fid, fid_per_class; Miyato & Koyama 2018)")
+    e.add_argument("--truncation", type=float, default=None, metavar="PSI", help="models with a Gaussian latent: "
+                   "evaluate samples drawn with the truncation trick (as dgm sample --truncation)")
+    e.add_argument("--truncation-mode", default=None, choices=["interpolate", "resample"], help="--truncation: "
+                   "towards the mean latent (StyleGAN) or resampling of |z_i| > PSI (BigGAN) (default: the model's "
+                   "first, interpolate)")
 
     b = sub.add_parser("bench", help="benchmarks: `dgm bench modes` (mode collapse on toy mixtures)")
     b.add_argument("what", choices=["modes"])
@@ -604,7 +611,8 @@ def _eval(args) -> int:
                       n=args.n, features=args.features, weights=args.weights, batch_size=args.batch_size,
                       seed=args.seed, checkpoint=args.checkpoint, device=args.device, use_cache=not args.no_cache,
                       progress=args.progress, save_samples=args.save_samples, k=args.k,
-                      observe=args.observe, orders_used=args.orders_used, ema=not args.no_ema)
+                      observe=args.observe, orders_used=args.orders_used, ema=not args.no_ema,
+                      per_class=args.per_class, truncation=args.truncation, truncation_mode=args.truncation_mode)
     _print_json(result)
     return 0
 

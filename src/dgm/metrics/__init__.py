@@ -19,6 +19,8 @@ from .modes import mode_stats, modes  # modes
 from .images import evaluate_images, read_images
 from .extractors import FEATURES, load_features
 from .evaluate import evaluate
+from .cas import cas_from_probs  # cas
+from .truncation import truncation_curve
 
 for _m in _pkgutil.iter_modules(__path__):  # the rest (new metric files) register on import
     _importlib.import_module(f"{__name__}.{_m.name}")
@@ -26,4 +28,5 @@ for _m in _pkgutil.iter_modules(__path__):  # the rest (new metric files) regist
 __all__ = ["METRICS", "Metric", "Comparison", "register", "image_metrics", "FEATURES", "IMAGE_METRICS", "evaluate",
            "evaluate_images", "read_images", "load_features", "nll", "recon", "modes", "mode_stats",
            "fid_from_features", "frechet_distance", "kid_from_features", "inception_score", "precision_recall",
-           "density_coverage", "manifold_metrics", "swd", "sliced_wasserstein", "ms_ssim", "msssim_diversity"]
+           "density_coverage", "manifold_metrics", "swd", "sliced_wasserstein", "ms_ssim", "msssim_diversity",
+           "cas_from_probs", "truncation_curve"]

@@ -8,9 +8,11 @@ import numpy as np
 
 from ..errors import DgmError
 from .extractors import default_features, load_features
-from .images import check_counts, evaluate_images, read_images, real_images, sample_images
+from .cas import check_cas
+from .images import check_counts, evaluate_images, read_images, real_images, sample_images, sample_labels
 from .provenance import provenance
 from .registry import IMAGE_METRICS, METRICS, image_metrics
+from .truncation import check_eval_truncation
 
 
 def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optional[str] = None, fake=None,
@@ -18,12 +20,15 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
              weights: Optional[str] = None, batch_size: int = 256, seed: int = 0, checkpoint: str = "latest",
              device: str = "cpu", use_cache: bool = True, progress: bool = False,
              save_samples: Optional[str] = None, k: Optional[int] = None, observe: Optional[str] = None,
-             orders_used: Optional[int] = None, ema: bool = True) -> Dict:
+             orders_used: Optional[int] = None, ema: bool = True, per_class: bool = False,
+             truncation: Optional[float] = None, truncation_mode: Optional[str] = None) -> Dict:
     """Evaluate a run directory (its model's samples, or ``fake``) or a file/folder of ``fake`` images against the
     ``real`` dataset; returns one flat dict (what `dgm eval` prints as JSON). ``k``: importance samples for the
     NLL of latent-variable models (default 5000); ``observe`` and ``orders_used``: the observed half and the
     number of maximum-context orders of the completion metric; ``ema=False``: a GAN's raw generator instead of
-    the EMA of its weights (`dgm eval --no-ema`).
+    the EMA of its weights (`dgm eval --no-ema`). ``per_class``: fid also reports intra-class FID of a
+    class-conditional run (``intra_fid``, ``fid_per_class``); ``truncation`` / ``truncation_mode``: the samples are
+    drawn with the truncation trick (models with a Gaussian latent; recorded as ``truncation``).
 
     The dict is valid strict JSON: a value that comes out NaN or infinite is reported as None with the reason under
     ``notes`` (a key present only then). Options that no selected metric uses (-k, --features, --weights) and
@@ -56,6 +61,10 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
     other = [m for m in names if METRICS.get(m).needs == "run"]
     _check_options(model, names, k=k, features=features, weights=weights)
     _check_completion_options(names, observe, orders_used)
+    data_name = real if real is not None else model.run_config["data"]["name"]
+    _check_conditional(model, image, data_name, features=features, fake=fake is not None, per_class=per_class)
+    if truncation is not None or truncation_mode is not None:
+        check_eval_truncation(model, truncation, truncation_mode, run_metrics=other)
     if model is not None and model.config.data_kind == "audio" and (image or fake is not None or real is not None):
         flag = "--fake" if fake is not None else "--real" if real is not None else f"--metric {','.join(image)}"
         raise DgmError(f"{flag} is for image runs; this audio run is evaluated with --metric nll only")
@@ -63,6 +72,8 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
         result.update(run=str(run), step=model.trained_steps, checkpoint=checkpoint, split=split)
         if getattr(model, "has_ema", False):  # a GAN with an EMA of G: which weights made the samples
             result["ema"] = ema
+        if truncation is not None:
+            result.update(truncation=truncation, truncation_mode=truncation_mode or model.truncation_modes[0])
         if other:
             data = load_data(model.run_config["data"], split)
             options = {"k": k, "seed": seed, "observe": observe, "orders_used": orders_used}  # RUN_OPTIONS; each metric receives those it declares
@@ -74,29 +85,36 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
                        f"({', '.join(IMAGE_METRICS)})")
     if image:
         data_cfg = {"name": real, "data_dir": data_dir} if real is not None else model.run_config["data"]
-        reals = real_images(data_cfg, split)
+        chosen = [METRICS.get(m) for m in image]
+        with_labels = per_class or any(m.conditional for m in chosen)  # real labels: per-class FID, cas_real
+        reals, real_labels = real_images(data_cfg, split, labels=True) if with_labels else \
+            (real_images(data_cfg, split), None)
         net = None  # loaded before sampling, so that a missing weights file fails fast
         if any(METRICS.get(m).uses_network for m in image):
             net = load_features(features or default_features(data_cfg["name"]), weights, device=device)
-        chosen = [METRICS.get(m) for m in image]
+        fake_labels = None
         if fake is not None:
             fakes = read_images(fake, channels=reals.shape[1])
             check_counts(chosen, len(reals), len(fakes))
             result["fake"] = str(fake)
         else:
             check_counts(chosen, len(reals), n)  # before sampling
-            fakes = sample_images(model, n, batch_size, seed, progress)
+            fakes = sample_images(model, n, batch_size, seed, progress, truncation, truncation_mode)
+            fake_labels = sample_labels(model, n)
         if save_samples:
             np.savez_compressed(save_samples, images=(fakes.numpy() * 255).round().astype(np.uint8))
             result["samples_file"] = str(save_samples)
         result.update(real=data_cfg["name"], split=split)
         result.update(evaluate_images(reals, fakes, image, features=net, weights=weights,
                                       dataset=data_cfg["name"], batch_size=batch_size, seed=seed,
-                                      use_cache=use_cache, progress=progress, device=device))
+                                      use_cache=use_cache, progress=progress, device=device,
+                                      real_labels=real_labels, fake_labels=fake_labels, per_class=per_class))
     notes = _null_non_finite(result)
     if notes:
         result["notes"] = notes
     result["provenance"] = provenance(model, result, split=split, seed=seed, features=net if image else None)
+    if truncation is not None:  # the samples depend on it
+        result["provenance"].update(truncation=result["truncation"], truncation_mode=result["truncation_mode"])
     return result
 
 
@@ -116,6 +134,25 @@ def _check_options(model, names, *, k, features, weights) -> None:
         if value is not None and not any(METRICS.get(m).uses_network for m in names):
             raise DgmError(f"{flag} is for the feature network of {networked}; none of the selected metrics ({what}) "
                            f"uses one: drop {flag} or choose such a metric with --metric")
+
+
+def _check_conditional(model, image, dataset, *, features, fake: bool, per_class: bool) -> None:
+    """Refuse, before anything is loaded or sampled, what class-conditional metrics cannot measure: cas or
+    --per-class on an unconditional run, --fake images (no labels), or a dataset without dgm's classifier."""
+    chosen = [METRICS.get(m) for m in image]
+    if per_class:
+        capable = [m.name for m in image_metrics() if m.per_class]
+        if not any(m.per_class for m in chosen):
+            raise DgmError(f"--per-class is measured by {', '.join(capable)} only (intra-class FID); add --metric fid "
+                           "or drop --per-class")
+        if fake or model is None:
+            raise DgmError("--per-class needs a class-conditional run directory (samples drawn for known labels), "
+                           "not --fake images")
+        if not model.conditional:
+            raise DgmError(f"--per-class compares the samples drawn for each class with that class's real images; "
+                           f"this {model.run_config['model']} run is unconditional: train with --conditional")
+    if any(m.conditional for m in chosen):
+        check_cas(model, dataset, features, fake=fake)
 
 
 def _check_completion_options(names, observe, orders_used) -> None:

@@ -63,6 +63,32 @@ def fid_from_features(real, fake) -> float:
     return frechet_distance(*gaussian_stats(r), *gaussian_stats(f))
 
 
+def intra_fid_from_features(real, real_labels, fake, fake_labels) -> Tuple[float, dict]:
+    """Intra-class FID (Miyato & Koyama 2018, section 5): for each class k of the fakes' labels, the FID between the
+    real features of class k and the features of the fakes drawn for class k; returns (mean over classes,
+    {k: FID_k}). Every class must hold at least 2 reals and 2 fakes. One warning (not one per class) when a class
+    has fewer samples than dimensions."""
+    r, f = _as2d(real, "real"), _as2d(fake, "fake")
+    ry, fy = np.asarray(real_labels).reshape(-1), np.asarray(fake_labels).reshape(-1)
+    if len(ry) != len(r) or len(fy) != len(f):
+        raise ValueError(f"labels must give one class per row: {len(ry)} labels for {len(r)} reals, "
+                         f"{len(fy)} for {len(f)} fakes")
+    per, fewest = {}, None
+    for k in np.unique(fy).tolist():
+        rk, fk = r[ry == k], f[fy == k]
+        if len(rk) < 2 or len(fk) < 2:
+            raise ValueError(f"intra-class FID needs >= 2 reals and fakes of every class; class {k} has {len(rk)} "
+                             f"reals and {len(fk)} fakes")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            per[int(k)] = fid_from_features(rk, fk)
+        fewest = min(len(rk), len(fk)) if fewest is None else min(fewest, len(rk), len(fk))
+    if fewest is not None and fewest < r.shape[1]:
+        warnings.warn(f"intra-class FID: a class has only {fewest} real or fake samples < feature dimension "
+                      f"{r.shape[1]}; its covariance is singular and the estimate is biased (use more)", stacklevel=2)
+    return float(np.mean(list(per.values()))), per
+
+
 def _poly_kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a @ b.T / a.shape[1] + 1.0) ** 3
 
@@ -106,7 +132,11 @@ def inception_score(probs, splits: int = 10, eps: float = 1e-12) -> Tuple[float,
 
 
 def _fid(c) -> dict:
-    return {"fid": fid_from_features(c.real_features, c.fake_features)}
+    out = {"fid": fid_from_features(c.real_features, c.fake_features)}
+    if c.per_class:  # --per-class: intra-class FID of the classes the fakes were drawn for
+        mean, per = intra_fid_from_features(c.real_features, c.real_labels, c.fake_features, c.fake_labels)
+        out.update(intra_fid=mean, fid_per_class={str(k): v for k, v in per.items()})
+    return out
 
 
 def _kid(c) -> dict:
@@ -120,12 +150,18 @@ def _is(c) -> dict:
     return {"is": score, "is_std": std, "is_real": inception_score(c.real_probs, min(10, len(c.real_probs)))[0]}
 
 
-register(Metric("fid", "features", _fid, label=lambda c: f"FID ({c.tag})", default_for_images=True, same_shape=True,
-                min_images=2, help="Fréchet distance of Gaussians fitted to real and fake features (Heusel et al. 2017)"))
+def _fid_label(c) -> str:
+    if not c.per_class:
+        return f"FID ({c.tag})"
+    return f"FID ({c.tag}); intra_fid: mean FID of real vs generated images of each class (Miyato & Koyama 2018)"
+
+
+register(Metric("fid", "features", _fid, label=_fid_label, default_for_images=True, same_shape=True,
+                min_images=2, per_class=True, help="Fréchet distance of Gaussians fitted to real and fake features (Heusel et al. 2017)"))
 register(Metric("kid", "features", _kid, label=lambda c: f"KID ({c.tag})", default_for_images=True, same_shape=True,
                 min_images=2, help="unbiased cubic-kernel MMD^2 of features, mean and std over subsets (Bińkowski et al. 2018)"))
 register(Metric("is", "probs", _is, default_for_images=True, min_images=2,
                 label=lambda c: f"IS ({c.net.label} class probabilities, {min(10, len(c.fake_probs))} splits)",
                 help="Inception Score of the fakes' class probabilities (Salimans et al. 2016)"))
 
-__all__ = ["frechet_distance", "gaussian_stats", "fid_from_features", "kid_from_features", "inception_score"]
+__all__ = ["frechet_distance", "gaussian_stats", "fid_from_features", "intra_fid_from_features", "kid_from_features", "inception_score"]

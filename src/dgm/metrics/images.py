@@ -30,15 +30,19 @@ def unit_images(x: torch.Tensor, spec) -> torch.Tensor:
     return ((x + 1) / 2).clamp(0, 1) if spec.scale == "pm1" else x / (spec.levels - 1)
 
 
-def real_images(data_cfg: Dict, split: str) -> torch.Tensor:
-    """Every image of a dataset split as the run's model saw them (same binarization / levels), in [0, 1]."""
+def real_images(data_cfg: Dict, split: str, labels: bool = False):
+    """Every image of a dataset split as the run's model saw them (same binarization / levels), in [0, 1];
+    ``labels=True``: (images, int64 (N,) labels, or None when the dataset has no classes)."""
     from ..data import ImageDataset
     from ..runs import load_data
 
     ds = load_data(data_cfg, split)
     if not isinstance(ds, ImageDataset):
         raise DgmError(f"{data_cfg['name']} holds 2-D points, not images; evaluate toy runs with --metric modes")
-    return unit_images(ds.to_model_levels(ds.raw), ds.spec)
+    images = unit_images(ds.to_model_levels(ds.raw), ds.spec)
+    if not labels:
+        return images
+    return images, (ds.labels.clone() if ds.spec.num_classes else None)
 
 
 def read_images(path, channels: Optional[int] = None) -> torch.Tensor:
@@ -103,18 +107,30 @@ def _to_unit_nchw(a: np.ndarray, p: Path) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
 
 
+def sample_labels(model, n: int) -> Optional[torch.Tensor]:
+    """The labels `sample_images` draws a class-conditional model's n samples for (0, 1, ..., K-1 cycling: balanced);
+    None for an unconditional model."""
+    return torch.arange(n) % model.config.num_classes if model.conditional else None
+
+
 @torch.no_grad()
-def sample_images(model, n: int, batch_size: int = 256, seed: int = 0, progress: bool = False) -> torch.Tensor:
-    """n samples of a trained image model in [0, 1] (class-conditional models cycle through the classes)."""
+def sample_images(model, n: int, batch_size: int = 256, seed: int = 0, progress: bool = False,
+                  truncation: Optional[float] = None, truncation_mode: Optional[str] = None,
+                  labels: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """n samples of a trained image model in [0, 1] (class-conditional models cycle through the classes,
+    `sample_labels`, or draw for the (n,) ``labels`` given); ``truncation``: PSI of the truncation trick for models
+    with a Gaussian latent."""
     if model.points:
         raise DgmError("this run models 2-D points, not images; evaluate it with --metric modes")
     gen = torch.Generator().manual_seed(seed)
-    classes = model.config.num_classes if model.conditional else 0
+    labels = sample_labels(model, n) if labels is None else torch.as_tensor(labels).long().reshape(n)
+    trunc = {} if truncation is None else {"truncation": truncation,
+                                           "truncation_mode": truncation_mode or model.truncation_modes[0]}
     out = []
     for i in tqdm(range(0, n, batch_size), desc="sampling", disable=not progress, leave=False):
         m = min(batch_size, n - i)
-        y = (torch.arange(i, i + m) % classes).to(model.device) if classes else None
-        out.append(model.to_unit(model.sample(m, y=y, generator=gen)).float().cpu())
+        y = labels[i:i + m].to(model.device) if labels is not None else None
+        out.append(model.to_unit(model.sample(m, y=y, generator=gen, **trunc)).float().cpu())
     return torch.cat(out)
 
 
@@ -165,22 +181,41 @@ def check_counts(metrics: Iterable, n_real: int, n_fake: int) -> None:
 def evaluate_images(real: torch.Tensor, fake: torch.Tensor, metrics: Iterable[str], features=None,
                     weights: Optional[str] = None, dataset: Optional[str] = None, batch_size: int = 256,
                     seed: int = 0, use_cache: bool = True, progress: bool = False, device="cpu",
-                    swd_images: int = 4096) -> Dict:
+                    swd_images: int = 4096, real_labels=None, fake_labels=None, per_class: bool = False) -> Dict:
     """The named image metrics of fake vs real images (both float (N, C, H, W) in [0, 1]), as a flat dict.
 
     Feature metrics use ``features`` (a FEATURES name or a loaded network; default: dgm's classifier for ``dataset``
     when it ships one, else inception-v3), run once over each set for all of them. P/R/D/C and SWD compare equally
     many reals and fakes: m = min(N) of each, the reals a seeded random subset when there are more of them; SWD uses
     at most ``swd_images`` of each. Metrics are computed in registration order; ``labels`` says what each measured.
+
+    ``real_labels`` / ``fake_labels``: (N,) classes of the reals and the classes the fakes were drawn for, for the
+    conditional metrics (cas) and ``per_class`` (fid: intra-class FID).
     """
     names = parse_metrics(metrics)
     chosen = [m for m in image_metrics() if m.name in names]
+    real_labels, fake_labels = (None if a is None else np.asarray(a, dtype=np.int64).reshape(-1)
+                                for a in (real_labels, fake_labels))
+    for labels, images, what in ((real_labels, real, "real"), (fake_labels, fake, "fake")):
+        if labels is not None and len(labels) != len(images):
+            raise DgmError(f"{len(labels)} {what} labels for {len(images)} {what} images: give one label per image")
+    if per_class and not any(m.per_class for m in chosen):
+        raise DgmError(f"--per-class is measured by {', '.join(m.name for m in image_metrics() if m.per_class)} only; "
+                       f"add --metric fid or drop --per-class")
+    needs = [m.name for m in chosen if m.conditional] + (["--per-class"] if per_class else [])
+    if needs and fake_labels is None:
+        raise DgmError(f"{', '.join(needs)} need(s) the labels the samples were drawn for: evaluate a "
+                       "class-conditional run (train with --conditional)")
+    if per_class and real_labels is None:
+        raise DgmError("--per-class compares each class's samples with the real images of that class; the real "
+                       "dataset has no labels")
     if real.shape[1:] != fake.shape[1:] and any(m.same_shape for m in chosen):
         raise DgmError(f"real images are {tuple(real.shape[1:])} but fakes are {tuple(fake.shape[1:])} "
                        f"(C, H, W); evaluate fakes of the dataset's size")
     check_counts(chosen, len(real), len(fake))
     out: Dict = {"n_real": len(real), "n_fake": len(fake)}
-    c = Comparison(real, fake, tuple(m.name for m in chosen), seed=seed, progress=progress, swd_images=swd_images)
+    c = Comparison(real, fake, tuple(m.name for m in chosen), seed=seed, progress=progress, swd_images=swd_images,
+                   real_labels=real_labels, fake_labels=fake_labels, per_class=per_class)
     if any(m.uses_network for m in chosen):
         net = features if isinstance(features, torch.nn.Module) else \
             load_features(features or default_features(dataset), weights, device=device)
@@ -199,5 +234,5 @@ def evaluate_images(real: torch.Tensor, fake: torch.Tensor, metrics: Iterable[st
     return out
 
 
-__all__ = ["IMAGE_METRICS", "unit_images", "real_images", "read_images", "sample_images", "reference_features",
+__all__ = ["IMAGE_METRICS", "unit_images", "real_images", "read_images", "sample_labels", "sample_images", "reference_features",
            "evaluate_images", "check_counts", "cache_dir"]

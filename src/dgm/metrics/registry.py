@@ -12,6 +12,11 @@ A metric file defines its function and registers it next to it::
   The feature network runs (once, reals through the cache) only when a selected metric needs features or class
   probabilities; metrics that can share work (P/R and D/C share one k-NN pass) do so through ``c.shared``.
 
+Class-conditional samples carry their labels (``c.fake_labels``, the classes they were drawn for) next to the
+real labels (``c.real_labels``): a ``conditional`` metric (CAS) needs them and the dataset's own classifier as the
+network; a metric registered with ``per_class`` also reports per-class values when ``c.per_class`` is set
+(`dgm eval --per-class`: intra-class FID).
+
 Image metrics are computed and reported in registration order; ``label(c)`` is what the JSON ``labels`` object says.
 ``min_images`` is the fewest real and fake images a metric is defined on (a covariance needs 2, a k-NN ball k + 1):
 fewer is a one-line error before any feature is extracted or cached.
@@ -45,6 +50,8 @@ class Metric:
     default_for_images: bool = False  # measured when an image GAN or `--fake` names no --metric
     same_shape: bool = False  # real and fake images must have the same (C, H, W)
     min_images: int = 1  # fewest real and fake images it is defined on (refused before anything is computed)
+    per_class: bool = False  # also measured per class with --per-class (class-conditional samples vs real classes)
+    conditional: bool = False  # measures class-conditional samples: needs their labels and the dataset's classifier
 
     def __post_init__(self):
         if self.needs not in NEEDS:
@@ -108,6 +115,9 @@ class Comparison:
     real_probs: Optional[np.ndarray] = None
     fake_features: Optional[np.ndarray] = None
     fake_probs: Optional[np.ndarray] = None
+    real_labels: Optional[np.ndarray] = None  # int64 (N_real,) classes of the reals, when the dataset has labels
+    fake_labels: Optional[np.ndarray] = None  # int64 (N_fake,) classes the fakes were drawn for (conditional runs)
+    per_class: bool = False  # --per-class: per_class metrics also report one value per class
     _shared: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
