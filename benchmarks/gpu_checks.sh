@@ -56,4 +56,12 @@ if [ "${MODES_FULL:-0}" = 1 ]; then
   time python3 -m dgm bench modes --protocol pacgan --seeds 10 --jobs "$J" --out "$OUT/modes-pacgan" \
       --objectives non-saturating,pacgan2,pacgan3,pacgan4,minibatch-disc,mbstd
 fi
+echo "== 7. StyleGAN on digits, CUDA (row F of benchmarks/stylegan_ablation.py, then demodulation)"
+for mod in adain demod; do
+  dgm train gan --arch stylegan --modulation $mod --data digits --steps 2000 --device cuda --hidden 16 --latent-dim 32 \
+      --batch-size 32 --r1-every 4 --mbstd --lr 1e-3 --beta1 0 --beta2 0.99 --ema-decay 0.995 \
+      --out "$R/stylegan-$mod" --no-progress 2>&1 | tail -n 3
+  dgm eval "$R/stylegan-$mod" --metric fid,kid -n 1000 --device cuda --seed 0
+  dgm sample "$R/stylegan-$mod" --style-mix --device cuda --out "$OUT/stylegan-$mod-style-mix.png"
+done
 } 2>&1 | tee "$OUT/log.txt"

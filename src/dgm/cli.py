@@ -197,8 +197,14 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--steps", type=int, default=None, help="--interpolate: images per row, ends included (default 8)")
     s.add_argument("--truncation", type=float, default=None, metavar="PSI", help="models with a Gaussian latent: the "
                    "truncation trick (interpolate: PSI z, PSI in [0, 1], 1 = ordinary sampling; resample: threshold)")
-    s.add_argument("--truncation-mode", default=None, choices=["interpolate", "resample"], help="--truncation: "
-                   "towards the mean latent (StyleGAN) or resampling of |z_i| > PSI (BigGAN) (default: interpolate)")
+    s.add_argument("--truncation-mode", default=None, choices=["w-mean", "interpolate", "resample"],
+                   help="--truncation: towards the mean latent (StyleGAN) or resampling of |z_i| > PSI (BigGAN); "
+                   "w-mean: in W toward the tracked mean w (stylegan runs) (default: the run's first: w-mean for "
+                   "stylegan, else interpolate)")
+    s.add_argument("--style-mix", action="store_true", default=None, help="stylegan runs: the style-mixing grid "
+                   "(B sources in the top row; rows of A sources taking B's coarse, middle or fine styles)")
+    s.add_argument("--noise-sweep", action="store_true", default=None, help="stylegan runs: stochastic variation "
+                   "(rows of one w under several noise draws, then the per-pixel std over 64 draws)")
     s.add_argument("--arithmetic", default=None, metavar="A,B", help="models with an encoder (VAEs) on a labelled "
                    "dataset: mean test code of class A minus class B, added at scales 0..2 to -n other test images")
     s.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: sample the raw generator, "
@@ -427,7 +433,8 @@ def _sample(args) -> int:
     observe = args.observe or "top"
     latent_flags = [f for f, v in (("--interpolate", args.interpolate), ("--truncation", args.truncation),
                                    ("--arithmetic", args.arithmetic), ("--complete-from", args.complete_from),
-                                   ("--vary-code", args.vary_code))
+                                   ("--vary-code", args.vary_code), ("--style-mix", args.style_mix),
+                                   ("--noise-sweep", args.noise_sweep))
                     if v is not None]
     if len(latent_flags) > 1:
         raise DgmError(f"{' and '.join(latent_flags)} each make their own figure; give one of them")
@@ -467,6 +474,10 @@ def _sample(args) -> int:
         y = torch.full((args.n,), args.label, dtype=torch.long)
     if latent_flags and latent_flags[0] not in ("--complete-from", "--vary-code"):
         flag = latent_flags[0]
+        if flag in ("--style-mix", "--noise-sweep"):
+            from .sampling.style import style_generator
+
+            style_generator(model, flag)  # a one-line refusal unless this is a stylegan run
         if not model.truncation_modes:
             raise DgmError(f"{flag} needs a model with a Gaussian latent (gan, vae, beta-vae, aae, avb); "
                            f"{model.run_config['model']} has none")
@@ -477,7 +488,14 @@ def _sample(args) -> int:
                            "none: use dgm.sampling.latent.attribute_vector with the codes of your two sets")
     gen = torch.Generator().manual_seed(args.seed)
     nrow = None
-    if args.interpolate:
+    if args.style_mix or args.noise_sweep:  # StyleGAN's figures (dgm.sampling.style); other runs: one-line refusal
+        from .sampling.style import noise_sweep, style_mixing_grid
+
+        what = "style-mix" if args.style_mix else "noise-sweep"
+        x, nrow = style_mixing_grid(model, generator=gen) if args.style_mix else noise_sweep(model, generator=gen)
+        images = x
+        default = _default_out(args.run, f"{what}-seed{args.seed}.png")
+    elif args.interpolate:
         from .sampling.latent import interpolation_grid
 
         steps = 8 if args.steps is None else args.steps
@@ -508,6 +526,8 @@ def _sample(args) -> int:
         default = _default_out(args.run, f"completion-{observe}-seed{args.seed}.png")
     elif args.truncation is not None:
         mode = args.truncation_mode or model.truncation_modes[0]
+        if mode not in model.truncation_modes:
+            raise DgmError(f"--truncation-mode {mode}: this run has {', '.join(model.truncation_modes)}")
         x = images = model.sample(args.n, y=y, generator=gen, truncation=args.truncation, truncation_mode=mode)
         default = _default_out(args.run, f"truncation-{mode}-{args.truncation:g}-seed{args.seed}.png")
     else:
@@ -548,7 +568,8 @@ def _translate(args, model) -> int:
     for flag, value in (("--label", args.label), ("--complete-from", args.complete_from), ("--plots", args.plots),
                         ("--save-tensor", args.save_tensor), ("--naive", args.naive),
                         ("--interpolate", args.interpolate), ("--truncation", args.truncation),
-                        ("--arithmetic", args.arithmetic), ("--vary-code", args.vary_code)):
+                        ("--arithmetic", args.arithmetic), ("--vary-code", args.vary_code),
+                        ("--style-mix", args.style_mix), ("--noise-sweep", args.noise_sweep)):
         if value is not None and value is not False:
             raise DgmError(f"{flag} does not apply to a translation run; drop it")
     tag = "test" if args.translate == "test" else Path(args.translate).name

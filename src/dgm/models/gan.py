@@ -6,6 +6,7 @@ TTUR, penalties) live in ``dgm.training.gan_step``.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
@@ -57,6 +58,16 @@ class GANConfig(ModelConfig):
     mbstd: bool = False               # minibatch standard deviation feature (Karras et al. 2018, ProGAN)
     mbstd_group: int = 4              # group size of --mbstd (ProGAN: 4)
     protocol: str = ""                # toy-mixture preset veegan | pacgan (dgm.bench.protocols): fills defaults
+    # R1 (any scoring D) and StyleGAN (--arch stylegan, Karras et al. 2019)
+    r1: Optional[float] = None        # R1 gamma/2 E||grad D(x)||^2 on reals (Mescheder 2018); none: 0, stylegan 10
+    r1_every: int = 1                 # lazy R1 (StyleGAN2): on every K-th D update only, with weight gamma/2 x K
+    mapping_layers: int = 8           # stylegan: layers of the mapping network z -> w (0: w = the normalised z)
+    const_input: bool = True          # stylegan: learned constant input (--no-const-input: a linear layer of w)
+    noise: bool = True                # stylegan: per-layer noise inputs with learned per-channel scales
+    modulation: str = "adain"         # stylegan: adain | demod (StyleGAN2 weight demodulation) | none (no styles)
+    style_mix_prob: float = 0.9       # stylegan: share of fakes mixing two w's at a random crossover layer
+    truncation_cutoff: int = 0        # stylegan: sample --truncation moves w on layers < this only (0: all layers)
+    d_residual: bool = True           # stylegan: residual D blocks (StyleGAN2; --no-d-residual: the plain ProGAN D)
 
     @classmethod
     def refuse_unused(cls, given: Dict[str, Any]) -> None:
@@ -92,11 +103,25 @@ class GANConfig(ModelConfig):
         return {**super().tiny(), "hidden": 8, "layers": 2, "latent_dim": 4}
 
     def __post_init__(self):
-        obj = OBJECTIVES.get(self.objective)  # unknown name -> one-line error with the nearest name
+        OBJECTIVES.get(self.objective)  # unknown name -> one-line error with the nearest name
         points = self.data_kind == "points"
         if self.arch == "auto":
             self.arch = "mlp" if points else "dcgan"
         arch = GAN_ARCHS.get(self.arch)
+        r1_given = self.r1 is not None
+        unset = {f.name: f.default for f in dataclasses.fields(self)}
+        for name, value in arch.defaults.items():  # the architecture's paper values fill what was left unset
+            if getattr(self, name) == unset[name]:
+                setattr(self, name, value)
+        obj = OBJECTIVES.get(self.objective)
+        self.r1 = 0.0 if self.r1 is None else float(self.r1)
+        if self.r1 and not r1_given and (obj.kind == "energy" or obj.penalty):
+            self.r1 = 0.0  # an architecture's R1 default yields to the objective's own penalty / an auto-encoder D
+        if self.r1 < 0 or (self.r1 and obj.kind == "energy"):
+            raise DgmError(f"--r1 must be >= 0 and needs a scoring discriminator ({self.objective} has an auto-encoder "
+                           f"D), got {self.r1}")
+        if self.r1_every < 1 or (self.r1_every != 1 and not self.r1):
+            raise DgmError(f"--r1-every must be >= 1 and needs --r1 GAMMA > 0, got {self.r1_every}")
         if self.d_norm not in NORMS:
             raise DgmError(f"--d-norm must be one of {', '.join(NORMS)}, got {self.d_norm!r}")
         if self.divergence not in F_DIVERGENCES:
@@ -144,6 +169,7 @@ class GAN(ImageModel):
     data_kinds = ("images", "points")
     input_scale = "pm1"  # generators end in tanh: images in [-1, 1]
     truncation_modes = TRUNCATIONS  # z ~ N(0, I): PSI z towards the mean (default), or BigGAN's resampling
+    #                                 (a generator with ``truncated``, StyleGAN's, adds "w-mean" first: in W to w_avg)
     capabilities = ()  # no likelihood: sample quality (images) or mode coverage (points) only
     summary_format = "{modes:.0f} modes, {hq_percent:.1f}% high-quality samples, reverse KL {rkl}"
 
@@ -156,6 +182,8 @@ class GAN(ImageModel):
         self.generator, self.discriminator = GAN_ARCHS.get(c.arch).build(c, energy)
         if c.spectral_norm:
             apply_spectral_norm(self.discriminator)
+        if hasattr(self.generator, "truncated"):  # StyleGAN: truncation in W toward the tracked mean w by default
+            self.truncation_modes = ("w-mean",) + TRUNCATIONS
         if c.ema_decay > 0:  # the EMA of G (dgm.nn.ema), updated by the GAN step, sampled by default
             self.generator_ema = ema_copy(self.generator)
         self.sample_ema = True  # what sample(ema=None) uses when the run has an EMA (dgm sample/eval --no-ema)
@@ -200,20 +228,34 @@ class GAN(ImageModel):
     @torch.no_grad()
     def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
                z: Optional[Tensor] = None, ema: Optional[bool] = None, truncation: Optional[float] = None,
-               truncation_mode: str = "interpolate") -> Tensor:
+               truncation_mode: Optional[str] = None) -> Tensor:
         """n draws of G(z): points (n, D), or images (n, C, H, W) in [-1, 1]. G runs in eval mode (BN running stats).
 
         ``ema``: the EMA of G's weights (default when the run has one) or, False, the raw weights. ``truncation``:
-        PSI of the truncation trick (``dgm.nn.latent``; PSI = 1 with "interpolate" is the ordinary sampler)."""
+        PSI of the truncation trick (``dgm.nn.latent``; PSI = 1 with "interpolate" is the ordinary sampler); the mode
+        defaults to the run's first, "w-mean" for StyleGAN (w_avg + PSI (w - w_avg) before --truncation-cutoff)."""
         self.check_labels(y, n)
         if z is not None:
             self.check_latent(z)
             if truncation is not None:
                 raise DgmError("give z or truncation, not both (truncate the codes yourself: dgm.nn.latent)")
         g = self.sampling_generator(ema)
+        truncation_mode = truncation_mode or self.truncation_modes[0]
+        in_w = truncation is not None and truncation_mode == "w-mean"
+        if truncation_mode not in self.truncation_modes:
+            raise DgmError(f"truncation mode {truncation_mode!r}: this run has {', '.join(self.truncation_modes)}")
+        if in_w and not -1 <= truncation <= 1:
+            raise DgmError(f"--truncation PSI in W must be in [-1, 1] (1: ordinary sampling, 0: the mean w), got "
+                           f"{truncation}")
         with evaluating(g):
-            z = self.sample_latent(n, generator, truncation, truncation_mode) if z is None else z.to(self.device)
-            return g(z)
+            if z is None:
+                z = self.sample_latent(n, generator, None if in_w else truncation, truncation_mode)
+            z = z.to(self.device)
+            # the generator's other random inputs (StyleGAN's noise images), from the same generator as z
+            extra = g.draw_inputs(n, generator, device=self.device) if hasattr(g, "draw_inputs") else {}
+            if in_w:
+                return g.truncated(z, truncation, self.config.truncation_cutoff, **extra)
+            return g(z, **extra)
 
     def to_unit(self, x: Tensor) -> Tensor:
         """Images in [0, 1] for grids (generator outputs live in [-1, 1])."""

@@ -122,8 +122,8 @@ class MappingNetwork(nn.Module):
     def __init__(self, z_dim: int, w_dim: int, n_layers: int = 8, hidden: Optional[int] = None,
                  lr_mul: float = 0.01, normalize: bool = True):
         super().__init__()
-        sizes = [z_dim] + [hidden or w_dim] * (n_layers - 1) + [w_dim]
-        layers = []
+        sizes = [z_dim] + [hidden or w_dim] * (n_layers - 1) + [w_dim] if n_layers else []
+        layers = []  # n_layers = 0: w = the (normalised) z itself, z_dim = w_dim (StyleGAN's ablation without mapping)
         for a, b in zip(sizes[:-1], sizes[1:]):
             layers += [EqualizedLinear(a, b, lr_mul=lr_mul), nn.LeakyReLU(0.2)]
         self.net = nn.Sequential(*layers)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..registry import Registry
-from .penalties import Penalty
+from .penalties import Penalty, r1
 
 # ---------------------------------------------------------------------------------------------------
 # The classic family (Goodfellow et al. 2014), on logits.
@@ -273,10 +273,13 @@ class Objective:
         return loss if extra is None else loss + extra
 
     def penalties(self, config) -> List[Penalty]:
-        """The gradient penalties of D: this objective's (target 1, weight --gp-weight), if it has one."""
-        if self.penalty is None:
-            return []
-        return [Penalty(self.penalty, target=1.0, weight=config.gp_weight, scale=config.dragan_c)]
+        """The gradient penalties of D: this objective's (target 1, weight --gp-weight), if it has one, and R1 where
+        the config asks for it (--r1 GAMMA [--r1-every K], lazy: weight gamma/2 x K on every K-th D update)."""
+        out = [] if self.penalty is None else [Penalty(self.penalty, target=1.0, weight=config.gp_weight,
+                                                       scale=config.dragan_c)]
+        if getattr(config, "r1", 0):
+            out.append(r1(config.r1, getattr(config, "r1_every", 1)))
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -85,6 +85,22 @@ class GANStep(TrainStep):
         z = torch.randn(b * info.world_size, self.c.latent_dim, generator=gen)
         return z[info.rank * b:(info.rank + 1) * b].to(self.model.device)
 
+    def _g_inputs(self, b: int) -> Dict:
+        """The generator's other random inputs, if it declares ``draw_inputs`` (StyleGAN: noise images, the second z
+        and crossover layer of style mixing): drawn like z, for the global batch from a stream fixed by (seed,
+        D update), this process's rows; {} for other generators."""
+        draw = getattr(self.model.generator, "draw_inputs", None)
+        if draw is None:
+            return {}
+        info, dev = self.engine.info, self.model.device
+        gen = torch.Generator().manual_seed(self.engine.cfg.seed * 1_000_003 + self.d_steps + (1 << 40))
+        rows = slice(info.rank * b, (info.rank + 1) * b)
+
+        def mine(v):
+            return [t[rows].to(dev) for t in v] if isinstance(v, list) else v[rows].to(dev)
+
+        return {k: mine(v) for k, v in draw(b * info.world_size, gen, mixing=True).items()}
+
     def _noise(self, *xs):
         c = self.c
         decay = c.noise_decay_steps or self.engine.total_steps
@@ -138,7 +154,7 @@ class GANStep(TrainStep):
         g_turn = (self.d_steps + 1) % c.n_critic == 0
         z = self._latent(x.shape[0])
         with torch.set_grad_enabled(g_turn):
-            fake = self.G(z)
+            fake = self.G(z, **self._g_inputs(x.shape[0]))
         real_n, fake_n = self._noise(x, fake.detach())
         penalties = [p for p in self.penalties if p.applies(self.d_steps)]  # lazy ones on every k-th update
         points = [p.sample(real_n, fake_n, self.pack) for p in penalties]

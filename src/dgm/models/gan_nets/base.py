@@ -6,8 +6,8 @@ reconstruction loss ("mse" | "l1") of an auto-encoder D (EBGAN, BEGAN), which th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 import torch.nn as nn
 from torch import Tensor
@@ -21,13 +21,16 @@ class GANArch:
     """``build(config, energy) -> (generator, discriminator)``; ``data_kinds`` it accepts; ``hidden``: the default of
     ``--hidden`` (0 in the config); ``batch_norm_d``: whether ``--d-norm auto`` is batch norm when nothing else
     (a penalty, spectral norm, an energy D) regularises D; ``options``: the GANConfig fields only this architecture
-    reads (e.g. an attention resolution): given with another architecture they are refused, not ignored."""
+    reads (e.g. an attention resolution): given with another architecture they are refused, not ignored;
+    ``defaults``: the architecture's paper values of general GANConfig fields (e.g. StyleGAN's R1 gamma), applied by
+    ``GANConfig.__post_init__`` only to fields the user left at their dataclass default."""
 
     build: Callable[..., Tuple[nn.Module, nn.Module]]
     data_kinds: Tuple[str, ...] = ("images", "points")
     hidden: int = 256
     batch_norm_d: bool = False
     options: Tuple[str, ...] = ()
+    defaults: Dict[str, Any] = field(default_factory=dict)
 
 
 GAN_ARCHS: Registry = Registry("GAN architecture", list_name="archs")
