@@ -214,3 +214,22 @@ def test_conditional_user_errors_are_one_line(tmp_path, capsys, argv, msg):
     err = capsys.readouterr().err
     assert err.startswith("dgm: error:") and msg in err and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_ddp_conditional_two_processes_equal_one_process(tmp_path):
+    import subprocess
+    import sys
+
+    # the MLP G has no batch norm (per-process batch statistics would differ from the union batch's)
+    common = ["train", "gan", "--data", "digits", "--arch", "mlp", "--layers", "1", "--conditional", "--cond", "ac",
+              "--objective", "wgan-gp", "--steps",
+              "3", "--batch-size", "16", "--hidden", "8", "--latent-dim", "4", "--no-progress", "--n-samples", "0",
+              "--device", "cpu"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dgm.cli"]
+    ddp = subprocess.run([*cmd, *common, "--out", str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    a, b = _final(tmp_path / "ddp"), _final(tmp_path / "one")
+    for k in a["model"]:
+        assert torch.allclose(a["model"][k].float(), b["model"][k].float(), rtol=1e-5, atol=1e-6), k

@@ -83,7 +83,11 @@ class GANStep(TrainStep):
         self.last: Dict[str, float] = {}
 
     # -- pieces ----------------------------------------------------------------------------------
-    def _latent(self, b: int) -> Tuple[Tensor, Optional[Tensor]]:
+    def _latent(self, b: int) -> Tensor:
+        """This process's slice of the global batch's z (see ``_inputs``)."""
+        return self._inputs(b)[0]
+
+    def _inputs(self, b: int) -> Tuple[Tensor, Optional[Tensor]]:
         """This process's slice of the global batch's z, and of the labels of the fakes (class-conditional runs:
         uniform over the classes; else None), drawn from a stream fixed by (seed, D update), z first.
 
@@ -154,7 +158,7 @@ class GANStep(TrainStep):
         x, y_real = batch
         m, c, e = self.model, self.c, self.engine
         g_turn = (self.d_steps + 1) % c.n_critic == 0
-        z, y_fake = self._latent(x.shape[0])
+        z, y_fake = self._inputs(x.shape[0])
         y_real = y_real.to(x.device).long() if self.classes else None
         with torch.set_grad_enabled(g_turn):
             fake = self.G(z) if y_fake is None else self.G(z, y_fake)
