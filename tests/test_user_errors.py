@@ -477,6 +477,8 @@ CASES = [
                                        "--out", "{tmp}/out"]),
     C("train-gan-mbstd-group-alone", TOYGAN + ["--mbstd-group", "2"]),
     C("train-gan-mbstd-with-energy-d", TOYGAN + ["--mbstd", "--objective", "ebgan"]),
+    C("train-gan-conditional-unlabelled", TOYGAN + ["--conditional"]),
+    C("train-gan-cond-without-conditional", TOYGAN + ["--cond", "ac"]),
     C("bench-data-images", BENCH + ["--data", "digits"]),
     C("bench-out-is-a-file", BENCH[:-1] + ["{tmp}/afile"], s_file("afile")),
 ]

@@ -499,7 +499,7 @@ def _sample(args) -> int:
         from .sampling.latent import interpolation_grid
 
         steps = 8 if args.steps is None else args.steps
-        x = images = interpolation_grid(model, args.n, steps, args.interpolate, generator=gen)
+        x = images = interpolation_grid(model, args.n, steps, args.interpolate, generator=gen, y=y)
         nrow = steps
         default = _default_out(args.run, f"interpolate-{args.interpolate}-seed{args.seed}.png")
     elif args.vary_code is not None:

@@ -21,6 +21,7 @@ from ..nn.latent import TRUNCATIONS, gaussian_latent
 from ..objectives import F_DIVERGENCES, OBJECTIVES
 from .base import MODELS, ImageModel, ModelConfig
 from .gan_nets import GAN_ARCHS, AutoencoderDiscriminator, Discriminator  # noqa: F401  (D types, re-exported)
+from .gan_nets.base import CONDS
 
 NORMS = ("auto", "batch", "layer", "none")
 
@@ -68,6 +69,10 @@ class GANConfig(ModelConfig):
     style_mix_prob: float = 0.9       # stylegan: share of fakes mixing two w's at a random crossover layer
     truncation_cutoff: int = 0        # stylegan: sample --truncation moves w on layers < this only (0: all layers)
     d_residual: bool = True           # stylegan: residual D blocks (StyleGAN2; --no-d-residual: the plain ProGAN D)
+    # class-conditional GANs (issue 16): CGAN concat, projection discriminator, ACGAN
+    conditional: bool = False         # class-conditional on the dataset's labels (needs a labelled dataset)
+    cond: str = "projection"          # --conditional: concat (CGAN) | projection (Miyato & Koyama 2018) | ac (ACGAN)
+    ac_weight: float = 1.0            # --cond ac: weight of the class loss (Odena et al. 2017)
 
     @classmethod
     def refuse_unused(cls, given: Dict[str, Any]) -> None:
@@ -93,6 +98,12 @@ class GANConfig(ModelConfig):
                     flags = " ".join("--" + o.replace("_", "-") for o in unused)
                     raise DgmError(f"{flags}: an option of --arch {other}, not used by --arch {arch}; drop it or "
                                    f"choose --arch {other}")
+        for sub in ("cond", "ac_weight"):
+            if sub in given and not given.get("conditional"):
+                raise DgmError(f"--{sub.replace('_', '-')} sets how a class-conditional GAN uses its labels; give "
+                               "--conditional too, or drop it")
+        if "ac_weight" in given and given.get("cond", cls.cond) != "ac":
+            raise DgmError("--ac-weight is the weight of ACGAN's class loss: give --cond ac, or drop it")
         for sub, main in (("minibatch_disc_dim", "minibatch_disc"), ("mbstd_group", "mbstd")):
             if sub in given and not given.get(main):
                 raise DgmError(f"--{sub.replace('_', '-')} sets an option of --{main.replace('_', '-')}, which is off;"
@@ -158,6 +169,28 @@ class GANConfig(ModelConfig):
             self.d_norm = "batch" if (arch.batch_norm_d and plain) else "none"
         if self.n_critic == 0:
             self.n_critic = obj.n_critic
+        self._check_conditional(obj)
+
+    def _check_conditional(self, obj) -> None:
+        """--conditional needs labels, a scoring D for projection / ac, and one sample per D input (no packing)."""
+        if self.cond not in CONDS:
+            raise DgmError(f"--cond must be one of {', '.join(CONDS)}, got {self.cond!r}")
+        if not self.conditional:
+            return
+        if self.num_classes < 1:
+            raise DgmError("--conditional needs a labelled dataset (e.g. digits, mnist, fashion-mnist, an image folder "
+                           "with class subfolders); this one has no classes: drop --conditional")
+        if obj.kind == "energy" and self.cond != "concat":
+            raise DgmError(f"--cond {self.cond} needs a scoring discriminator; {self.objective} has an auto-encoder D: "
+                           "use --cond concat or another objective")
+        if self.pack > 1:
+            raise DgmError("--pack scores packs of samples that may have different labels; it does not combine with "
+                           "--conditional: drop one")
+        if self.cond == "ac" and self.unroll_steps:
+            raise DgmError("--unroll-steps does not unroll ACGAN's class loss; use --cond concat or projection, or "
+                           "drop --unroll-steps")
+        if not self.ac_weight >= 0:
+            raise DgmError(f"--ac-weight must be >= 0, got {self.ac_weight}")
 
 
 @MODELS.register("gan", help="GAN: MLP (2-D points) or DCGAN (images) with any objective (dgm list objectives)")
@@ -229,12 +262,13 @@ class GAN(ImageModel):
     def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
                z: Optional[Tensor] = None, ema: Optional[bool] = None, truncation: Optional[float] = None,
                truncation_mode: Optional[str] = None) -> Tensor:
-        """n draws of G(z): points (n, D), or images (n, C, H, W) in [-1, 1]. G runs in eval mode (BN running stats).
+        """n draws of G(z) (G(z, y) for a class-conditional run: y as given, or cycling 0, 1, 2, ...): points (n, D), or
+        images (n, C, H, W) in [-1, 1]. G runs in eval mode (BN running stats).
 
         ``ema``: the EMA of G's weights (default when the run has one) or, False, the raw weights. ``truncation``:
         PSI of the truncation trick (``dgm.nn.latent``; PSI = 1 with "interpolate" is the ordinary sampler); the mode
         defaults to the run's first, "w-mean" for StyleGAN (w_avg + PSI (w - w_avg) before --truncation-cutoff)."""
-        self.check_labels(y, n)
+        y = self._default_labels(n, y)  # None for an unconditional model; classes 0, 1, 2, ... cycling by default
         if z is not None:
             self.check_latent(z)
             if truncation is not None:
@@ -255,7 +289,7 @@ class GAN(ImageModel):
             extra = g.draw_inputs(n, generator, device=self.device) if hasattr(g, "draw_inputs") else {}
             if in_w:
                 return g.truncated(z, truncation, self.config.truncation_cutoff, **extra)
-            return g(z, **extra)
+            return g(z, **extra) if y is None else g(z, y, **extra)
 
     def to_unit(self, x: Tensor) -> Tensor:
         """Images in [0, 1] for grids (generator outputs live in [-1, 1])."""

@@ -12,14 +12,16 @@ import torch
 from torch import Tensor
 
 
-def gradient_penalty(critic: Callable[[Tensor], Tensor], points: Tensor, target: float = 1.0) -> Tensor:
+def gradient_penalty(critic: Callable[..., Tensor], points: Tensor, target: float = 1.0,
+                     y: Optional[Tensor] = None) -> Tensor:
     """E (||grad_x D(x_hat)||_2 - target)^2 at ``points`` (Gulrajani et al. 2017; Kodali et al. 2017).
 
     Differentiable (create_graph) so the penalty trains the critic's parameters. A packed critic (PacGAN,
     ``critic.pack = m``) scores packs of m consecutive points: the norm is that of the gradient w.r.t. each pack.
+    ``y``: the points' labels for a class-conditional critic, D(x_hat, y); the gradient is still w.r.t. x_hat only.
     """
     points = points.detach().requires_grad_(True)
-    out = critic(points)
+    out = critic(points) if y is None else critic(points, y)
     (grad,) = torch.autograd.grad(out.sum(), points, create_graph=True)
     m = getattr(critic, "pack", 1)
     return ((grad.reshape(grad.shape[0] // m, -1).norm(2, dim=1) - target) ** 2).mean()

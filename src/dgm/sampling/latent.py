@@ -43,17 +43,19 @@ def slerp(z0: Tensor, z1: Tensor, t) -> Tensor:
 INTERPOLATIONS = {"lerp": lerp, "slerp": slerp}
 
 
-def decode(model, z: Tensor) -> Tensor:
-    """The model's output for codes z: G(z) for a GAN, the mean image E[x|z] for a model with an encoder."""
+def decode(model, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
+    """The model's output for codes z: G(z) for a GAN (G(z, y) for a class-conditional one: y as given, else the
+    model's default labels), the mean image E[x|z] for a model with an encoder."""
     if "latent" in model.capabilities:
         return model.sample(len(z), z=z, mean=True)
-    return model.sample(len(z), z=z)
+    return model.sample(len(z), z=z) if y is None else model.sample(len(z), y=y, z=z)
 
 
 def interpolation_grid(model, rows: int, steps: int, method: str = "slerp", generator: Optional[torch.Generator] = None,
-                       z0: Optional[Tensor] = None, z1: Optional[Tensor] = None) -> Tensor:
+                       z0: Optional[Tensor] = None, z1: Optional[Tensor] = None, y: Optional[Tensor] = None) -> Tensor:
     """(rows * steps, ...) outputs along ``rows`` paths of ``steps`` codes from z0 to z1 (row-major; each row one
-    pair, its ends z0 and z1). Missing ends are drawn from N(0, I) with ``generator``."""
+    pair, its ends z0 and z1). Missing ends are drawn from N(0, I) with ``generator``. A class-conditional model
+    keeps one label per row: ``y`` (rows,), or row i of class i mod K."""
     if method not in INTERPOLATIONS:
         raise DgmError(f"--interpolate must be one of {', '.join(INTERPOLATIONS)}, got {method!r}")
     if steps < 2:
@@ -63,7 +65,10 @@ def interpolation_grid(model, rows: int, steps: int, method: str = "slerp", gene
     z1 = gaussian_latent(rows, d, generator) if z1 is None else z1
     t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]  # (steps, 1) against (rows, 1, d)
     z = INTERPOLATIONS[method](z0[:, None], z1[:, None], t)
-    return decode(model, z.reshape(rows * steps, d))
+    if getattr(model, "conditional", False):
+        y = torch.arange(rows) % model.config.num_classes if y is None else torch.as_tensor(y).reshape(-1).expand(rows)
+        y = y.repeat_interleave(steps)
+    return decode(model, z.reshape(rows * steps, d), y)
 
 
 def mean_code(model, x: Tensor) -> Tensor:

@@ -18,7 +18,7 @@ from torch.func import functional_call
 
 from ..errors import DgmError
 from ..nn.ema import ema_update
-from ..objectives import clip_weights, gradient_penalty, instance_noise_std
+from ..objectives import acgan_d_class_loss, acgan_g_class_loss, clip_weights, gradient_penalty, instance_noise_std
 from .optim import differentiable_step
 from .steps import STEPS, TrainStep
 
@@ -26,25 +26,33 @@ from .steps import STEPS, TrainStep
 class _Critic(nn.Module):
     """Everything D computes in one update, in ONE forward call (so DDP sees one forward per backward).
 
-    forward(real, fake, points, targets) -> (D(real) or None, D(fake), [gradient penalty at each points with its
-    target], D's code of fake or None)
+    forward(real, fake, points, targets, y_real, y_fake) -> (D(real) or None, D(fake), [gradient penalty at each
+    points with its target], D's code of fake or None, ACGAN's class logits (of real or None, of fake) or None)
+
+    A class-conditional D gets the labels: the real batch's, the ones the fakes were drawn for, and for the penalty
+    points the real labels (exact for R1 and DRAGAN, whose points are (near) real images; WGAN-GP's interpolate
+    between a real image and a fake one of another class takes the real one's label).
     """
 
     def __init__(self, d: nn.Module, energy: bool):
         super().__init__()
         self.d, self.energy = d, energy
 
-    def _out(self, x):
+    def _out(self, x, y):
         if self.energy:
-            return self.d.energy_and_code(x)
-        return self.d(x), None
+            energy, code = self.d.energy_and_code(x) if y is None else self.d.energy_and_code(x, y)
+            return energy, code, None
+        if y is None:
+            return self.d(x), None, None
+        score, logits = self.d.scores(x, y)
+        return score, None, logits
 
     def forward(self, real: Optional[Tensor], fake: Tensor, points: Sequence[Tensor] = (),
-                targets: Tuple[float, ...] = ()):
-        d_real = self._out(real)[0] if real is not None else None
-        d_fake, code = self._out(fake)
-        gps = [gradient_penalty(self.d, x, t) for x, t in zip(points, targets)]
-        return d_real, d_fake, gps, code
+                targets: Tuple[float, ...] = (), y_real: Optional[Tensor] = None, y_fake: Optional[Tensor] = None):
+        d_real, _, l_real = self._out(real, y_real) if real is not None else (None, None, None)
+        d_fake, code, l_fake = self._out(fake, y_fake)
+        gps = [gradient_penalty(self.d, x, t, y_real) for x, t in zip(points, targets)]
+        return d_real, d_fake, gps, code, (None if l_fake is None else (l_real, l_fake))
 
 
 @STEPS.register("gan", help="adversarial: alternating discriminator / generator updates (n_critic, TTUR, unrolling)")
@@ -69,13 +77,19 @@ class GANStep(TrainStep):
             raise DgmError(f"--pack {self.pack} groups each process's batch into packs of {self.pack} samples; "
                            f"--batch-size {tc.batch_size} gives {per_process} per process: use a multiple of "
                            f"{self.pack} (PacGAN: --batch-size = {self.pack} x the number of packs)")
+        self.classes = c.num_classes if m.conditional else 0  # class-conditional: labels to D and G
         self.state = obj.init_state()  # the objective's state, e.g. BEGAN's k_t (checkpointed)
         self.d_steps = 0               # discriminator updates so far (checkpointed)
         self.last: Dict[str, float] = {}
 
     # -- pieces ----------------------------------------------------------------------------------
     def _latent(self, b: int) -> Tensor:
-        """This process's slice of the global batch's z, drawn from a stream fixed by (seed, D update).
+        """This process's slice of the global batch's z (see ``_inputs``)."""
+        return self._inputs(b)[0]
+
+    def _inputs(self, b: int) -> Tuple[Tensor, Optional[Tensor]]:
+        """This process's slice of the global batch's z, and of the labels of the fakes (class-conditional runs:
+        uniform over the classes; else None), drawn from a stream fixed by (seed, D update), z first.
 
         So a run on N processes sees exactly the latents of a 1-process run on the union batch, and a resumed
         run the latents of an uninterrupted one.
@@ -83,7 +97,11 @@ class GANStep(TrainStep):
         info = self.engine.info
         gen = torch.Generator().manual_seed(self.engine.cfg.seed * 1_000_003 + self.d_steps)
         z = torch.randn(b * info.world_size, self.c.latent_dim, generator=gen)
-        return z[info.rank * b:(info.rank + 1) * b].to(self.model.device)
+        mine = slice(info.rank * b, (info.rank + 1) * b)
+        if not self.classes:
+            return z[mine].to(self.model.device), None
+        y = torch.randint(self.classes, (b * info.world_size,), generator=gen)
+        return z[mine].to(self.model.device), y[mine].to(self.model.device)
 
     def _g_inputs(self, b: int) -> Dict:
         """The generator's other random inputs, if it declares ``draw_inputs`` (StyleGAN: noise images, the second z
@@ -124,12 +142,14 @@ class GANStep(TrainStep):
         dist.all_reduce(t)
         return t / info.world_size
 
-    def unrolled_g_loss(self, real: Tensor, fake: Tensor, steps: int) -> Tensor:
+    def unrolled_g_loss(self, real: Tensor, fake: Tensor, steps: int, y_real: Optional[Tensor] = None,
+                        y_fake: Optional[Tensor] = None) -> Tensor:
         """Metz et al. 2017: G's loss against D after ``steps`` differentiable copies of D's own update.
 
         The copies start from D's current parameters (detached: the real D gets no gradient and no update
         from them), take D's optimizer step (Adam / RMSprop / SGD with its current moments) on this batch, and
         keep the graph to G's parameters through ``fake``, so G sees the discriminator's reaction to it.
+        ``y_real`` / ``y_fake``: the labels of a class-conditional (concat or projection) D.
         """
         d = self.model.discriminator
         opt = self.engine.optimizers["d"]
@@ -138,31 +158,40 @@ class GANStep(TrainStep):
         params = {n: p.detach().requires_grad_(True) for n, p in named.items()}
         buffers = {n: b.clone() for n, b in d.named_buffers()}
         state = {n: dict(opt.state.get(p, {})) for n, p in named.items()}
+        real_in = (real,) if y_real is None else (real, y_real)
+        fake_in = (fake,) if y_fake is None else (fake, y_fake)
         for _ in range(steps):
-            d_real = functional_call(d, (params, buffers), (real,))
-            d_fake = functional_call(d, (params, buffers), (fake,))
+            d_real = functional_call(d, (params, buffers), real_in)
+            d_fake = functional_call(d, (params, buffers), fake_in)
             loss = self._d_loss(d_real, d_fake)
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
             params = {n: differentiable_step(opt, group, p, g, state[n]) for (n, p), g in zip(params.items(), grads)}
-        d_fake = functional_call(d, (params, buffers), (fake,))
+        d_fake = functional_call(d, (params, buffers), fake_in)
         return self._g_loss(d_fake, None)
 
     # -- the step --------------------------------------------------------------------------------
     def __call__(self, batch):
-        x, _ = batch
+        x, y_real = batch
         m, c, e = self.model, self.c, self.engine
         g_turn = (self.d_steps + 1) % c.n_critic == 0
-        z = self._latent(x.shape[0])
+        z, y_fake = self._inputs(x.shape[0])
+        y_real = y_real.to(x.device).long() if self.classes else None
         with torch.set_grad_enabled(g_turn):
-            fake = self.G(z, **self._g_inputs(x.shape[0]))
+            g_in = self._g_inputs(x.shape[0])
+            fake = self.G(z, **g_in) if y_fake is None else self.G(z, y_fake, **g_in)
         real_n, fake_n = self._noise(x, fake.detach())
         penalties = [p for p in self.penalties if p.applies(self.d_steps)]  # lazy ones on every k-th update
         points = [p.sample(real_n, fake_n, self.pack) for p in penalties]
         with e.autocast():
-            d_real, d_fake, gps, _ = self.D(real_n, fake_n, points, tuple(p.target for p in penalties))
+            d_real, d_fake, gps, _, logits = self.D(real_n, fake_n, points, tuple(p.target for p in penalties),
+                                                    y_real, y_fake)
         d_real, d_fake = d_real.float(), d_fake.float()
         loss_d = self._d_loss(d_real, d_fake)
         out = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        if logits is not None:  # ACGAN: the class loss on the real batch and on the fakes
+            class_d = acgan_d_class_loss(logits[0], y_real, logits[1], y_fake, c.ac_weight)
+            out["class_loss_d"] = class_d.detach()
+            loss_d = loss_d + class_d
         for p, gp in zip(penalties, gps):
             out[p.name] = gp.detach()
             loss_d = loss_d + p.step_weight * gp
@@ -174,11 +203,13 @@ class GANStep(TrainStep):
         if g_turn:
             (fake_g,) = self._noise(fake)
             if c.unroll_steps > 0:
-                loss_g = self.unrolled_g_loss(real_n, fake_g, c.unroll_steps)
+                loss_g = self.unrolled_g_loss(real_n, fake_g, c.unroll_steps, y_real, y_fake)
             else:
                 with e.autocast():
-                    _, d_gen, _, code = self.D(None, fake_g)
+                    _, d_gen, _, code, logits = self.D(None, fake_g, (), (), None, y_fake)
                 loss_g = self._g_loss(d_gen.float(), code)
+                if logits is not None:
+                    loss_g = loss_g + acgan_g_class_loss(logits[1], y_fake, c.ac_weight)
             e.update(loss_g, "g")
             self.last["loss_g"] = float(loss_g.detach())
             if m.has_ema:  # the EMA of G after each G update (its step: the training step, = D updates so far)

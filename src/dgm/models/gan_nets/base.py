@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from ...errors import DgmError
@@ -34,6 +36,28 @@ class GANArch:
 
 
 GAN_ARCHS: Registry = Registry("GAN architecture", list_name="archs")
+
+#: the class-conditioning modes of ``dgm train gan --conditional --cond MODE``
+CONDS = ("concat", "projection", "ac")
+
+
+def label_channels(c) -> int:
+    """The extra input channels (images) or features (points, flat MLP input) D's first layer must accept for a
+    config ``c``: K one-hot label maps with ``--cond concat`` (CGAN, Mirza & Osindero 2014), else 0."""
+    return c.num_classes if getattr(c, "conditional", False) and c.cond == "concat" else 0
+
+
+def with_labels(x: Tensor, y: Optional[Tensor], classes: int, flat: bool) -> Tensor:
+    """CGAN's D input: x with K one-hot label maps of y appended, as K constant planes after an image's channels,
+    or (``flat``, or 2-D points) as K features after the flattened sample. ``classes`` 0: x itself."""
+    if not classes:
+        return x
+    if y is None:
+        raise ValueError("this discriminator is class-conditional (--cond concat): pass the labels y")
+    onehot = F.one_hot(y.long(), classes).to(x.dtype)
+    if flat or x.dim() == 2:
+        return torch.cat([x.flatten(1), onehot], 1)
+    return torch.cat([x, onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
 
 
 def pack(x: Tensor, m: int) -> Tensor:
@@ -61,9 +85,21 @@ class Discriminator(nn.Module):
     discriminator (Miyato & Koyama 2018) adds <embed(y), representation(x)> to the score, an ACGAN (Odena et al.
     2017) puts a class head beside ``head`` on the same representation; neither needs to reshape this class.
     ``pack`` (PacGAN, Lin et al. 2018): x (N samples) is scored as N / m packs, so D returns N / m scores.
+
+    Class-conditional (``classes`` K > 0, ``cond``; ``forward(x, y)``, labels y (N,)):
+
+    - ``concat`` (CGAN, Mirza & Osindero 2014): one-hot label maps appended to x (``with_labels``; the body's first
+      layer was built for ``label_channels(config)`` more inputs; ``flat``: as K features after flattening);
+    - ``projection`` (Miyato & Koyama 2018): score + <embed(y), phi(x)>, phi = ``representation(x)``, embed an
+      ``nn.Embedding(K, F)`` (Glorot-uniform as in their code);
+    - ``ac`` (ACGAN, Odena et al. 2017): a linear class head beside ``head`` on the same representation,
+      ``class_logits(x)``; the score itself ignores y.
+
+    An unconditional D (K = 0) has none of these parameters: old checkpoints keep their keys.
     """
 
-    def __init__(self, body: nn.Module, pack: int = 1, batch: Sequence[nn.Module] = ()):
+    def __init__(self, body: nn.Module, pack: int = 1, batch: Sequence[nn.Module] = (), classes: int = 0,
+                 cond: str = "", flat: bool = False):
         super().__init__()
         self.body = body
         self.pack = pack
@@ -73,6 +109,17 @@ class Discriminator(nn.Module):
             old = body.head  # keeps its head inside a stack, else the attribute ``head``)
             new = nn.Linear(old.in_features + extra, old.out_features, bias=old.bias is not None)
             body.set_head(new) if hasattr(body, "set_head") else setattr(body, "head", new)
+        self.cond = cond if classes else ""
+        self.concat_classes = classes if self.cond == "concat" else 0  # one-hot maps appended to the input
+        self.flat = flat
+        if self.cond in ("projection", "ac") and not self.split:
+            raise DgmError(f"--cond {self.cond} needs a discriminator body with features(x) and a linear head; this "
+                           f"architecture's ({type(body).__name__}) has none")
+        if self.cond == "projection":
+            self.embed = nn.Embedding(classes, body.head.in_features)
+            nn.init.xavier_uniform_(self.embed.weight)
+        elif self.cond == "ac":
+            self.class_head = nn.Linear(body.head.in_features, classes)
 
     @property
     def head(self) -> nn.Module:
@@ -90,19 +137,34 @@ class Discriminator(nn.Module):
         one score) still works, as one opaque block, without batch layers or ``representation``."""
         return hasattr(self.body, "features") and hasattr(self.body, "head")
 
-    def representation(self, x: Tensor) -> Tensor:
-        """The head's input for a batch of samples x: (N / pack, F + extra)."""
+    def representation(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """The head's input for a batch of samples x: (N / pack, F + extra) (y: the labels, with --cond concat)."""
         if not self.split:
             raise DgmError(f"this discriminator's body ({type(self.body).__name__}) has no features/head split")
-        h = self.body.features(pack(x, self.pack))
+        h = self.body.features(pack(with_labels(x, y, self.concat_classes, self.flat), self.pack))
         return h if self.batch is None else self.batch(h)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def scores(self, x: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
+        """(D(x, y), class logits (N, K) with --cond ac, else None) from ONE pass through the body."""
         if not self.split:
-            y = pack(x, self.pack)
-            return self.body(y).reshape(y.shape[0])
-        h = self.representation(x)
-        return self.head(h).reshape(h.shape[0])
+            x = pack(with_labels(x, y, self.concat_classes, self.flat), self.pack)
+            return self.body(x).reshape(x.shape[0]), None
+        h = self.representation(x, y)
+        out = self.head(h).reshape(h.shape[0])
+        if self.cond == "projection":
+            if y is None:
+                raise ValueError("this discriminator is class-conditional (--cond projection): pass the labels y")
+            out = out + (self.embed(y) * h).sum(1)
+        return out, (self.class_head(h) if self.cond == "ac" else None)
+
+    def class_logits(self, x: Tensor) -> Tensor:
+        """ACGAN's class head on the representation of x: (N, K) logits of p(c | x) (--cond ac only)."""
+        if self.cond != "ac":
+            raise DgmError("class_logits needs a discriminator trained with --cond ac (ACGAN)")
+        return self.class_head(self.representation(x))
+
+    def forward(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        return self.scores(x, y)[0]
 
 
 class AutoencoderDiscriminator(nn.Module):
@@ -111,23 +173,27 @@ class AutoencoderDiscriminator(nn.Module):
     ``loss="mse"`` (EBGAN: mean squared error) or ``"l1"`` (BEGAN: mean absolute error, eta = 1).
     ``energy_and_code(x)`` also gives the encoder's code, which EBGAN's pulling-away term spreads apart.
     ``pack`` (PacGAN): the auto-encoder reconstructs packs of m samples, one energy per pack.
+    ``classes`` K > 0 (--cond concat): the encoder also reads K one-hot label maps (``with_labels``); the decoder
+    reconstructs x alone, so the energy is that of x given its label.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, loss: str, pack: int = 1):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, loss: str, pack: int = 1, classes: int = 0,
+                 flat: bool = False):
         super().__init__()
         self.encoder, self.decoder, self.loss, self.pack = encoder, decoder, loss, pack
+        self.concat_classes, self.flat = classes, flat
 
     pointwise = property(lambda self: self.pack == 1)
 
-    def energy_and_code(self, x: Tensor) -> Tuple[Tensor, Tensor]:
+    def energy_and_code(self, x: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         x = pack(x, self.pack)
-        h = self.encoder(x)
+        h = self.encoder(with_labels(x, y, self.concat_classes, self.flat))
         r = self.decoder(h).reshape(x.shape)
         err = (r - x) ** 2 if self.loss == "mse" else (r - x).abs()
         return err.flatten(1).mean(1), h
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.energy_and_code(x)[0]
+    def forward(self, x: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        return self.energy_and_code(x, y)[0]
 
 
 def batch_layers(config, features: int) -> list:
@@ -144,19 +210,26 @@ def batch_layers(config, features: int) -> list:
 
 
 def discriminator(energy: Optional[str], scorer: Callable[[], nn.Module],
-                  autoencoder: Callable[[], Tuple[nn.Module, nn.Module]], config=None) -> nn.Module:
+                  autoencoder: Callable[[], Tuple[nn.Module, nn.Module]], config=None, flat: bool = False) -> nn.Module:
     """A scoring D from ``scorer()`` (a body with ``features(x)`` and a linear ``head``), or an auto-encoder D from
-    ``autoencoder() -> (encoder, decoder)``. ``config`` (a GANConfig) brings packing and the batch-level layers;
-    the architecture builds its D's first layer for ``config.pack`` samples."""
+    ``autoencoder() -> (encoder, decoder)``. ``config`` (a GANConfig) brings packing, the batch-level layers and
+    class conditioning; the architecture builds its D's first layer for ``config.pack`` samples plus
+    ``label_channels(config)`` label maps (``flat``: its input is flattened, the labels are K features)."""
     m = getattr(config, "pack", 1)
+    classes = config.num_classes if getattr(config, "conditional", False) else 0
+    cond = config.cond if classes else ""
     if energy is None:
         body = scorer()
         wanted = getattr(config, "minibatch_disc", 0) or getattr(config, "mbstd", False)
         if wanted and not (hasattr(body, "features") and hasattr(body, "head")):
             raise DgmError("--minibatch-disc / --mbstd need a discriminator body with features(x) and a linear head; "
                            f"this architecture's ({type(body).__name__}) has none")
-        return Discriminator(body, m, batch_layers(config, body.head.in_features) if wanted else [])
+        return Discriminator(body, m, batch_layers(config, body.head.in_features) if wanted else [], classes, cond,
+                             flat)
     if batch_layers(config, 1):
         raise DgmError("--minibatch-disc / --mbstd need a scoring discriminator; the energy objectives (ebgan, "
                        "began) have an auto-encoder D: drop the option or choose another objective")
-    return AutoencoderDiscriminator(*autoencoder(), energy, m)
+    if cond not in ("", "concat"):
+        raise DgmError(f"--cond {cond} needs a scoring discriminator; the energy objectives (ebgan, began) have an "
+                       "auto-encoder D: use --cond concat or another objective")
+    return AutoencoderDiscriminator(*autoencoder(), energy, m, label_channels(config) if config else 0, flat)
