@@ -170,7 +170,8 @@ def test_labels_given_to_an_unconditional_model_are_refused(name):
             model.log_prob(_valid(SHAPES["binary"]), torch.zeros(2, dtype=torch.long))
 
 
-@pytest.mark.parametrize("name", [n for n in MODELS.names() if _images(MODELS.get(n)) and _conditional(MODELS.get(n))])
+@pytest.mark.parametrize("name", [n for n in MODELS.names() if _images(MODELS.get(n)) and _conditional(MODELS.get(n))
+                                  and "log_prob" in MODELS.get(n).capabilities])
 def test_conditional_models_refuse_bad_labels(name):
     model = build(name, "binary", conditional=True)
     assert model.conditional
@@ -190,6 +191,18 @@ def test_conditional_models_refuse_bad_labels(name):
     # valid labels: one per example, or one label for every draw when sampling
     assert torch.isfinite(model.log_prob(x, torch.tensor([0, CLASSES - 1]))).all()
     assert model.sample(2, y=1, generator=torch.Generator().manual_seed(0)).shape == x.shape
+
+
+def test_conditional_gan_sampling_refuses_bad_labels():
+    """The GAN family has no log_prob: a conditional GAN checks the labels it is asked to sample."""
+    model = build("gan", "binary", conditional=True)
+    assert model.conditional
+    for y in (torch.tensor([0, CLASSES]), torch.tensor([-1, 0]), torch.zeros(3, dtype=torch.long),
+              torch.zeros(2, 1, dtype=torch.long), torch.tensor([0.5, 1.0])):
+        with pytest.raises(ValueError, match="class"):
+            model.sample(2, y=y)
+    x = model.sample(2, y=torch.tensor([0, CLASSES - 1]), generator=torch.Generator().manual_seed(0))
+    assert x.shape == (2, *model.data_shape)
 
 
 @pytest.mark.parametrize("name", [n for n in MODELS.names() if "latent_dim" in

@@ -58,6 +58,7 @@ class _Critic(nn.Module):
 @STEPS.register("gan", help="adversarial: alternating discriminator / generator updates (n_critic, TTUR, unrolling)")
 class GANStep(TrainStep):
     best_key = None  # no likelihood to select a best checkpoint by
+    classes = 0  # class-conditional runs: the number of classes (set in setup; subclasses may keep 0)
 
     def setup(self, engine) -> None:
         super().setup(engine)
