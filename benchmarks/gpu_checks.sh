@@ -56,4 +56,9 @@ if [ "${MODES_FULL:-0}" = 1 ]; then
   time python3 -m dgm bench modes --protocol pacgan --seeds 10 --jobs "$J" --out "$OUT/modes-pacgan" \
       --objectives non-saturating,pacgan2,pacgan3,pacgan4,minibatch-disc,mbstd
 fi
+echo "== progan. ProGAN Table 1 rows on Fashion-MNIST 32x32, CUDA, 10x the CPU table's images (PROGAN=0 skips)"
+if [ "${PROGAN:-1}" = 1 ]; then
+  time python3 benchmarks/progan_ablation.py --device cuda --steps "${PROGAN_STEPS:-10000}" --phase-images 40000 \
+      --hidden 32 --n-eval 5000 --runs "$R/progan" --out "$OUT/progan" 2>&1 | tail -n 8
+fi
 } 2>&1 | tee "$OUT/log.txt"
