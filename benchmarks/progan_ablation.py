@@ -11,16 +11,18 @@ e* -- minibatch discrimination -- are not run; every row uses the revised parame
 
 Protocol: Fashion-MNIST train split (55000 images) zero-padded to 32x32 (``--image-size 32``), scaled to [-1, 1];
 ``dgm train gan --arch progan --objective wgan-gp --drift 0.001`` (lambda 10, n_critic 1, Adam lr 1e-3, betas
-(0, 0.99): the paper's A.1), batch 32, --hidden 16 (channels 64, 64, 32, 16 at 4, 8, 16, 32 px), z of 64 dims, seed
+(0, 0.99): the paper's A.1), batch 32, --hidden H (channels 4H, 4H, 2H, H at 4, 8, 16, 32 px), z of 64 dims, seed
 0; every row shows D the same number of real images (--steps x 32); growing rows spend --phase-images per fade-in
 and per stabilisation (4x4 first, then 8, 16, 32; the rest of the run at 32x32). One CPU thread per process
 (OMP_NUM_THREADS=1, torch threads 1); the CPU seconds are the training process's own (user + system). Evaluation:
-``dgm eval RUN --metric fid,kid,swd,msssim -n 2000`` against the test split (10000 images, padded like the run),
+``dgm eval RUN --metric fid,kid,swd,msssim -n N`` against the test split (10000 images, padded like the run),
 FID/KID with dgm's Fashion-MNIST classifier (the 2-px border cropped off), SWD x 1e3 on 7x7 Laplacian-pyramid
 patches per level (32, 16 px; appendix D), MS-SSIM of random pairs of fakes (lower = more diverse).
 
-    python benchmarks/progan_ablation.py                       # about 20 CPU-minutes
-    python benchmarks/progan_ablation.py --steps 60 --phase-images 240 --n-eval 200   # a smoke run
+    # the committed table (benchmarks/README.md; about 5 CPU-minutes, but ~15x that in wall time on a loaded machine)
+    python benchmarks/progan_ablation.py --steps 200 --phase-images 800 --hidden 8 --n-eval 500
+    # the defaults: about 20 CPU-minutes (not run to the end here: the shared machine was ~13x oversubscribed)
+    python benchmarks/progan_ablation.py
 """
 from __future__ import annotations
 
@@ -64,8 +66,8 @@ def _row(row, label, switches, a, env) -> dict:
     run = Path(a.runs) / f"progan-{row}"
     shutil.rmtree(run, ignore_errors=True)
     train = [sys.executable, "-m", "dgm.cli", "train", "gan", *COMMON, *switches, "--hidden", str(a.hidden),
-             "--steps", str(a.steps), "--phase-images", str(a.phase_images), "--ckpt-every", str(a.steps), "--device", a.device,
-             "--out", str(run)]
+             "--steps", str(a.steps), "--phase-images", str(a.phase_images), "--ckpt-every", str(a.steps),
+             "--device", a.device, "--out", str(run)]
     p, cpu, wall = _timed(train, env)
     out = {"row": row, "label": label, "switches": " ".join(switches), "train_cpu_s": round(cpu, 1),
            "train_wall_s": round(wall, 1), "images_shown": a.steps * 32}

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.sources import PAD
 from ..errors import DgmError
 from ..nn.blocks import evaluating
-from ..data.sources import PAD
 from .inception import file_sha256
 
 CLASSIFIERS = ("digits", "fashion-mnist")
