@@ -64,4 +64,10 @@ for mod in adain demod; do
   dgm eval "$R/stylegan-$mod" --metric fid,kid -n 1000 --device cuda --seed 0
   dgm sample "$R/stylegan-$mod" --style-mix --device cuda --out "$OUT/stylegan-$mod-style-mix.png"
 done
+
+echo "== progan. ProGAN Table 1 rows on Fashion-MNIST 32x32, CUDA, 10x the CPU table's images (PROGAN=0 skips)"
+if [ "${PROGAN:-1}" = 1 ]; then
+  time python3 benchmarks/progan_ablation.py --device cuda --steps "${PROGAN_STEPS:-10000}" --phase-images 40000 \
+      --hidden 32 --n-eval 5000 --runs "$R/progan" --out "$OUT/progan" 2>&1 | tail -n 8
+fi
 } 2>&1 | tee "$OUT/log.txt"

@@ -41,8 +41,33 @@ def _digits(split: str, data_dir: Optional[str] = None) -> RawImages:
 _digits.builtin = True  # no files to read: --data-dir does not apply
 
 
-def _load_idx(dataset: str, data_dir: str, split: str, fix: str) -> RawImages:
-    """An MNIST-format split: val = last min(5000, N//10) training images (see `catalog.holdout`)."""
+PADDED_SIZE = 32  # --image-size 32 for mnist / fashion-mnist: 28x28 zero-padded by PAD px on each side
+PAD = 2
+
+
+def _padded_size(dataset: str, image_size) -> int:
+    """The pixels of padding on each side for ``image_size`` (None or 28: 0; 32: 2); others refused in one line."""
+    if image_size is None:
+        return 0
+    size = int(image_size) if isinstance(image_size, str) and image_size.strip().isdigit() else image_size
+    if size not in (28, PADDED_SIZE) or isinstance(size, bool):
+        raise DgmError(f"{dataset}: --image-size must be 28 (as stored) or {PADDED_SIZE} (zero padding of {PAD} px on "
+                       f"each side), got {image_size!r}")
+    return PAD if size == PADDED_SIZE else 0
+
+
+def pad_images(raw: np.ndarray, pad: int) -> np.ndarray:
+    """(N, C, H, W) levels with ``pad`` zero pixels added on each side: the background of MNIST and Fashion-MNIST is 0,
+    so a 28x28 digit becomes a 32x32 one (as in LeNet-5's input, LeCun et al. 1998) with nothing resampled; cropping
+    the border off gives the original back exactly."""
+    if not pad:
+        return raw
+    return np.pad(raw, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+
+
+def _load_idx(dataset: str, data_dir: str, split: str, fix: str, pad: int = 0) -> RawImages:
+    """An MNIST-format split: val = last min(5000, N//10) training images (see `catalog.holdout`); ``pad`` zero pixels
+    on each side (``--image-size 32``)."""
     img_name, lbl_name = _IDX_FILES["test" if split == "test" else "train"]
     img_path = find_file(dataset, data_dir, img_name, fix)
     lbl_path = find_file(dataset, data_dir, lbl_name, fix)
@@ -60,24 +85,26 @@ def _load_idx(dataset: str, data_dir: str, split: str, fix: str) -> RawImages:
     if split != "test":
         s = holdout(len(images), split)
         images, labels = images[s], labels[s]
-    return RawImages(images[:, None], labels, 256, 10)
+    return RawImages(pad_images(images[:, None], pad), labels, 256, 10)
 
 
 @DATASETS.register("mnist", help="MNIST 28x28 handwritten digits from IDX files in --data-dir "
-                   "(55000/5000/10000 split)")
-def _mnist(split: str, data_dir: Optional[str] = None) -> RawImages:
+                   "(55000/5000/10000 split; --image-size 32: zero-padded by 2 px)")
+def _mnist(split: str, data_dir: Optional[str] = None, image_size: Optional[int] = None) -> RawImages:
     """LeCun et al. 1998; needs the four IDX files, plain or gzipped."""
+    pad = _padded_size("mnist", image_size)
     d = require_dir("mnist", data_dir, _IDX_HOLDING)
-    return _load_idx("mnist", d, split, f"pass --data-dir DIR holding {_IDX_HOLDING}")
+    return _load_idx("mnist", d, split, f"pass --data-dir DIR holding {_IDX_HOLDING}", pad)
 
 
-@DATASETS.register("fashion-mnist", help="Fashion-MNIST 28x28 clothing images (55000/5000/10000 split); "
-                   f"default --data-dir {FASHION_MNIST_DIR}")
-def _fashion_mnist(split: str, data_dir: Optional[str] = None) -> RawImages:
+@DATASETS.register("fashion-mnist", help="Fashion-MNIST 28x28 clothing images (55000/5000/10000 split; --image-size "
+                   f"32: zero-padded by 2 px); default --data-dir {FASHION_MNIST_DIR}")
+def _fashion_mnist(split: str, data_dir: Optional[str] = None, image_size: Optional[int] = None) -> RawImages:
     """Xiao et al. 2017; IDX files from --data-dir or the Debian package dataset-fashion-mnist."""
+    pad = _padded_size("fashion-mnist", image_size)
     fix = "install them with `apt-get install -y dataset-fashion-mnist` or pass --data-dir DIR"
     d = existing_dir("fashion-mnist", data_dir or FASHION_MNIST_DIR, _IDX_HOLDING, fix)
-    return _load_idx("fashion-mnist", d, split, fix)
+    return _load_idx("fashion-mnist", d, split, fix, pad)
 
 
 @DATASETS.register("binarized-mnist", help="fixed binarized MNIST of Larochelle & Murray 2011 (.amat files in "

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.sources import PAD
 from ..errors import DgmError
 from ..nn.blocks import evaluating
 from .inception import file_sha256
@@ -20,6 +21,8 @@ WEIGHTS_DIR = Path(__file__).parent / "weights"
 _ARCH = {"digits": dict(channels=1, size=8, widths=(32, 64), dim=128, num_classes=10),
          "fashion-mnist": dict(channels=1, size=28, widths=(32, 64, 64), dim=128, num_classes=10, depth=2)}
 _SHIFT = {"digits": 1, "fashion-mnist": 1}
+# inputs also accepted zero-padded by this many px per side (--image-size 32 runs); the border is cropped back off
+_PADDED = {"fashion-mnist": PAD}
 # augmentation: per image, fixed-threshold binarization with P_FIXED, Bernoulli binarization with P_DYNAMIC
 P_FIXED, P_DYNAMIC = 0.5, 0.1
 
@@ -33,6 +36,8 @@ class SmallClassifier(nn.Module):
         self.name, self.channels, self.size = name, int(channels), int(size)
         self.widths, self.dim, self.num_classes = tuple(int(w) for w in widths), int(dim), int(num_classes)
         self.depth = int(depth)
+        self.crop = _PADDED.get(self.name, 0)  # a (size + 2 crop)^2 input is cropped to size^2 (the exact inverse of
+        #                                         the zero padding of --image-size 32)
         self.weights_sha256 = ""  # set when loaded from (or saved to) a weight file
         layers, c, s = [], self.channels, self.size
         for w in self.widths:  # depth x (conv 3x3 -> BN -> ReLU), then max-pool 2, per stage
@@ -52,14 +57,22 @@ class SmallClassifier(nn.Module):
                     num_classes=self.num_classes, depth=self.depth)
 
     def check_input(self, x: Tensor) -> None:
-        """One-line DgmError unless x is (N, channels, size, size)."""
+        """One-line DgmError unless x is (N, channels, size, size), or (N, channels, size + 2 crop, size + 2 crop)."""
         want = (self.channels, self.size, self.size)
-        if x.ndim != 4 or tuple(x.shape[1:]) != want:
-            raise DgmError(f"the {self.name} classifier expects images of shape (N, {want[0]}, {want[1]}, {want[2]}), "
-                           f"got {tuple(x.shape)}; use --features inception-v3 for other image sizes")
+        padded = (self.channels, self.size + 2 * self.crop, self.size + 2 * self.crop)
+        if x.ndim != 4 or tuple(x.shape[1:]) not in (want, padded):
+            also = f" or (N, {padded[0]}, {padded[1]}, {padded[2]}) (zero-padded)" if self.crop else ""
+            raise DgmError(f"the {self.name} classifier expects images of shape (N, {want[0]}, {want[1]}, {want[2]})"
+                           f"{also}, got {tuple(x.shape)}; use --features inception-v3 for other image sizes")
+
+    def uncrop(self, x: Tensor) -> Tensor:
+        """x with the padding border of a --image-size 32 run cropped off (x itself when it has the size)."""
+        c = self.crop if x.shape[-1] != self.size else 0
+        return x[..., c:x.shape[-2] - c, c:x.shape[-1] - c] if c else x
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor]:
         self.check_input(x)
+        x = self.uncrop(x)
         h = F.relu(self.fc(self.conv(x.float()).flatten(1)))
         return h, self.head(self.drop(h))
 

@@ -43,7 +43,7 @@ FEATURES.add("inception-v3", _inception, "FID Inception-v3 (pytorch-fid weights 
 FEATURES.add("digits", _classifier("digits"), "classifier trained by dgm on sklearn digits (ships with dgm); "
              "8x8 grey images")
 FEATURES.add("fashion-mnist", _classifier("fashion-mnist"), "classifier trained by dgm on Fashion-MNIST (ships with "
-             "dgm); 28x28 grey images")
+             "dgm); 28x28 grey images (32x32 ones, --image-size 32 runs, with their 2-px border cropped off)")
 
 # The shipped network used by default for a dataset; anything else defaults to Inception-v3.
 DEFAULT_FOR_DATASET = {"digits": "digits", "fashion-mnist": "fashion-mnist"}

@@ -74,6 +74,13 @@ class GANConfig(ModelConfig):
     cond: str = "projection"          # --conditional: concat (CGAN) | projection (Miyato & Koyama 2018) | ac (ACGAN)
     ac_weight: float = 1.0            # --cond ac: weight of the class loss (Odena et al. 2017)
 
+    # ProGAN (Karras et al. 2018): --arch progan's switches (Table 1 rows) and the drift term of its WGAN-GP loss
+    phase_images: int = 60000         # (progan) images shown per fade-in and per stabilisation of each resolution
+    growing: bool = True              # (progan) progressive growing from 4x4 (--no-growing: the data size throughout)
+    eqlr: bool = True                 # (progan) equalized learning rate (--no-eqlr: plain layers with He's init)
+    pixelnorm: bool = True            # (progan) pixelwise feature normalisation after each conv of G
+    drift: float = 0.0                # (wgan-gp) + drift x E D(x)^2 on the critic's loss (ProGAN's epsilon_drift 0.001)
+
     @classmethod
     def refuse_unused(cls, given: Dict[str, Any]) -> None:
         """An objective's option (e.g. --gp-weight) given to another objective is refused: each objective declares

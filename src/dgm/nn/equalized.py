@@ -24,6 +24,7 @@ class EqualizedLinear(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, gain: float = math.sqrt(2),
                  lr_mul: float = 1.0, bias_init: float = 0.0):
         super().__init__()
+        self.in_features, self.out_features = in_features, out_features  # as nn.Linear's (read by base.Discriminator)
         self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_mul)
         self.bias = nn.Parameter(torch.full((out_features,), bias_init / lr_mul)) if bias else None
         self.scale = gain / math.sqrt(in_features) * lr_mul

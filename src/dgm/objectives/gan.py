@@ -71,9 +71,11 @@ def lsgan_g(d_fake: Tensor) -> Tensor:
     return ((d_fake - 1) ** 2).mean()
 
 
-def wasserstein_d(d_real: Tensor, d_fake: Tensor) -> Tensor:
-    """Arjovsky et al. 2017: the critic maximises E f(x) - E f(G(z)) (its negative is minimised)."""
-    return d_fake.mean() - d_real.mean()
+def wasserstein_d(d_real: Tensor, d_fake: Tensor, drift: float = 0.0) -> Tensor:
+    """Arjovsky et al. 2017: the critic maximises E f(x) - E f(G(z)) (its negative is minimised). ``drift``: Karras et
+    al. 2018 (ProGAN, A.1) add drift x E f(x)^2, which keeps the critic's output near 0 (epsilon_drift = 0.001)."""
+    loss = d_fake.mean() - d_real.mean()
+    return loss + drift * d_real.pow(2).mean() if drift else loss
 
 
 def wasserstein_g(d_fake: Tensor) -> Tensor:
@@ -332,8 +334,8 @@ _add(Objective("wgan", wasserstein_d, wasserstein_g, kind="critic", clip=True, l
                reference="Arjovsky et al. 2017"),
      "Wasserstein GAN with weight clipping (c=0.01, RMSprop 5e-5, n_critic=5)")
 _add(Objective("wgan-gp", wasserstein_d, wasserstein_g, kind="critic", penalty="interpolates", lr_d=1e-4, lr_g=1e-4,
-               betas=(0.0, 0.9), n_critic=5, options=("gp_weight",), after_d=_wasserstein_estimate,
-               reference="Gulrajani et al. 2017"),
+               betas=(0.0, 0.9), n_critic=5, options=("gp_weight", "drift"), after_d=_wasserstein_estimate,
+               d_options=(("drift", "drift"),), reference="Gulrajani et al. 2017"),
      "WGAN with gradient penalty on interpolates (lambda=10, Adam 1e-4 (0, 0.9), n_critic=5)")
 _add(Objective("dragan", minimax_d, non_saturating_g, penalty="perturbed", options=("gp_weight", "dragan_c"),
                reference="Kodali et al. 2017"),

@@ -79,11 +79,23 @@ class GANStep(TrainStep):
                            f"--batch-size {tc.batch_size} gives {per_process} per process: use a multiple of "
                            f"{self.pack} (PacGAN: --batch-size = {self.pack} x the number of packs)")
         self.classes = c.num_classes if m.conditional else 0  # class-conditional: labels to D and G
+
+        # growing architectures (ProGAN): the modules told the images shown before each update (``set_progress``)
+        self.progressive = [mod for mod in m.modules() if hasattr(mod, "set_progress")]
         self.state = obj.init_state()  # the objective's state, e.g. BEGAN's k_t (checkpointed)
         self.d_steps = 0               # discriminator updates so far (checkpointed)
         self.last: Dict[str, float] = {}
 
     # -- pieces ----------------------------------------------------------------------------------
+    def _progress(self, x: Tensor) -> Tensor:
+        """Tell the growing modules the images shown so far (D updates x global batch); one with ``reals`` also
+        makes the real batch what its growing G can make now (ProGAN: lower resolution, faded in)."""
+        shown = self.d_steps * self.engine.cfg.batch_size
+        for mod in self.progressive:
+            mod.set_progress(shown)
+            x = mod.reals(x) if hasattr(mod, "reals") else x
+        return x
+
     def _latent(self, b: int) -> Tensor:
         """This process's slice of the global batch's z (see ``_inputs``)."""
         return self._inputs(b)[0]
@@ -174,6 +186,8 @@ class GANStep(TrainStep):
     def __call__(self, batch):
         x, y_real = batch
         m, c, e = self.model, self.c, self.engine
+        if self.progressive:
+            x = self._progress(x)
         g_turn = (self.d_steps + 1) % c.n_critic == 0
         z, y_fake = self._inputs(x.shape[0])
         y_real = y_real.to(x.device).long() if self.classes else None
