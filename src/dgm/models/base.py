@@ -30,6 +30,7 @@ CAPABILITIES = {
     "latent": "reconstruct(x) and sample(z=, mean=) through a Gaussian latent (dgm sample --plots)",
     "codes": "codes(x), terms(x) and reconstruct(x) of a discrete code map (the recon metric)",
     "translate": "translate(x, direction) and triplets(x, direction) between two image domains (dgm sample --translate)",
+    "attention": "attention_maps(n): samples and their generator's self-attention maps (dgm sample --attention-maps)",
 }
 
 
