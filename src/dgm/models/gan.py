@@ -32,7 +32,7 @@ class GANConfig(ModelConfig):
     hidden: int = 0                   # 0: 256 units (mlp), 32 base channels (dcgan)
     layers: int = 3                   # hidden layers of each MLP
     d_norm: str = "auto"              # auto | batch | layer | none (auto: batch in DCGAN, none with penalties/SN/MLP)
-    spectral_norm: Optional[bool] = None  # spectral norm of every D layer (Miyato et al. 2018; none: sagan/biggan only)
+    spectral_norm: Optional[bool] = None  # spectral norm of each D layer (Miyato 2018; none: on for sagan/biggan only)
     n_critic: int = 0                 # D updates per G update (0: the objective's paper default)
     lr_g: Optional[float] = None      # TTUR: separate learning rates (default: --lr, else the paper's)
     lr_d: Optional[float] = None      # (see --lr-g) the discriminator's learning rate
