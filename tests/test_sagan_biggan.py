@@ -44,7 +44,7 @@ def test_trains_two_steps_with_each_objective_family(tmp_path, arch, objective, 
     assert (cfg["arch"], cfg["objective"], cfg["spectral_norm"]) == (arch, objective, True)
 
 
-@pytest.mark.parametrize("size,channels", [(8, 1), (28, 1), (32, 3)])
+@pytest.mark.parametrize("size,channels", [(28, 1), (32, 3)])  # 8x8 digits: the training tests
 @pytest.mark.parametrize("arch", ["sagan", "biggan"])
 def test_image_sizes_and_channels(arch, size, channels):
     torch.manual_seed(0)
