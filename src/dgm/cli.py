@@ -199,13 +199,15 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--truncation", type=float, default=None, metavar="PSI", help="models with a Gaussian latent: the "
                    "truncation trick (interpolate: PSI z, PSI in [0, 1], 1 = ordinary sampling; resample: threshold)")
     s.add_argument("--truncation-mode", default=None, choices=["w-mean", "interpolate", "resample"],
-                   help="--truncation: towards the mean latent (StyleGAN) or resampling of |z_i| > PSI (BigGAN); "
-                   "w-mean: in W toward the tracked mean w (stylegan runs) (default: the run's first: w-mean for "
-                   "stylegan, else interpolate)")
+                   help="--truncation: towards the mean latent or resampling of |z_i| > PSI (BigGAN); w-mean: in W "
+                   "toward the tracked mean w (stylegan runs) (default: the run's first: w-mean for stylegan, resample "
+                   "for biggan, else interpolate)")
     s.add_argument("--style-mix", action="store_true", default=None, help="stylegan runs: the style-mixing grid "
                    "(B sources in the top row; rows of A sources taking B's coarse, middle or fine styles)")
     s.add_argument("--noise-sweep", action="store_true", default=None, help="stylegan runs: stochastic variation "
                    "(rows of one w under several noise draws, then the per-pixel std over 64 draws)")
+    s.add_argument("--attention-maps", action="store_true", help="GANs with self-attention (--arch sagan, biggan): "
+                   "write where a few query positions of -n (at most 8) samples attend (SAGAN, Figure 1)")
     s.add_argument("--arithmetic", default=None, metavar="A,B", help="models with an encoder (VAEs) on a labelled "
                    "dataset: mean test code of class A minus class B, added at scales 0..2 to -n other test images")
     s.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: sample the raw generator, "
@@ -488,6 +490,17 @@ def _sample(args) -> int:
             raise DgmError(f"--arithmetic needs an encoder (vae, beta-vae, aae, avb); {model.run_config['model']} has "
                            "none: use dgm.sampling.latent.attribute_vector with the codes of your two sets")
     gen = torch.Generator().manual_seed(args.seed)
+    if args.attention_maps:  # SAGAN's figure (dgm.viz.attention)
+        if "attention" not in model.capabilities or latent_flags:
+            raise DgmError("--attention-maps needs a GAN with self-attention (--arch sagan or biggan) and makes its "
+                           f"own figure{' (drop ' + latent_flags[0] + ')' if latent_flags else ''}")
+        from .viz.attention import save_attention_maps
+
+        x, beta = model.attention_maps(min(args.n, 8), y=y, generator=gen)
+        out = args.out or _default_out(args.run, f"attention-seed{args.seed}.png")
+        with _undo_on_failure(out):
+            print(save_attention_maps(model.to_unit(x), beta, out))
+        return 0
     nrow = None
     if args.style_mix or args.noise_sweep:  # StyleGAN's figures (dgm.sampling.style); other runs: one-line refusal
         from .sampling.style import noise_sweep, style_mixing_grid

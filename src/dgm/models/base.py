@@ -32,6 +32,7 @@ CAPABILITIES = {
     "translate": "translate(x, direction) and triplets(x, direction) between two image domains (dgm sample --translate)",
     "classify": "classify(x): K class logits of a semi-supervised classifier (the accuracy metric)",
     "info_codes": "sample(n, cat=, cont=) and q(x) of InfoGAN's codes (dgm sample --vary-code)",
+    "attention": "attention_maps(n): samples and their generator's self-attention maps (dgm sample --attention-maps)",
 }
 
 

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DgmError
-from ..nn import apply_spectral_norm
+from ..nn import SelfAttention, apply_spectral_norm
 from ..nn.blocks import evaluating
 from ..nn.ema import ema_copy
 from ..nn.latent import TRUNCATIONS, gaussian_latent
@@ -28,13 +28,13 @@ NORMS = ("auto", "batch", "layer", "none")
 
 @dataclass
 class GANConfig(ModelConfig):
-    objective: str = "non-saturating"  # the GAN loss (dgm list objectives)
+    objective: str = "auto"           # the GAN loss (dgm list objectives; auto: hinge (sagan, biggan), non-saturating)
     arch: str = "auto"                # dgm list archs (auto: mlp for 2-D points, dcgan for images)
     latent_dim: int = 0               # 0: 2 for points (PacGAN), 64 for images
     hidden: int = 0                   # 0: 256 units (mlp), 32 base channels (dcgan)
     layers: int = 3                   # hidden layers of each MLP
     d_norm: str = "auto"              # auto | batch | layer | none (auto: batch in DCGAN, none with penalties/SN/MLP)
-    spectral_norm: bool = False       # spectral normalisation of every D layer (Miyato et al. 2018)
+    spectral_norm: Optional[bool] = None  # spectral norm of each D layer (Miyato 2018; none: on for sagan/biggan only)
     n_critic: int = 0                 # D updates per G update (0: the objective's paper default)
     lr_g: Optional[float] = None      # TTUR: separate learning rates (default: --lr, else the paper's)
     lr_d: Optional[float] = None      # (see --lr-g) the discriminator's learning rate
@@ -80,12 +80,21 @@ class GANConfig(ModelConfig):
     eqlr: bool = True                 # (progan) equalized learning rate (--no-eqlr: plain layers with He's init)
     pixelnorm: bool = True            # (progan) pixelwise feature normalisation after each conv of G
     drift: float = 0.0                # (wgan-gp) + drift x E D(x)^2 on the critic's loss (ProGAN's epsilon_drift 0.001)
+    # SAGAN / BigGAN (issue 17; gan_nets/sagan.py, biggan.py)
+    attn_res: int = 16                # sagan/biggan: self-attention at the largest feature map <= this size (0: none)
+    ortho_reg: Optional[float] = None  # orthogonal reg. beta of G (Brock et al. 2019; none: 1e-4 biggan, else 0)
+    skip_z: bool = True               # biggan: hierarchical latents, a chunk of z per G block (off: z at the input)
+    shared_embed: bool = True         # biggan, conditional: one class embedding for all G blocks (off: one each)
 
     @classmethod
     def refuse_unused(cls, given: Dict[str, Any]) -> None:
         """An objective's option (e.g. --gp-weight) given to another objective is refused: each objective declares
         the config fields it reads (``Objective.options``), so nothing is silently ignored."""
         name = given.get("objective", cls.objective)
+        if name == "auto":
+            arch = given.get("arch", cls.arch)
+            name = GAN_ARCHS.get(arch).defaults.get("objective", "non-saturating") \
+                if arch in GAN_ARCHS.names() else "non-saturating"
         if name not in OBJECTIVES.names():
             return  # an unknown objective: __post_init__ says so with the nearest name
         knobs = {o for n in OBJECTIVES.names() for o in OBJECTIVES.get(n).options}
@@ -121,17 +130,18 @@ class GANConfig(ModelConfig):
         return {**super().tiny(), "hidden": 8, "layers": 2, "latent_dim": 4}
 
     def __post_init__(self):
-        OBJECTIVES.get(self.objective)  # unknown name -> one-line error with the nearest name
         points = self.data_kind == "points"
         if self.arch == "auto":
             self.arch = "mlp" if points else "dcgan"
         arch = GAN_ARCHS.get(self.arch)
         r1_given = self.r1 is not None
-        unset = {f.name: f.default for f in dataclasses.fields(self)}
-        for name, value in arch.defaults.items():  # the architecture's paper values fill what was left unset
-            if getattr(self, name) == unset[name]:
+        for name, value in arch.defaults.items():  # the architecture's paper values, where the user gave none
+            if getattr(self, name) in (None, "auto"):
                 setattr(self, name, value)
-        obj = OBJECTIVES.get(self.objective)
+        self.objective = "non-saturating" if self.objective == "auto" else self.objective
+        self.spectral_norm = bool(self.spectral_norm)
+        self.ortho_reg = 0.0 if self.ortho_reg is None else self.ortho_reg
+        obj = OBJECTIVES.get(self.objective)  # unknown name -> one-line error with the nearest name
         self.r1 = 0.0 if self.r1 is None else float(self.r1)
         if self.r1 and not r1_given and (obj.kind == "energy" or obj.penalty):
             self.r1 = 0.0  # an architecture's R1 default yields to the objective's own penalty / an auto-encoder D
@@ -157,6 +167,8 @@ class GANConfig(ModelConfig):
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise DgmError(f"--{name.replace('_', '-')} must be > 0, got {v}")
+        if self.ortho_reg < 0 or self.attn_res < 0:
+            raise DgmError(f"--ortho-reg and --attn-res must be >= 0, got {self.ortho_reg} and {self.attn_res}")
         if not 0 < self.gamma <= 1:
             raise DgmError(f"--gamma must be in (0, 1], got {self.gamma}")
         if self.data_kind not in arch.data_kinds:
@@ -219,7 +231,12 @@ class GAN(ImageModel):
         obj = OBJECTIVES.get(c.objective)
         self.data_shape = (c.channels,) if self.points else (c.channels, c.height, c.width)
         energy = obj.reconstruction if obj.kind == "energy" else None
-        self.generator, self.discriminator = GAN_ARCHS.get(c.arch).build(c, energy)
+        arch = GAN_ARCHS.get(c.arch)
+        self.generator, self.discriminator = arch.build(c, energy)
+        if arch.truncation_modes:  # e.g. BigGAN: resampling first
+            self.truncation_modes = arch.truncation_modes
+        if any(isinstance(m, SelfAttention) for m in self.generator.modules()):  # SAGAN, BigGAN
+            self.capabilities = ("attention",)
         if c.spectral_norm:
             apply_spectral_norm(self.discriminator)
         if hasattr(self.generator, "truncated"):  # StyleGAN: truncation in W toward the tracked mean w by default
@@ -260,10 +277,19 @@ class GAN(ImageModel):
     def objective(self):
         return OBJECTIVES.get(self.config.objective)
 
+    @property
+    def optimizer_defaults(self):
+        """(lr_d, lr_g, Adam betas) where the user gave none: the architecture paper's (SAGAN's TTUR: 4e-4, 1e-4,
+        (0, 0.9)) for objectives trained with Adam, else the objective paper's."""
+        obj, ttur = self.objective, GAN_ARCHS.get(self.config.arch).ttur
+        return ttur if ttur and obj.optimizer == "adam" else (obj.lr_d, obj.lr_g, obj.betas)
+
     def sample_latent(self, n: int, generator: Optional[torch.Generator] = None, truncation: Optional[float] = None,
-                      truncation_mode: str = "interpolate") -> Tensor:
-        """z ~ N(0, I), (n, latent_dim), truncated with PSI = ``truncation`` (``dgm.nn.latent``)."""
-        return gaussian_latent(n, self.config.latent_dim, generator, truncation, truncation_mode).to(self.device)
+                      truncation_mode: Optional[str] = None) -> Tensor:
+        """z ~ N(0, I), (n, latent_dim), truncated with PSI = ``truncation`` (``dgm.nn.latent``; mode None: the
+        model's default, ``truncation_modes[0]``)."""
+        mode = truncation_mode or self.truncation_modes[0]
+        return gaussian_latent(n, self.config.latent_dim, generator, truncation, mode).to(self.device)
 
     @torch.no_grad()
     def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None,
@@ -274,7 +300,7 @@ class GAN(ImageModel):
 
         ``ema``: the EMA of G's weights (default when the run has one) or, False, the raw weights. ``truncation``:
         PSI of the truncation trick (``dgm.nn.latent``; PSI = 1 with "interpolate" is the ordinary sampler); the mode
-        defaults to the run's first, "w-mean" for StyleGAN (w_avg + PSI (w - w_avg) before --truncation-cutoff)."""
+        defaults to the run's first: "w-mean" for StyleGAN, "resample" for BigGAN, else "interpolate" (w_avg + PSI (w - w_avg) before --truncation-cutoff)."""
         y = self._default_labels(n, y)  # None for an unconditional model; classes 0, 1, 2, ... cycling by default
         if z is not None:
             self.check_latent(z)
@@ -297,6 +323,22 @@ class GAN(ImageModel):
             if in_w:
                 return g.truncated(z, truncation, self.config.truncation_cutoff, **extra)
             return g(z, **extra) if y is None else g(z, y, **extra)
+
+    @torch.no_grad()
+    def attention_maps(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None):
+        """n samples and the attention of G's (first) self-attention block (SAGAN, Zhang et al. 2019): (images
+        (n, C, H, W), beta (n, N, N)), column j of beta the map of query position j over the N = h w positions."""
+        blocks = [m for m in self.sampling_generator().modules() if isinstance(m, SelfAttention)]
+        if not blocks:
+            raise DgmError("this run's generator has no self-attention: train with --arch sagan or biggan and "
+                           "--attn-res > 0")
+        blocks[0].keep_attention = True
+        try:
+            x = self.sample(n, y=y, generator=generator)
+            beta = blocks[0].attention
+        finally:
+            blocks[0].keep_attention, blocks[0].attention = False, None
+        return x, beta
 
     def to_unit(self, x: Tensor) -> Tensor:
         """Images in [0, 1] for grids (generator outputs live in [-1, 1])."""

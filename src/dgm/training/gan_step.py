@@ -19,6 +19,7 @@ from torch.func import functional_call
 from ..errors import DgmError
 from ..nn.ema import ema_update
 from ..objectives import acgan_d_class_loss, acgan_g_class_loss, clip_weights, gradient_penalty, instance_noise_std
+from ..objectives.orthogonal import orthogonal_regularization_of
 from .optim import differentiable_step
 from .steps import STEPS, TrainStep
 
@@ -67,10 +68,11 @@ class GANStep(TrainStep):
         self.obj, self.c = obj, c
         self.G = engine.wrap(m.generator)
         self.D = engine.wrap(_Critic(m.discriminator, obj.kind == "energy"))
-        self.lr_d = c.lr_d or tc.lr or obj.lr_d
-        self.lr_g = c.lr_g or tc.lr or obj.lr_g
-        engine.optimizer("d", m.discriminator.parameters(), lr=self.lr_d, betas=obj.betas, kind=obj.optimizer)
-        engine.optimizer("g", m.generator.parameters(), lr=self.lr_g, betas=obj.betas, kind=obj.optimizer)
+        lr_d, lr_g, betas = m.optimizer_defaults  # the architecture's (SAGAN's TTUR) or the objective's
+        self.lr_d = c.lr_d or tc.lr or lr_d
+        self.lr_g = c.lr_g or tc.lr or lr_g
+        engine.optimizer("d", m.discriminator.parameters(), lr=self.lr_d, betas=betas, kind=obj.optimizer)
+        engine.optimizer("g", m.generator.parameters(), lr=self.lr_g, betas=betas, kind=obj.optimizer)
         self.penalties = obj.penalties(c)
         self.pack = getattr(m.discriminator, "pack", 1)  # PacGAN: D scores packs of m of the batch's samples
         per_process = tc.batch_size // engine.info.world_size
@@ -225,14 +227,19 @@ class GANStep(TrainStep):
                 loss_g = self._g_loss(d_gen.float(), code)
                 if logits is not None:
                     loss_g = loss_g + acgan_g_class_loss(logits[1], y_fake, c.ac_weight)
+            if c.ortho_reg:  # BigGAN (Brock et al. 2019): beta ||W^T W - diag||^2 over G's weights, in G's loss
+                ortho = orthogonal_regularization_of(m.generator, c.ortho_reg)
+                loss_g = loss_g + ortho
+                self.last["ortho_reg"] = float(ortho.detach())
             e.update(loss_g, "g")
             self.last["loss_g"] = float(loss_g.detach())
             if m.has_ema:  # the EMA of G after each G update (its step: the training step, = D updates so far)
                 ema_update(m.generator_ema, m.generator, c.ema_decay, self.d_steps, c.ema_start)
         out["loss_d"] = loss_d.detach()
         out["loss"] = loss_d.detach()
-        if "loss_g" in self.last:
-            out["loss_g"] = torch.tensor(self.last["loss_g"])
+        for k in ("loss_g", "ortho_reg"):
+            if k in self.last:
+                out[k] = torch.tensor(self.last[k])
         return out
 
     # -- evaluation and samples ------------------------------------------------------------------

@@ -7,7 +7,7 @@ reconstruction loss ("mse" | "l1") of an auto-encoder D (EBGAN, BEGAN), which th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -23,16 +23,20 @@ class GANArch:
     """``build(config, energy) -> (generator, discriminator)``; ``data_kinds`` it accepts; ``hidden``: the default of
     ``--hidden`` (0 in the config); ``batch_norm_d``: whether ``--d-norm auto`` is batch norm when nothing else
     (a penalty, spectral norm, an energy D) regularises D; ``options``: the GANConfig fields only this architecture
-    reads (e.g. an attention resolution): given with another architecture they are refused, not ignored;
-    ``defaults``: the architecture's paper values of general GANConfig fields (e.g. StyleGAN's R1 gamma), applied by
-    ``GANConfig.__post_init__`` only to fields the user left at their dataclass default."""
+    reads (e.g. an attention resolution): given with another architecture they are refused, not ignored.
+    ``defaults``: GANConfig fields the architecture's paper sets (SAGAN's hinge objective, StyleGAN's R1 gamma),
+    filled only where the user gave none (fields whose unset value is None or "auto"); ``ttur``: the paper's Adam
+    (lr_d, lr_g, betas) (SAGAN's two time-scale rule), ahead of the objective's but behind --lr-d / --lr-g / --lr /
+    --beta1 / --beta2; ``truncation_modes``: the model's truncations, default first (() = the GAN's)."""
 
     build: Callable[..., Tuple[nn.Module, nn.Module]]
     data_kinds: Tuple[str, ...] = ("images", "points")
     hidden: int = 256
     batch_norm_d: bool = False
     options: Tuple[str, ...] = ()
-    defaults: Dict[str, Any] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    ttur: Optional[Tuple[float, float, Tuple[float, float]]] = None
+    truncation_modes: Tuple[str, ...] = ()
 
 
 GAN_ARCHS: Registry = Registry("GAN architecture", list_name="archs")

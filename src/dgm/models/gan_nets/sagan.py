@@ -1,0 +1,144 @@
+"""SAGAN (Zhang et al. 2019, "Self-Attention Generative Adversarial Networks") at small image sizes.
+
+DCGAN-shaped networks (stride-2 (transposed) convolutions) with one self-attention block (``dgm.nn.SelfAttention``,
+the paper's f, g, h, v with gamma starting at 0) in G and in D, at the largest feature map no larger than
+``--attn-res`` (16: the 16x16 map of a 32x32 image, 14x14 of 28x28, 8x8 of 8x8 digits). As in the paper, G and D
+are both spectrally normalised (G here, D through ``--spectral-norm``, on by default for this architecture), the
+default loss is the hinge loss and the default optimiser the two time-scale rule: Adam, lr_D 4e-4, lr_G 1e-4,
+betas (0, 0.9). Weights start orthogonal (Saxe et al. 2014), as in the authors' and BigGAN's code.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch.nn as nn
+from torch import Tensor
+
+from ...errors import DgmError
+from ...nn import SelfAttention, apply_spectral_norm
+from ...nn.blocks import conv_plan, leaky_relu, norm2d
+from ...nn.conditional import ConditionalBatchNorm
+from .base import GAN_ARCHS, GANArch, discriminator
+
+#: TTUR (Heusel et al. 2017) as SAGAN sets it: (lr_D, lr_G, Adam betas)
+TTUR = (4e-4, 1e-4, (0.0, 0.9))
+
+
+def attention_at(sizes: Sequence[int], res: int, where: str) -> Optional[int]:
+    """The index in ``sizes`` (a network's feature-map sides) of the largest map <= ``res``; None for res 0."""
+    if res == 0:
+        return None
+    fits = [i for i, s in enumerate(sizes) if s <= res]
+    if not fits:
+        raise DgmError(f"--attn-res {res} is below every feature map of {where} ({', '.join(map(str, sizes))}); give "
+                       f"--attn-res {min(sizes)} or more, or 0 for no attention")
+    return max(fits, key=lambda i: sizes[i])
+
+
+def orthogonal_init(module: nn.Module) -> None:
+    """Orthogonal weights and zero biases for every convolution / linear layer, except the gain and bias maps of
+    conditional batch norm, which start at zero (a fresh CBN is plain batch norm)."""
+    keep = {id(m) for cbn in module.modules() if isinstance(cbn, ConditionalBatchNorm) for m in cbn.modules()}
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and id(m) not in keep:
+            nn.init.orthogonal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+def spectral_g(module: nn.Module) -> nn.Module:
+    """Spectral norm on G's layers (SAGAN, BigGAN), except conditional batch norm's zero-initialised maps (the
+    spectral norm of a zero matrix is 0: W / sigma would be 0 / 0)."""
+    keep = {id(m) for cbn in module.modules() if isinstance(cbn, ConditionalBatchNorm) for m in cbn.modules()}
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) and id(m) not in keep:
+            apply_spectral_norm(m)
+    return module
+
+
+class SAGANGenerator(nn.Module):
+    """z -> linear -> (C0, s0, s0), stride-2 transposed convolutions with BN + ReLU (self-attention after the one
+    reaching the chosen map), a 3x3 convolution to the image channels, tanh. Channels halve per block down to
+    --hidden."""
+
+    def __init__(self, latent: int, channels: int, size: int, base: int, attn_res: int):
+        super().__init__()
+        s0, k = conv_plan(size)
+        widths = [base * 2 ** max(k - 1 - i, 0) for i in range(k + 1)]  # at s0, 2 s0, ..., size
+        at = attention_at([s0 * 2 ** i for i in range(1, k + 1)], attn_res, "the generator")
+        self.c0, self.s0 = widths[0], s0
+        self.project = nn.Sequential(nn.Linear(latent, self.c0 * s0 * s0), nn.BatchNorm1d(self.c0 * s0 * s0),
+                                     nn.ReLU())
+        layers = []
+        for i in range(k):
+            layers += [nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1), nn.BatchNorm2d(widths[i + 1]), nn.ReLU()]
+            if i == at:
+                layers.append(SelfAttention(widths[i + 1]))
+        layers += [nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        return self.body(self.project(z).view(z.shape[0], self.c0, self.s0, self.s0))
+
+
+class SAGANEncoder(nn.Module):
+    """Stride-2 convolutions with LeakyReLU(0.2) (--d-norm after all but the first), self-attention after the one
+    reaching the chosen map; ``features`` flattens the last map, ``head`` is linear."""
+
+    def __init__(self, channels: int, size: int, base: int, norm: str, attn_res: int, out: int = 1):
+        super().__init__()
+        s0, k = conv_plan(size)
+        at = attention_at([size // 2 ** (i + 1) for i in range(k)], attn_res, "the discriminator")
+        layers, c = [], channels
+        for i in range(k):
+            w = base * 2 ** i
+            layers += [nn.Conv2d(c, w, 4, 2, 1)] + ([norm2d(norm, w)] if i else []) + [leaky_relu()]
+            if i == at:
+                layers.append(SelfAttention(w))
+            c = w
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(c * s0 * s0, out)
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x).flatten(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+def refuse_conditional(c, arch: str) -> None:
+    if getattr(c, "conditional", False):
+        raise DgmError(f"--arch {arch} is unconditional here; drop --conditional or use --arch biggan or dcgan")
+
+
+def square(c, arch: str) -> None:
+    if c.height != c.width:
+        raise DgmError(f"--arch {arch} needs square images, got {c.height}x{c.width}")
+
+
+def build(c, energy):
+    """G and D as above with --hidden base channels; spectral norm on G here (on D by GAN through --spectral-norm).
+    Energy objectives (ebgan, began) get DCGAN's auto-encoder D."""
+    from .dcgan import DCGANEncoder, DCGANGenerator
+
+    refuse_conditional(c, "sagan")
+    square(c, "sagan")
+    generator = SAGANGenerator(c.latent_dim, c.channels, c.height, c.hidden, c.attn_res)
+
+    def scorer():
+        return SAGANEncoder(c.channels * c.pack, c.height, c.hidden, c.d_norm, c.attn_res)
+
+    def autoencoder():
+        enc = DCGANEncoder(c.channels * c.pack, c.height, c.hidden, 4 * c.hidden, c.d_norm)
+        return enc, nn.Sequential(DCGANGenerator(4 * c.hidden, c.channels * c.pack, c.height, c.hidden))
+
+    d = discriminator(energy, scorer, autoencoder, c)
+    orthogonal_init(generator)
+    orthogonal_init(d)
+    return spectral_g(generator), d
+
+
+GAN_ARCHS.add("sagan", GANArch(build, data_kinds=("images",), hidden=32, options=("attn_res",),
+                               defaults={"objective": "hinge", "spectral_norm": True}, ttur=TTUR),
+              "SAGAN (Zhang et al. 2019): DCGAN-shaped G/D with self-attention at --attn-res, spectral norm in G "
+              "and D, hinge loss and TTUR by default")
