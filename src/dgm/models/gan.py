@@ -6,7 +6,6 @@ TTUR, penalties) live in ``dgm.training.gan_step``.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 

@@ -7,7 +7,7 @@ reconstruction loss ("mse" | "l1") of an auto-encoder D (EBGAN, BEGAN), which th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
