@@ -234,7 +234,8 @@ def build(c, energy):
     g = ProGANGenerator(c.latent_dim, c.channels, c.height, c.hidden, phase, c.growing, c.eqlr, c.pixelnorm, classes)
 
     def scorer():
-        return ProGANDiscriminator(c.channels * c.pack + label_channels(c), c.height, c.hidden, phase, c.growing, c.eqlr)
+        cin = c.channels * c.pack + label_channels(c)  # --cond concat: K one-hot label planes too
+        return ProGANDiscriminator(cin, c.height, c.hidden, phase, c.growing, c.eqlr)
 
     return g, discriminator(None, scorer, None, c)
 
