@@ -167,3 +167,20 @@ def test_what_still_does_not_apply_is_a_one_line_error(tmp_path, capsys, argv, m
                  "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("dgm: error:") and msg in err and err.count("\n") == 1
+
+
+# recorded on the code before these architectures were conditional (main at 2c38bf6): (number of state_dict keys,
+# sha1 of the sorted keys joined by spaces, first 16 hex digits); old unconditional checkpoints must keep loading
+OLD_KEYS = {"sagan": (69, "fbed39e1ba748806"), "biggan": (111, "d7eb593fbe08a014"),
+            "progan": (28, "7c2716d822076dba"), "stylegan": (40, "ad80af74a11085c0")}
+
+
+@pytest.mark.parametrize("arch", list(ARCHS))
+def test_unconditional_models_keep_their_state_dict_keys(arch):
+    import hashlib
+
+    cfg = dict(DIGITS, arch=arch, hidden=4, latent_dim=4)
+    cfg.update(ARCHS[arch])
+    keys = sorted(build_model("gan", cfg).state_dict())
+    assert not any("embed" in k or "class_head" in k for k in keys)
+    assert (len(keys), hashlib.sha1(" ".join(keys).encode()).hexdigest()[:16]) == OLD_KEYS[arch]
