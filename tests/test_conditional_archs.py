@@ -184,3 +184,24 @@ def test_unconditional_models_keep_their_state_dict_keys(arch):
     keys = sorted(build_model("gan", cfg).state_dict())
     assert not any("embed" in k or "class_head" in k for k in keys)
     assert (len(keys), hashlib.sha1(" ".join(keys).encode()).hexdigest()[:16]) == OLD_KEYS[arch]
+
+
+@pytest.mark.slow
+def test_ddp_conditional_stylegan_two_processes_equal_one_process(tmp_path):
+    import subprocess
+    import sys
+
+    # StyleGAN's G has no batch norm (per-process statistics would differ); --no-const-input: see test_stylegan.py
+    common = ["train", "gan", "--arch", "stylegan", "--data", "digits", "--steps", "2", "--batch-size", "8",
+              "--hidden", "4", "--latent-dim", "8", "--mapping-layers", "2", "--style-mix-prob", "0.5",
+              "--no-const-input", "--conditional", "--cond", "projection", "--objective", "hinge", "--no-progress",
+              "--n-samples", "0", "--device", "cpu"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dgm.cli"]
+    ddp = subprocess.run([*cmd, *common, "--out", str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    assert "2 process(es)" in ddp.stdout
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    a, b = _final(tmp_path / "ddp"), _final(tmp_path / "one")
+    assert "generator.embed.weight" in a["model"] and "discriminator.embed.weight" in a["model"]
+    for k in a["model"]:
+        assert torch.allclose(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-5), k
