@@ -320,7 +320,7 @@ class GAN(ImageModel):
             # the generator's other random inputs (StyleGAN's noise images), from the same generator as z
             extra = g.draw_inputs(n, generator, device=self.device) if hasattr(g, "draw_inputs") else {}
             if in_w:
-                return g.truncated(z, truncation, self.config.truncation_cutoff, **extra)
+                return g.truncated(z, truncation, self.config.truncation_cutoff, y=y, **extra)
             return g(z, **extra) if y is None else g(z, y, **extra)
 
     @torch.no_grad()

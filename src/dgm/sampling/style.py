@@ -48,8 +48,9 @@ def style_mixing_grid(model, n_b: int = 5, generator: Optional[torch.Generator] 
     dev, d = model.device, model.config.latent_dim
     n_a = sum(MIX_ROWS.values())
     with evaluating(g):
-        w_a = g.mapping(torch.randn(n_a, d, generator=generator).to(dev))
-        w_b = g.mapping(torch.randn(n_b, d, generator=generator).to(dev))
+        # a conditional run: the classes cycle 0, 1, 2, ... over the A sources and over the B sources
+        w_a = g.map(torch.randn(n_a, d, generator=generator).to(dev), model._default_labels(n_a, None))
+        w_b = g.map(torch.randn(n_b, d, generator=generator).to(dev), model._default_labels(n_b, None))
         noise = _shared_noise(g, 1, generator, dev)
         ranges = style_ranges(g.n_layers)
         rows, i = [], 0
@@ -80,7 +81,7 @@ def noise_sweep(model, rows: int = 4, draws: int = 6, std_draws: int = 64,
     dev, d = model.device, model.config.latent_dim
     out = []
     with evaluating(g):
-        w = g.mapping(torch.randn(rows, d, generator=generator).to(dev))
+        w = g.map(torch.randn(rows, d, generator=generator).to(dev), model._default_labels(rows, None))
         for r in range(rows):
             ws = g.broadcast(w[r:r + 1].expand(std_draws, -1))
             x = g.synthesis(ws, g.draw_inputs(std_draws, generator, device=dev)["noise"])

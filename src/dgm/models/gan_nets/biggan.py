@@ -8,9 +8,11 @@ each switchable for the paper's Table 1:
   global sum pooling and a linear head;
 * hierarchical latents (skip-z, ``--no-skip-z`` off): z is split into one chunk for the input layer and one per G
   block; each block's conditional batch norm (``dgm.nn.conditional``) reads its chunk;
-* shared class embedding (conditional runs; ``--no-shared-embed``: one embedding per block): each block's CBN
-  reads [its z chunk, embed(y)]. D's conditional part is the projection of ``gan_nets.base`` (Miyato & Koyama
-  2018), not built here;
+* shared class embedding (conditional runs, --cond projection or ac; ``--no-shared-embed``: one embedding per
+  block): each block's CBN reads [its z chunk, embed(y)]. With --cond concat (CGAN) the one class embedding is
+  concatenated to the input chunk of z instead, and the CBNs read their z chunks only. D's conditional part is the
+  generic one of ``gan_nets.base`` (projection, Miyato & Koyama 2018, as in BigGAN; the ACGAN head; or one-hot
+  label planes appended to D's input for concat);
 * orthogonal regularisation of G (``--ortho-reg``, default 1e-4; the off-diagonal form, in the GAN step);
 * the truncation trick by resampling (``dgm sample RUN --truncation PSI``: |z_i| > PSI redrawn).
 
@@ -30,7 +32,7 @@ from ...errors import DgmError
 from ...nn import SelfAttention, upsample
 from ...nn.blocks import conv_plan
 from ...nn.conditional import ConditionalBatchNorm
-from .base import GAN_ARCHS, GANArch, discriminator
+from .base import GAN_ARCHS, GANArch, discriminator, label_channels
 from .sagan import TTUR, attention_at, orthogonal_init, spectral_g, square
 
 
@@ -81,7 +83,7 @@ class BigGANGenerator(nn.Module):
     -> tanh. ``conditions(z, y)`` gives the input chunk and each block's CBN input."""
 
     def __init__(self, latent: int, channels: int, size: int, base: int, attn_res: int, skip_z: bool = True,
-                 num_classes: int = 0, shared_embed: bool = True, embed_dim: int = 0):
+                 num_classes: int = 0, shared_embed: bool = True, embed_dim: int = 0, concat: bool = False):
         super().__init__()
         s0, k = conv_plan(size)
         if skip_z and latent < k + 1:
@@ -89,27 +91,32 @@ class BigGANGenerator(nn.Module):
                            f"{k + 1}, got {latent}")
         widths = [base * 2 ** max(k - 1 - i, 0) for i in range(k + 1)]
         self.c0, self.s0, self.skip_z, self.num_classes = widths[0], s0, skip_z, num_classes
+        self.concat = bool(num_classes) and concat  # CGAN: the class embedding enters once, with z's input chunk
         self.chunks = [len(t) for t in torch.arange(latent).tensor_split(k + 1 if skip_z else 1)]
         embed_dim = (embed_dim or base) if num_classes else 0
         if num_classes:  # one embedding shared by all blocks, or one per block (BigGAN's baseline)
             self.embed = nn.ModuleList([nn.Embedding(num_classes, embed_dim)
-                                        for _ in range(1 if shared_embed else k)])
-        self.project = nn.Linear(self.chunks[0], self.c0 * s0 * s0)
+                                        for _ in range(1 if shared_embed or self.concat else k)])
+        self.project = nn.Linear(self.chunks[0] + (embed_dim if self.concat else 0), self.c0 * s0 * s0)
         z_dims = self.chunks[1:] if skip_z else [0] * k
-        self.blocks = nn.ModuleList([GBlock(widths[i], widths[i + 1], z_dims[i] + embed_dim) for i in range(k)])
+        cbn_embed = 0 if self.concat else embed_dim
+        self.blocks = nn.ModuleList([GBlock(widths[i], widths[i + 1], z_dims[i] + cbn_embed) for i in range(k)])
         self.attn_after = attention_at([s0 * 2 ** i for i in range(1, k + 1)], attn_res, "the generator")
         self.attention = SelfAttention(widths[self.attn_after + 1]) if self.attn_after is not None else None
         self.out = nn.Sequential(nn.BatchNorm2d(widths[-1]), nn.ReLU(), nn.Conv2d(widths[-1], channels, 3, 1, 1),
                                  nn.Tanh())
 
     def conditions(self, z: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, List[Optional[Tensor]]]:
-        """(the input layer's chunk of z, [block k's CBN input: [z chunk k, class embedding] or None])."""
+        """(the input layer's chunk of z (with --cond concat: [chunk, class embedding]), [block k's CBN input:
+        [z chunk k, class embedding] (concat: z chunk k) or None])."""
         parts = z.split(self.chunks, dim=1)
         k = len(self.blocks)
         zs = list(parts[1:]) if self.skip_z else [None] * k
+        if self.num_classes and y is None:
+            raise ValueError("this generator is class-conditional: give labels y (N,)")
+        if self.concat:
+            return torch.cat([parts[0], self.embed[0](y).to(z.dtype)], 1), zs
         if self.num_classes:
-            if y is None:
-                raise ValueError("this generator is class-conditional: give labels y (N,)")
             es = [self.embed[0](y)] * k if len(self.embed) == 1 else [e(y) for e in self.embed]
         else:
             es = [None] * k
@@ -153,7 +160,8 @@ class BigGANEncoder(nn.Module):
 
 def build(c, energy):
     """G and D as above with --hidden channels; spectral norm on G here (on D by GAN through --spectral-norm).
-    Conditional runs (``c.conditional``): G's CBN reads the class embedding; D's projection is the generic one.
+    Conditional runs (``c.conditional``): G's CBN reads the class embedding (concat: G's input does); D's
+    conditioning is the generic one (its first layer reads K more label planes with concat).
     Energy objectives (ebgan, began) get DCGAN's auto-encoder D."""
     from .dcgan import DCGANEncoder, DCGANGenerator
 
@@ -164,14 +172,18 @@ def build(c, energy):
     if not classes and not c.shared_embed:
         raise DgmError("--no-shared-embed concerns the class embedding of a conditional run; drop it (this run is "
                        "unconditional)")
+    concat = bool(classes) and c.cond == "concat"
+    if concat and not c.shared_embed:
+        raise DgmError("--no-shared-embed: with --cond concat the class embedding enters once, at G's input; drop it "
+                       "or use --cond projection / ac")
     generator = BigGANGenerator(c.latent_dim, c.channels, c.height, c.hidden, c.attn_res, c.skip_z, classes,
-                                c.shared_embed)
+                                c.shared_embed, concat=concat)
 
     def scorer():
-        return BigGANEncoder(c.channels * c.pack, c.height, c.hidden, c.attn_res)
+        return BigGANEncoder(c.channels * c.pack + label_channels(c), c.height, c.hidden, c.attn_res)
 
     def autoencoder():
-        enc = DCGANEncoder(c.channels * c.pack, c.height, c.hidden, 4 * c.hidden, c.d_norm)
+        enc = DCGANEncoder(c.channels * c.pack + label_channels(c), c.height, c.hidden, 4 * c.hidden, c.d_norm)
         return enc, nn.Sequential(DCGANGenerator(4 * c.hidden, c.channels * c.pack, c.height, c.hidden))
 
     d = discriminator(energy, scorer, autoencoder, c)

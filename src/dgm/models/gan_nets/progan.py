@@ -25,12 +25,13 @@ from typing import Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from ...errors import DgmError
 from ...nn.equalized import EqualizedConv2d, EqualizedLinear, PixelNorm
 from ...nn.resample import downsample, fade_in, upsample
-from .base import GAN_ARCHS, GANArch, discriminator
+from .base import GAN_ARCHS, GANArch, discriminator, label_channels
 
 def progan_schedule(shown: int, levels: int, phase: int, growing: bool = True) -> Tuple[int, float]:
     """(level, alpha) after ``shown`` images: level 0 is 4x4, ``levels - 1`` the data size.
@@ -112,18 +113,19 @@ class _Progressive(nn.Module):
 
 class ProGANGenerator(_Progressive):
     """z -> (pixel norm) -> dense 4x4 -> conv 3x3; per level: up x2, two conv 3x3; to_rgb: 1x1, linear output.
-    LeakyReLU(0.2) and (unless --no-pixelnorm) pixel norm after every conv (Karras et al. 2018, Table 2)."""
+    LeakyReLU(0.2) and (unless --no-pixelnorm) pixel norm after every conv (Karras et al. 2018, Table 2).
+    ``classes`` K > 0: the input is [z, one-hot(y)] (the paper's conditional variant), ``forward(z, y)``."""
 
     def __init__(self, latent: int, channels: int, size: int, hidden: int, phase: int, growing: bool = True,
-                 eqlr: bool = True, pixelnorm: bool = True):
+                 eqlr: bool = True, pixelnorm: bool = True, classes: int = 0):
         levels = _levels(size)
         super().__init__(levels, phase, growing)
         w = _widths(levels, hidden)
         norm = PixelNorm if pixelnorm else nn.Identity
-        self.w0 = w[0]
+        self.w0, self.classes = w[0], classes
         self.input_norm = norm()
         # the paper's dense layer to 4x4 uses gain sqrt(2) / 4 (one 4x4 map per input unit)
-        self.dense = _linear(latent, w[0] * 16, eqlr, gain=math.sqrt(2) / 4)
+        self.dense = _linear(latent + classes, w[0] * 16, eqlr, gain=math.sqrt(2) / 4)
         self.blocks = nn.ModuleList([nn.Sequential(_act(), norm(), _conv(w[0], w[0], 3, eqlr), _act(), norm())])
         for k in range(1, levels):
             self.blocks.append(nn.Sequential(_conv(w[k - 1], w[k], 3, eqlr), _act(), norm(),
@@ -131,7 +133,8 @@ class ProGANGenerator(_Progressive):
         self.to_rgb = nn.ModuleList([_conv(w[k], channels, 1, eqlr, gain=1.0) for k in range(levels)])
 
     def at(self, z: Tensor, level: int, alpha: float) -> Tensor:
-        """G's image at ``level`` (4 * 2^level pixels a side) with fade-in ``alpha``."""
+        """G's image at ``level`` (4 * 2^level pixels a side) with fade-in ``alpha``; ``z``: G's input, [z, one-hot(y)]
+        for a conditional G."""
         h = self.blocks[0](self.dense(self.input_norm(z)).view(z.shape[0], self.w0, 4, 4))
         for k in range(1, level):
             h = self.blocks[k](upsample(h))
@@ -143,6 +146,10 @@ class ProGANGenerator(_Progressive):
         return fade_in(upsample(self.to_rgb[level - 1](h)), new, alpha)
 
     def forward(self, z: Tensor, y=None) -> Tensor:
+        if self.classes:
+            if y is None:
+                raise ValueError("this generator is class-conditional: pass the labels y")
+            z = torch.cat([z, F.one_hot(y.long(), self.classes).to(z.dtype)], 1)
         level, alpha = self.stage
         x = self.at(z, level, alpha)
         for _ in range(level, self.levels - 1):  # nearest upsampling to the data size
@@ -215,8 +222,6 @@ def build(c, energy):
     if energy is not None:
         raise DgmError(f"--arch progan has a scoring discriminator; {c.objective} needs an auto-encoder D: choose "
                        "another --objective or --arch dcgan")
-    if getattr(c, "conditional", False):
-        raise DgmError("--arch progan is unconditional here; drop --conditional or choose --arch dcgan")
     if c.d_norm not in ("none", "auto"):
         raise DgmError(f"--arch progan has no normalisation layers in D (the paper's); drop --d-norm {c.d_norm}")
     if c.spectral_norm and c.eqlr:
@@ -225,10 +230,12 @@ def build(c, energy):
     if c.phase_images < 1:
         raise DgmError(f"--phase-images must be >= 1, got {c.phase_images}")
     phase = c.phase_images
-    g = ProGANGenerator(c.latent_dim, c.channels, c.height, c.hidden, phase, c.growing, c.eqlr, c.pixelnorm)
+    classes = c.num_classes if getattr(c, "conditional", False) else 0
+    g = ProGANGenerator(c.latent_dim, c.channels, c.height, c.hidden, phase, c.growing, c.eqlr, c.pixelnorm, classes)
 
     def scorer():
-        return ProGANDiscriminator(c.channels * c.pack, c.height, c.hidden, phase, c.growing, c.eqlr)
+        cin = c.channels * c.pack + label_channels(c)  # --cond concat: K one-hot label planes too
+        return ProGANDiscriminator(cin, c.height, c.hidden, phase, c.growing, c.eqlr)
 
     return g, discriminator(None, scorer, None, c)
 

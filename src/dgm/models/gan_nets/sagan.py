@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from torch import Tensor
 
 from ...errors import DgmError
 from ...nn import SelfAttention, apply_spectral_norm
 from ...nn.blocks import conv_plan, leaky_relu, norm2d
 from ...nn.conditional import ConditionalBatchNorm
-from .base import GAN_ARCHS, GANArch, discriminator
+from .base import GAN_ARCHS, GANArch, discriminator, label_channels
 
 #: TTUR (Heusel et al. 2017) as SAGAN sets it: (lr_D, lr_G, Adam betas)
 TTUR = (4e-4, 1e-4, (0.0, 0.9))
@@ -59,26 +61,52 @@ def spectral_g(module: nn.Module) -> nn.Module:
 class SAGANGenerator(nn.Module):
     """z -> linear -> (C0, s0, s0), stride-2 transposed convolutions with BN + ReLU (self-attention after the one
     reaching the chosen map), a 3x3 convolution to the image channels, tanh. Channels halve per block down to
-    --hidden."""
+    --hidden.
 
-    def __init__(self, latent: int, channels: int, size: int, base: int, attn_res: int):
+    Class-conditional (``classes`` K > 0, ``forward(z, y)``): ``cond="concat"`` (CGAN) feeds [z, embed(y)], a learned
+    K-dimensional label embedding, to the linear layer; otherwise (projection, ac) every batch norm is class-
+    conditional as in SAGAN's code (after Miyato & Koyama 2018): ``ConditionalBatchNorm`` with h = one-hot(y), a
+    gain 1 + gamma_y and a bias beta_y per class and channel."""
+
+    def __init__(self, latent: int, channels: int, size: int, base: int, attn_res: int, classes: int = 0,
+                 cond: str = ""):
         super().__init__()
         s0, k = conv_plan(size)
         widths = [base * 2 ** max(k - 1 - i, 0) for i in range(k + 1)]  # at s0, 2 s0, ..., size
         at = attention_at([s0 * 2 ** i for i in range(1, k + 1)], attn_res, "the generator")
-        self.c0, self.s0 = widths[0], s0
-        self.project = nn.Sequential(nn.Linear(latent, self.c0 * s0 * s0), nn.BatchNorm1d(self.c0 * s0 * s0),
-                                     nn.ReLU())
+        self.c0, self.s0, self.classes = widths[0], s0, classes
+        self.concat = bool(classes) and cond == "concat"
+        cbn = bool(classes) and not self.concat
+
+        def bn(features, dims):
+            if cbn:
+                return ConditionalBatchNorm(features, classes, dims)
+            return nn.BatchNorm1d(features) if dims == 1 else nn.BatchNorm2d(features)
+
+        if self.concat:
+            self.embed = nn.Embedding(classes, classes)
+        z_in = latent + (classes if self.concat else 0)
+        self.project = nn.Sequential(nn.Linear(z_in, self.c0 * s0 * s0), bn(self.c0 * s0 * s0, 1), nn.ReLU())
         layers = []
         for i in range(k):
-            layers += [nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1), nn.BatchNorm2d(widths[i + 1]), nn.ReLU()]
+            layers += [nn.ConvTranspose2d(widths[i], widths[i + 1], 4, 2, 1), bn(widths[i + 1], 2), nn.ReLU()]
             if i == at:
                 layers.append(SelfAttention(widths[i + 1]))
         layers += [nn.Conv2d(widths[-1], channels, 3, 1, 1), nn.Tanh()]
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
-        return self.body(self.project(z).view(z.shape[0], self.c0, self.s0, self.s0))
+        from .dcgan import _run
+
+        if not self.classes:
+            return self.body(self.project(z).view(z.shape[0], self.c0, self.s0, self.s0))
+        if y is None:
+            raise ValueError("this generator is class-conditional: pass the labels y")
+        if self.concat:
+            z = torch.cat([z, self.embed(y).to(z.dtype)], 1)
+            return self.body(self.project(z).view(z.shape[0], self.c0, self.s0, self.s0))
+        h = F.one_hot(y.long(), self.classes).to(z.dtype)
+        return _run(self.body, _run(self.project, z, h).view(z.shape[0], self.c0, self.s0, self.s0), h)
 
 
 class SAGANEncoder(nn.Module):
@@ -106,11 +134,6 @@ class SAGANEncoder(nn.Module):
         return self.head(self.features(x))
 
 
-def refuse_conditional(c, arch: str) -> None:
-    if getattr(c, "conditional", False):
-        raise DgmError(f"--arch {arch} is unconditional here; drop --conditional or use --arch biggan or dcgan")
-
-
 def square(c, arch: str) -> None:
     if c.height != c.width:
         raise DgmError(f"--arch {arch} needs square images, got {c.height}x{c.width}")
@@ -118,18 +141,19 @@ def square(c, arch: str) -> None:
 
 def build(c, energy):
     """G and D as above with --hidden base channels; spectral norm on G here (on D by GAN through --spectral-norm).
-    Energy objectives (ebgan, began) get DCGAN's auto-encoder D."""
+    Energy objectives (ebgan, began) get DCGAN's auto-encoder D. Conditional runs: G as in ``SAGANGenerator``; D's
+    first layer also reads K one-hot label planes with --cond concat (projection / ac: ``gan_nets.base``)."""
     from .dcgan import DCGANEncoder, DCGANGenerator
 
-    refuse_conditional(c, "sagan")
     square(c, "sagan")
-    generator = SAGANGenerator(c.latent_dim, c.channels, c.height, c.hidden, c.attn_res)
+    k = c.num_classes if getattr(c, "conditional", False) else 0
+    generator = SAGANGenerator(c.latent_dim, c.channels, c.height, c.hidden, c.attn_res, k, c.cond if k else "")
 
     def scorer():
-        return SAGANEncoder(c.channels * c.pack, c.height, c.hidden, c.d_norm, c.attn_res)
+        return SAGANEncoder(c.channels * c.pack + label_channels(c), c.height, c.hidden, c.d_norm, c.attn_res)
 
     def autoencoder():
-        enc = DCGANEncoder(c.channels * c.pack, c.height, c.hidden, 4 * c.hidden, c.d_norm)
+        enc = DCGANEncoder(c.channels * c.pack + label_channels(c), c.height, c.hidden, 4 * c.hidden, c.d_norm)
         return enc, nn.Sequential(DCGANGenerator(4 * c.hidden, c.channels * c.pack, c.height, c.hidden))
 
     d = discriminator(energy, scorer, autoencoder, c)

@@ -17,6 +17,11 @@ convolution and a dense layer as ``features(x)``, a linear head; ``--mbstd`` add
 deviation to those features (the existing batch layer). Equalized learning rate in both networks.
 
 No progressive growing (``--arch progan`` grows): the networks train at the data's resolution from step 0.
+Class-conditional runs (``--conditional``, every ``--cond``): StyleGAN2-ADA's conditional mapping (Karras et al.
+2020b): f reads [pixel_norm(z), pixel_norm(embed(y))], a learned w_dim-dimensional class embedding, so every
+style carries the class (the tracked w_avg is the mean over the classes drawn in training). D's conditioning is the
+generic one of ``gan_nets.base`` (concat: fromRGB reads K more one-hot label planes).
+
 The randomness of a training forward (noise images, the second z and the crossover layer) is drawn by the GAN step
 through ``draw_inputs`` from the (seed, update) stream of z, so resumed and multi-process runs are exact.
 """
@@ -35,7 +40,7 @@ from ...errors import DgmError
 from ...nn.equalized import EqualizedConv2d, EqualizedLinear, pixel_norm
 from ...nn.resample import downsample, upsample
 from ...nn.style import AdaIN, MappingNetwork, ModulatedConv2d, NoiseInput, mix_styles, truncate
-from .base import GAN_ARCHS, GANArch, discriminator
+from .base import GAN_ARCHS, GANArch, discriminator, label_channels
 
 MODULATIONS = ("adain", "demod", "none")
 W_AVG_BETA = 0.995  # StyleGAN's dlatent_avg_beta
@@ -100,15 +105,25 @@ class SynthesisLayer(nn.Module):
 
 
 class StyleGANGenerator(nn.Module):
-    """z -> w = f(z) -> per-layer latents (B, L, w_dim) -> synthesis; see the module docstring."""
+    """z -> w = f(z) -> per-layer latents (B, L, w_dim) -> synthesis; see the module docstring. ``classes`` K > 0:
+    w = f([pixel_norm(z), pixel_norm(embed(y))]) (StyleGAN2-ADA's conditional mapping), ``forward(z, y)``."""
 
     def __init__(self, latent: int, channels: int, size: int, base: int, mapping_layers: int = 8,
-                 const_input: bool = True, noise: bool = True, modulation: str = "adain", mix_prob: float = 0.9):
+                 const_input: bool = True, noise: bool = True, modulation: str = "adain", mix_prob: float = 0.9,
+                 classes: int = 0):
         super().__init__()
         s0, k = style_plan(size)
         ch = widths(base, k)
         self.latent_dim, self.s0, self.mix_prob, self.modulation = latent, s0, mix_prob, modulation
-        self.mapping = MappingNetwork(latent, latent, mapping_layers)
+        self.classes = classes
+        if classes and not mapping_layers:
+            raise DgmError("--conditional with --arch stylegan feeds the labels through the mapping network: give "
+                           "--mapping-layers 1 or more")
+        # conditional: the input [z, embed(y)] is normalised part by part here, not as a whole by the network
+        self.mapping = MappingNetwork(latent + (latent if classes else 0), latent, mapping_layers,
+                                      normalize=not classes)
+        if classes:
+            self.embed = nn.Embedding(classes, latent)
         if const_input:
             self.const = nn.Parameter(torch.ones(1, ch[0], s0, s0))  # StyleGAN initialises its constant to 1
         else:
@@ -152,6 +167,14 @@ class StyleGANGenerator(nn.Module):
         """(B, w_dim) -> (B, L, w_dim): the same w for every layer."""
         return w[:, None].expand(-1, self.n_layers, -1)
 
+    def map(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
+        """w = f(z), or for a conditional G f([pixel_norm(z), pixel_norm(embed(y))]) (labels y (B,) required)."""
+        if not self.classes:
+            return self.mapping(z)
+        if y is None:
+            raise ValueError("this generator is class-conditional: pass the labels y")
+        return self.mapping(torch.cat([pixel_norm(z), pixel_norm(self.embed(y.long()).to(z.dtype))], 1))
+
     def _track(self, w: Tensor) -> None:
         """w_avg <- beta w_avg + (1 - beta) mean(w), the mean over all processes' batches under DDP."""
         m = w.detach().mean(dim=0, keepdim=True)
@@ -164,18 +187,18 @@ class StyleGANGenerator(nn.Module):
                 mix_z: Optional[Tensor] = None, crossover: Optional[Tensor] = None) -> Tensor:
         """G(z); with ``mix_z`` and ``crossover`` (B,), layers l < crossover read f(z), the others f(mix_z) (style
         mixing; crossover = L: no mixing). In training mode each call updates the tracked w_avg."""
-        if y is not None:
-            raise DgmError("--arch stylegan is unconditional here; drop --conditional")
-        w = self.mapping(z)
+        w = self.map(z, y)
         if self.training:
             self._track(w)
         if mix_z is None:
             return self.synthesis(self.broadcast(w), noise)
-        return self.synthesis(mix_styles(w, self.mapping(mix_z), crossover, self.n_layers), noise)
+        return self.synthesis(mix_styles(w, self.map(mix_z, y), crossover, self.n_layers), noise)
 
-    def truncated(self, z: Tensor, psi: float, cutoff: int = 0, noise: Optional[List[Tensor]] = None) -> Tensor:
-        """Truncation in W: w' = w_avg + psi (f(z) - w_avg) on the layers l < ``cutoff`` (0: every layer)."""
-        ws = truncate(self.broadcast(self.mapping(z)), self.mapping.w_avg, psi, cutoff or None)
+    def truncated(self, z: Tensor, psi: float, cutoff: int = 0, noise: Optional[List[Tensor]] = None,
+                  y: Optional[Tensor] = None) -> Tensor:
+        """Truncation in W: w' = w_avg + psi (f(z) - w_avg) on the layers l < ``cutoff`` (0: every layer); y: the
+        labels of a conditional G (w_avg is the mean over all classes)."""
+        ws = truncate(self.broadcast(self.map(z, y)), self.mapping.w_avg, psi, cutoff or None)
         return self.synthesis(ws, noise)
 
     def draw_inputs(self, n: int, generator: Optional[torch.Generator] = None, mixing: bool = False,
@@ -238,8 +261,6 @@ def _check(c, energy) -> None:
     if energy is not None:
         raise DgmError(f"--arch stylegan needs a scoring discriminator; {c.objective} has an auto-encoder D: choose "
                        "another objective (non-saturating, wgan-gp, hinge, ...)")
-    if getattr(c, "conditional", False):
-        raise DgmError("--arch stylegan is unconditional here; drop --conditional")
     if c.height != c.width:
         raise DgmError(f"--arch stylegan needs square images, got {c.height}x{c.width}")
     if c.spectral_norm:
@@ -263,10 +284,10 @@ def build(c, energy):
     = --latent-dim; D: the ProGAN / StyleGAN D with the same widths, for ``--pack`` images side by side."""
     _check(c, energy)
     g = StyleGANGenerator(c.latent_dim, c.channels, c.height, c.hidden, c.mapping_layers, c.const_input, c.noise,
-                          c.modulation, c.style_mix_prob)
+                          c.modulation, c.style_mix_prob, c.num_classes if getattr(c, "conditional", False) else 0)
 
     def scorer():
-        return StyleGANDiscriminator(c.channels * c.pack, c.height, c.hidden, c.d_residual)
+        return StyleGANDiscriminator(c.channels * c.pack + label_channels(c), c.height, c.hidden, c.d_residual)
 
     return g, discriminator(None, scorer, None, c)
 
