@@ -38,7 +38,7 @@ ROWS = {
     "E": ["--mapping-layers", "8", "--style-mix-prob", "0"],
     "F": ["--mapping-layers", "8", "--style-mix-prob", "0.9"],
 }
-COMMON = ["--arch", "stylegan", "--data", "digits", "--hidden", "16", "--latent-dim", "32", "--batch-size", "32",
+COMMON = ["--arch", "stylegan", "--hidden", "16", "--latent-dim", "32", "--batch-size", "32",
           "--r1-every", "4", "--mbstd", "--lr", "1e-3", "--beta1", "0", "--beta2", "0.99", "--ema-decay", "0.995",
           "--steps", "100000000", "--ckpt-every", "100000", "--n-samples", "64", "--no-progress"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -49,10 +49,11 @@ def _dgm(*args, capture=False):
                           stdout=subprocess.PIPE if capture else subprocess.DEVNULL)
 
 
-def _row(name: str, minutes: float, seed: int, runs: Path, out: Path, n: int) -> dict:
-    run = runs / f"stylegan-{name}-{minutes:g}min-s{seed}"
+def _row(name: str, minutes: float, seed: int, runs: Path, out: Path, n: int, data=("--data", "digits")) -> dict:
+    tag = "" if data == ("--data", "digits") else "-" + "-".join(data[1::2])
+    run = runs / f"stylegan{tag}-{name}-{minutes:g}min-s{seed}"
     if not (run / "config.json").exists():
-        _dgm("train", "gan", *COMMON, *ROWS[name], "--max-cpu-minutes", str(minutes), "--seed", str(seed),
+        _dgm("train", "gan", *COMMON, *data, *ROWS[name], "--max-cpu-minutes", str(minutes), "--seed", str(seed),
              "--out", str(run))
     res = json.loads(_dgm("eval", str(run), "--metric", "fid,kid", "-n", str(n), "--seed", "0",
                           capture=True).stdout)
@@ -70,13 +71,16 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=2.0, help="process CPU minutes of training per row")
     ap.add_argument("--rows", nargs="+", default=list(ROWS))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", default="digits", help="dataset (default digits 8x8; fashion-mnist with --image-size 32)")
+    ap.add_argument("--image-size", type=int, default=None, help="fashion-mnist / mnist: 32 pads 28x28 by 2 px")
     ap.add_argument("-n", type=int, default=1000, help="samples for FID / KID")
     ap.add_argument("--runs", default=str(HERE / "runs"))
     ap.add_argument("--out", default=str(HERE / "results" / "stylegan"))
     a = ap.parse_args()
     out, t0 = Path(a.out), time.time()
+    data = ("--data", a.data) + (("--image-size", str(a.image_size)) if a.image_size else ())
     with cf.ThreadPoolExecutor(len(a.rows)) as ex:  # one process per row, each on one thread
-        res = list(ex.map(lambda r: _row(r, a.minutes, a.seed, Path(a.runs), out, a.n), a.rows))
+        res = list(ex.map(lambda r: _row(r, a.minutes, a.seed, Path(a.runs), out, a.n, data), a.rows))
     last = [r for r in res if r["row"] == "F"] or res[-1:]
     for flag in ("--style-mix", "--noise-sweep"):  # the figures of the full model (row F)
         if flag == "--noise-sweep" and "--no-noise" in ROWS[last[0]["row"]]:
@@ -90,7 +94,7 @@ def main() -> None:
         print(f"{r['row']:<4} {r['cpu_minutes']:>7g} {r['steps']:>6} {r['fid']:>7.2f} {r['kid']:>8.4f}  {r['flags']}")
     print(f"total process CPU minutes (training, evaluation, figures): {total:.1f}; wall {time.time() - t0:.0f} s")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"protocol": __doc__, "rows": res, "total_cpu_minutes": total},
+    (out / "results.json").write_text(json.dumps({"protocol": __doc__, "data": " ".join(data), "rows": res, "total_cpu_minutes": total},
                                                  indent=1) + "\n")
     for r in res:
         shutil.rmtree(r["run"], ignore_errors=True) if os.environ.get("DGM_BENCH_CLEAN") else None
