@@ -22,9 +22,9 @@ Not the papers': the batch sizes (theirs 64-2048), widths, BigGAN's 2 D steps pe
 of G (ProGAN, BigGAN, StyleGAN), StyleGAN's growing and 0.01 mapping learning rate.
 
 Evaluation: ``dgm eval RUN --metric fid,kid,pr,swd,msssim -n N --seed 0`` against the 10,000 test images (padded):
-FID, KID (x 1e3 as dgm prints it) and precision/recall (k = 3) on dgm's Fashion-MNIST classifier features (the 2-px
+FID, KID (as ``dgm eval`` prints it) and precision/recall on dgm's Fashion-MNIST classifier features (the 2-px
 border cropped off); SWD x 1e3 on 7x7 Laplacian-pyramid patches per level (32, 16 px); MS-SSIM of random pairs of
-fakes (lower = more diverse; the test set's own value is printed for reference by ``--real-msssim``).
+fakes (lower = more diverse).
 Speed: training images per CPU second = images shown to D / the training loop's CPU seconds (each architecture
 with its own objective, so the R1 / gradient-penalty cost is included); sampling images per CPU second = G forward
 on batches of 256 with gradients off, one thread, timed in this process after training, all architectures in one
