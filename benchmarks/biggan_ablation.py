@@ -54,7 +54,7 @@ def _cpu_children() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def _run(i: int, row, minutes: float, n: int, runs: Path, out: Path) -> dict:
+def _run(i: int, row, minutes: float, n: int, runs: Path, out: Path, device: str = "cpu") -> dict:
     name, arch, batch, hidden, extra = row
     run = runs / f"biggan-ablation-{i}-{minutes:g}min"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -62,10 +62,11 @@ def _run(i: int, row, minutes: float, n: int, runs: Path, out: Path) -> dict:
     if not (run / "config.json").exists():
         cmd = [sys.executable, "-m", "dgm.cli", "train", "gan", *flags, "--data", "fashion-mnist", "--hidden",
                str(hidden), "--batch-size", str(batch), "--steps", "100000000", "--max-cpu-minutes", str(minutes),
-               "--seed", "0", "--ckpt-every", "100000", "--n-samples", "64", "--no-progress", "--out", str(run)]
+               "--seed", "0", "--ckpt-every", "100000", "--n-samples", "64", "--no-progress", "--out", str(run),
+               "--device", device]
         subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
     ev = subprocess.run([sys.executable, "-m", "dgm.cli", "eval", str(run), "--metric", "fid,kid,is", "-n", str(n),
-                         "--seed", "0"], check=True, env=env, capture_output=True, text=True)
+                         "--seed", "0", "--device", device], check=True, env=env, capture_output=True, text=True)
     scores = json.loads(ev.stdout.strip().splitlines()[-1])
     rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in rows if r["split"] == "train"]
@@ -129,13 +130,15 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=1000, help="samples per evaluation")
     ap.add_argument("--rows", default="all", help="comma-separated row numbers (1-based) or all")
     ap.add_argument("--parallel", type=int, default=4, help="runs at a time (each on one thread)")
+    ap.add_argument("--device", default="cpu", help="cpu (the table) or cuda (benchmarks/gpu_checks.sh)")
     ap.add_argument("--runs", default=str(HERE / "runs"))
     ap.add_argument("--out", default=str(HERE / "results" / "biggan"))
     a = ap.parse_args()
     t0, c0 = time.process_time(), _cpu_children()
     pick = range(len(ROWS)) if a.rows == "all" else [int(r) - 1 for r in a.rows.split(",")]
     with cf.ThreadPoolExecutor(a.parallel) as ex:
-        res = list(ex.map(lambda i: _run(i + 1, ROWS[i], a.minutes, a.n, Path(a.runs), Path(a.out)), pick))
+        res = list(ex.map(lambda i: _run(i + 1, ROWS[i], a.minutes, a.n, Path(a.runs), Path(a.out), a.device),
+                           pick))
     sp = speed()
     cpu = (time.process_time() - t0) + (_cpu_children() - c0)
     print(f"{'row':<34} {'batch':>5} {'hidden':>6} {'steps':>6} {'FID':>7} {'KID':>7} {'IS':>6}")

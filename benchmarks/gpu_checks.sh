@@ -70,4 +70,17 @@ if [ "${PROGAN:-1}" = 1 ]; then
   time python3 benchmarks/progan_ablation.py --device cuda --steps "${PROGAN_STEPS:-10000}" --phase-images 40000 \
       --hidden 32 --n-eval 5000 --runs "$R/progan" --out "$OUT/progan" 2>&1 | tail -n 8
 fi
+
+echo "== gan_archs. DCGAN/SAGAN/BigGAN/ProGAN/StyleGAN on Fashion-MNIST 32x32, CUDA (GAN_ARCHS=0 skips)"
+# benchmarks/gan_archs.py at GAN_ARCHS_MINUTES (default 10) of process CPU time per arch (on CUDA the training
+# process's CPU time is close to its wall time: it drives the GPU), the five trained side by side on the one GPU.
+if [ "${GAN_ARCHS:-1}" = 1 ]; then
+  time timeout 1500 python3 benchmarks/gan_archs.py --device cuda --minutes "${GAN_ARCHS_MINUTES:-10}" -n 5000 \
+      --phase-images 20000 --runs "$R/gan_archs" --out "$OUT/gan_archs" 2>&1 | tail -n 12
+fi
+echo "== biggan. BigGAN ablation rows + SAGAN/DCGAN, Fashion-MNIST, CUDA (BIGGAN=0 skips; speed table stays CPU)"
+if [ "${BIGGAN:-1}" = 1 ]; then
+  time timeout 1500 python3 benchmarks/biggan_ablation.py --device cuda --minutes "${BIGGAN_MINUTES:-5}" -n 5000 \
+      --parallel 7 --runs "$R/biggan" --out "$OUT/biggan" 2>&1 | tail -n 14
+fi
 } 2>&1 | tee "$OUT/log.txt"
