@@ -65,14 +65,7 @@ class GANStep(TrainStep):
         super().setup(engine)
         m, c = self.model, self.model.config
         obj, tc = m.objective, engine.cfg
-        self.obj, self.c = obj, c
-        self.G = engine.wrap(m.generator)
-        self.D = engine.wrap(_Critic(m.discriminator, obj.kind == "energy"))
-        lr_d, lr_g, betas = m.optimizer_defaults  # the architecture's (SAGAN's TTUR) or the objective's
-        self.lr_d = c.lr_d or tc.lr or lr_d
-        self.lr_g = c.lr_g or tc.lr or lr_g
-        engine.optimizer("d", m.discriminator.parameters(), lr=self.lr_d, betas=betas, kind=obj.optimizer)
-        engine.optimizer("g", m.generator.parameters(), lr=self.lr_g, betas=betas, kind=obj.optimizer)
+        self._wire(engine, _Critic(m.discriminator, obj.kind == "energy"), m.discriminator.parameters())
         self.penalties = obj.penalties(c)
         self.pack = getattr(m.discriminator, "pack", 1)  # PacGAN: D scores packs of m of the batch's samples
         per_process = tc.batch_size // engine.info.world_size
@@ -87,6 +80,21 @@ class GANStep(TrainStep):
         self.state = obj.init_state()  # the objective's state, e.g. BEGAN's k_t (checkpointed)
         self.d_steps = 0               # discriminator updates so far (checkpointed)
         self.last: Dict[str, float] = {}
+
+    def _wire(self, engine, critic: nn.Module, d_params, lr_g: Optional[float] = None) -> None:
+        """What every GAN-family step sets up first: G and the critic wrapped by the engine (DDP), and the "d" and "g"
+        optimizers of the objective's kind over ``d_params`` and G's parameters. Learning rates: --lr-d / --lr-g,
+        else --lr, else ``lr_g`` (a step's own default for G, e.g. InfoGAN's), else the architecture's (SAGAN's
+        TTUR) or the objective's (``GAN.optimizer_defaults``)."""
+        m, c, tc = self.model, self.model.config, engine.cfg
+        self.obj, self.c = m.objective, c
+        self.G = engine.wrap(m.generator)
+        self.D = engine.wrap(critic)
+        lr_d, lr_g_default, betas = m.optimizer_defaults
+        self.lr_d = c.lr_d or tc.lr or lr_d
+        self.lr_g = c.lr_g or tc.lr or lr_g or lr_g_default
+        engine.optimizer("d", d_params, lr=self.lr_d, betas=betas, kind=self.obj.optimizer)
+        engine.optimizer("g", m.generator.parameters(), lr=self.lr_g, betas=betas, kind=self.obj.optimizer)
 
     # -- pieces ----------------------------------------------------------------------------------
     def _progress(self, x: Tensor) -> Tensor:

@@ -47,15 +47,10 @@ class InfoGANStep(GANStep):
     def setup(self, engine) -> None:
         TrainStep.setup(self, engine)
         m, c = self.model, self.model.config
-        obj, tc = m.objective, engine.cfg
-        self.obj, self.c = obj, c
-        self.G = engine.wrap(m.generator)
-        self.D = engine.wrap(_InfoCritic(m.discriminator, m.q_head))
-        self.lr_d = c.lr_d or tc.lr or obj.lr_d
-        self.lr_g = c.lr_g or tc.lr or LR_G  # Chen et al. 2016: G learns faster than D (1e-3 against 2e-4)
-        engine.optimizer("d", itertools.chain(m.discriminator.parameters(), m.q_head.parameters()), lr=self.lr_d,
-                         betas=obj.betas, kind=obj.optimizer)
-        engine.optimizer("g", m.generator.parameters(), lr=self.lr_g, betas=obj.betas, kind=obj.optimizer)
+        obj = m.objective
+        # Chen et al. 2016: G learns faster than D (1e-3 against 2e-4); Q trains with D
+        self._wire(engine, _InfoCritic(m.discriminator, m.q_head),
+                   itertools.chain(m.discriminator.parameters(), m.q_head.parameters()), lr_g=LR_G)
         self.penalties = obj.penalties(c)
         self.pack = 1
         self.state = obj.init_state()

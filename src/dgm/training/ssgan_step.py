@@ -44,14 +44,7 @@ class SSGANStep(GANStep):
     def setup(self, engine) -> None:
         TrainStep.setup(self, engine)
         m, c = self.model, self.model.config
-        obj, tc = m.objective, engine.cfg
-        self.obj, self.c = obj, c
-        self.G = engine.wrap(m.generator)
-        self.D = engine.wrap(_ClassCritic(m))
-        self.lr_d = c.lr_d or tc.lr or obj.lr_d
-        self.lr_g = c.lr_g or tc.lr or obj.lr_g
-        engine.optimizer("d", m.discriminator.parameters(), lr=self.lr_d, betas=obj.betas, kind=obj.optimizer)
-        engine.optimizer("g", m.generator.parameters(), lr=self.lr_g, betas=obj.betas, kind=obj.optimizer)
+        self._wire(engine, _ClassCritic(m), m.discriminator.parameters())
         self.penalties, self.pack = [], 1
         self.state, self.d_steps, self.last = {}, 0, {}
         from ..models.ssgan import labelled_subset
