@@ -1,10 +1,23 @@
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def torchrun(args, out, nproc: int = 2, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`dgm ARGS --out OUT` on NPROC CPU processes through PyTorch's launcher (torchrun --standalone), one thread
+    each, from this checkout's src/; asserts that it succeeded on all of them and returns the finished process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+                        "-m", "dgm.cli", *args, "--out", str(out)], env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert f"{nproc} process(es)" in p.stdout
+    return p
 sys.path.insert(0, str(ROOT / "src"))
 
 TINY = ["--hidden", "8", "--layers", "2", "--first-kernel", "3"]

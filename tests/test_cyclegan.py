@@ -1,8 +1,5 @@
 """CycleGAN (Zhu et al. 2017): its losses, image pool, scores, pair datasets, and the engine contract (resume, DDP)."""
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,7 +17,7 @@ from dgm.models.cyclegan import PatchDiscriminator
 from dgm.nn.pool import ImagePool
 from dgm.objectives.cycle import cycle_loss, identity_loss
 
-from conftest import ROOT
+from conftest import torchrun
 
 TINY = ["--base-channels", "4", "--res-blocks", "1", "--d-channels", "4"]
 
@@ -153,14 +150,9 @@ def test_resume_is_bit_for_bit_pool_included(tmp_path):
 
 
 def test_ddp_two_processes_equal_one_process_on_the_union_batch(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     common = ["train", "cyclegan", "--data", "digits-labels", "--batch-size", "8", "--steps", "2", "--n-samples", "0",
               "--no-progress", "--device", "cpu", "--pool-size", "0", "--eval-every", "1000", *TINY]
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "dgm.cli", *common, "--out", str(tmp_path / "ddp")],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
-    assert "2 process(es)" in ddp.stdout
+    torchrun(common, tmp_path / "ddp")
     assert main([*common, "--out", str(tmp_path / "one")]) == 0
     a, b = (ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / r)) for r in ("ddp", "one"))
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ from dgm.errors import DgmError
 from dgm.training import TrainConfig, Trainer, TrainingStopped, TrainStep
 from dgm import checkpoint as ckpt
 
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, torchrun
 
 
 def _train(out, *extra, model="pixelcnn"):
@@ -86,11 +86,7 @@ def test_ddp_two_processes_equal_one_process_on_the_union_batch(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     common = ["train", "pixelcnn", "--data", "digits", "--binarize", "--batch-size", "64", "--steps", "3",
               "--n-samples", "0", "--no-progress", "--device", "cpu", *TINY]
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "dgm.cli", *common, "--out", str(tmp_path / "ddp")],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
-    assert "2 process(es)" in ddp.stdout
+    torchrun(common, tmp_path / "ddp")
     single = subprocess.run([sys.executable, "-m", "dgm.cli", *common, "--out", str(tmp_path / "one")],
                             env=env, capture_output=True, text=True, timeout=300)
     assert single.returncode == 0, single.stderr[-2000:]

@@ -17,7 +17,7 @@ from dgm.nn import MaskedConv2d
 from dgm.nn.lmconv import LocallyMaskedConv2d, tap_masks, unfold_reference
 from dgm.nn.orders import family_orders, region_mask
 
-from conftest import ROOT
+from conftest import ROOT, torchrun
 
 TINY_LM = ["--hidden", "8", "--layers", "2"]
 
@@ -184,10 +184,7 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     common = ["train", "lmconv", "--data", "digits", "--binarize", "--batch-size", "32", "--steps", "2",
               "--orders", "1", "--n-samples", "0", "--no-progress", "--device", "cpu", *TINY_LM]
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "dgm.cli", *common, "--out", str(tmp_path / "ddp")],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
+    torchrun(common, tmp_path / "ddp")
     one = subprocess.run([sys.executable, "-m", "dgm.cli", *common, "--out", str(tmp_path / "one")],
                          env=env, capture_output=True, text=True, timeout=300)
     assert one.returncode == 0, one.stderr[-2000:]

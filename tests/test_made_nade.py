@@ -14,7 +14,7 @@ from dgm.errors import DgmError
 from dgm.models import build_model
 from dgm.nn.orders import ORDER_FAMILIES, family_orders, region_mask
 
-from conftest import ROOT
+from conftest import ROOT, torchrun
 from test_anyorder import all_images, one_at_a_time, order_respected
 
 MODELS_AO = ["made", "nade"]
@@ -114,11 +114,7 @@ def test_ddp_two_processes(name, tmp_path):
     for orders in ("1", "3"):
         common = ["train", name, "--data", "digits", "--binarize", "--batch-size", "64", "--steps", "3",
                   "--n-samples", "0", "--no-progress", "--device", "cpu", "--hidden", "8", "--orders", orders]
-        ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                              "-m", "dgm.cli", *common, "--out", str(tmp_path / f"ddp{orders}")],
-                             env=env, capture_output=True, text=True, timeout=300)
-        assert ddp.returncode == 0, ddp.stderr[-2000:]
-        assert "2 process(es)" in ddp.stdout
+        torchrun(common, tmp_path / f"ddp{orders}")
         if orders == "1":
             single = subprocess.run([sys.executable, "-m", "dgm.cli", *common, "--out", str(tmp_path / "one")],
                                     env=env, capture_output=True, text=True, timeout=300)

@@ -1,9 +1,6 @@
 """WaveNet: causality and receptive field, the tensor contract, cached == naive generation, and the command line
 on a tiny folder of WAV files (train, resume, DDP, eval, sample)."""
 import json
-import os
-import subprocess
-import sys
 import wave
 
 import numpy as np
@@ -18,7 +15,7 @@ from dgm.data.audio import write_wav
 from dgm.metrics.nll import audio_nll
 from dgm.models import InputError, build_model
 
-from conftest import ROOT
+from conftest import torchrun
 
 AUDIO = {"data_kind": "audio", "channels": 1, "height": 1, "width": 64, "levels": 256}
 TINY = ["--layers", "3", "--stacks", "1", "--residual", "8", "--skip", "8"]
@@ -160,14 +157,9 @@ def test_seconds_is_refused_for_an_image_run(tiny_run, capsys):
 
 
 def test_ddp_two_processes_equal_one_process(wav_folder, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
     common = ["train", "wavenet", "--data", "audio", "--data-dir", str(wav_folder), "--window", "200",
               "--batch-size", "8", "--steps", "2", "--n-samples", "0", "--no-progress", "--device", "cpu", *TINY]
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          "-m", "dgm.cli", *common, "--out", str(tmp_path / "ddp")],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
-    assert "2 process(es)" in ddp.stdout
+    torchrun(common, tmp_path / "ddp")
     assert main([*common, "--out", str(tmp_path / "one")]) == 0
     a, b = (ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / r)) for r in ("ddp", "one"))
     for k in a["model"]:
