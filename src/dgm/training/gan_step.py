@@ -195,7 +195,7 @@ class GANStep(TrainStep):
     # -- the step --------------------------------------------------------------------------------
     def __call__(self, batch):
         x, y_real = batch
-        m, c, e = self.model, self.c, self.engine
+        c, e = self.c, self.engine
         if self.progressive:
             x = self._progress(x)
         g_turn = (self.d_steps + 1) % c.n_critic == 0
@@ -217,14 +217,7 @@ class GANStep(TrainStep):
             class_d = acgan_d_class_loss(logits[0], y_real, logits[1], y_fake, c.ac_weight)
             out["class_loss_d"] = class_d.detach()
             loss_d = loss_d + class_d
-        for p, gp in zip(penalties, gps):
-            out[p.name] = gp.detach()
-            loss_d = loss_d + p.step_weight * gp
-        e.update(loss_d, "d")
-        self.d_steps += 1
-        if self.obj.clip:
-            clip_weights(m.discriminator, c.clip_value)
-        out.update(self.obj.after_d(d_real, d_fake, self.state, c, self._all_mean))
+        loss_d = self._update_d(loss_d, out, penalties, gps, d_real, d_fake)
         if g_turn:
             (fake_g,) = self._noise(fake)
             if c.unroll_steps > 0:
@@ -235,14 +228,39 @@ class GANStep(TrainStep):
                 loss_g = self._g_loss(d_gen.float(), code)
                 if logits is not None:
                     loss_g = loss_g + acgan_g_class_loss(logits[1], y_fake, c.ac_weight)
-            if c.ortho_reg:  # BigGAN (Brock et al. 2019): beta ||W^T W - diag||^2 over G's weights, in G's loss
-                ortho = orthogonal_regularization_of(m.generator, c.ortho_reg)
-                loss_g = loss_g + ortho
-                self.last["ortho_reg"] = float(ortho.detach())
-            e.update(loss_g, "g")
-            self.last["loss_g"] = float(loss_g.detach())
-            if m.has_ema:  # the EMA of G after each G update (its step: the training step, = D updates so far)
-                ema_update(m.generator_ema, m.generator, c.ema_decay, self.d_steps, c.ema_start)
+            self._update_g(loss_g)
+        return self._logged(out, loss_d)
+
+    # -- the updates every GAN-family step shares (InfoGAN, SSGAN) -----------------------------------
+    def _update_d(self, loss_d: Tensor, out: Dict, penalties, gps, d_real: Tensor, d_fake: Tensor) -> Tensor:
+        """D's update: its loss plus each penalty (logged in ``out``), the optimizer step, WGAN's clipping, the
+        objective's after-update hook (e.g. BEGAN's k_t); returns the full loss."""
+        for p, gp in zip(penalties, gps):
+            out[p.name] = gp.detach()
+            loss_d = loss_d + p.step_weight * gp
+        self.engine.update(loss_d, "d")
+        self.d_steps += 1
+        if self.obj.clip:
+            clip_weights(self.model.discriminator, self.c.clip_value)
+        out.update(self.obj.after_d(d_real, d_fake, self.state, self.c, self._all_mean))
+        return loss_d
+
+    def _update_g(self, loss_g: Tensor) -> None:
+        """G's update: its loss plus BigGAN's orthogonal regularisation (Brock et al. 2019: beta ||W^T W - diag||^2
+        over G's weights, --ortho-reg), the optimizer step, then the EMA of G (its step: the training step, = D
+        updates so far)."""
+        m, c = self.model, self.c
+        if c.ortho_reg:
+            ortho = orthogonal_regularization_of(m.generator, c.ortho_reg)
+            loss_g = loss_g + ortho
+            self.last["ortho_reg"] = float(ortho.detach())
+        self.engine.update(loss_g, "g")
+        self.last["loss_g"] = float(loss_g.detach())
+        if m.has_ema:
+            ema_update(m.generator_ema, m.generator, c.ema_decay, self.d_steps, c.ema_start)
+
+    def _logged(self, out: Dict, loss_d: Tensor) -> Dict:
+        """The step's log: D's loss (also as ``loss``), and G's last loss and orthogonal penalty once there is one."""
         out["loss_d"] = loss_d.detach()
         out["loss"] = loss_d.detach()
         for k in ("loss_g", "ortho_reg"):

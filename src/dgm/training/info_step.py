@@ -15,9 +15,8 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from ..objectives import clip_weights, gradient_penalty
+from ..objectives import gradient_penalty
 from ..objectives.info import info_loss
-from ..nn.ema import ema_update
 from .gan_step import GANStep
 from .steps import STEPS, TrainStep
 
@@ -86,26 +85,11 @@ class InfoGANStep(GANStep):
         loss_d = self._d_loss(d_real, d_fake) + c.info_weight * info_d
         out = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach(), "info_loss": info_d.detach(),
                **parts}
-        for p, gp in zip(penalties, gps):
-            out[p.name] = gp.detach()
-            loss_d = loss_d + p.step_weight * gp
-        e.update(loss_d, "d")
-        self.d_steps += 1
-        if self.obj.clip:
-            clip_weights(m.discriminator, c.clip_value)
-        out.update(self.obj.after_d(d_real, d_fake, self.state, c, self._all_mean))
+        loss_d = self._update_d(loss_d, out, penalties, gps, d_real, d_fake)
         if g_turn:
             (fake_g,) = self._noise(fake)
             with e.autocast():
                 _, d_gen, _, q_gen = self.D(None, fake_g)
             info_g, _ = self._info(q_gen, cat, cont)
-            loss_g = self._g_loss(d_gen.float(), None) + c.info_weight * info_g
-            e.update(loss_g, "g")
-            self.last["loss_g"] = float(loss_g.detach())
-            if m.has_ema:
-                ema_update(m.generator_ema, m.generator, c.ema_decay, self.d_steps, c.ema_start)
-        out["loss_d"] = loss_d.detach()
-        out["loss"] = loss_d.detach()
-        if "loss_g" in self.last:
-            out["loss_g"] = torch.tensor(self.last["loss_g"])
-        return out
+            self._update_g(self._g_loss(d_gen.float(), None) + c.info_weight * info_g)
+        return self._logged(out, loss_d)

@@ -17,7 +17,6 @@ from torch import Tensor
 
 from ..data.batching import collate
 from ..nn.blocks import evaluating
-from ..nn.ema import ema_update
 from ..objectives import semisupervised as ss
 from .gan_step import GANStep
 from .steps import STEPS, TrainStep
@@ -65,7 +64,7 @@ class SSGANStep(GANStep):
 
     def __call__(self, batch):
         x, _ = batch  # the unlabelled batch: the labels of the training split are not used here
-        m, c, e = self.model, self.c, self.engine
+        c, e = self.c, self.engine
         g_turn = (self.d_steps + 1) % c.n_critic == 0
         xl, yl = self._labelled(x.shape[0])
         z = self._latent(x.shape[0])
@@ -93,15 +92,8 @@ class SSGANStep(GANStep):
                 else:
                     _, _, (l_gen, _) = self.D(None, None, fake_g)
                     loss_g = ss.generator_loss(l_gen.float())
-            e.update(loss_g, "g")
-            self.last["loss_g"] = float(loss_g.detach())
-            if m.has_ema:
-                ema_update(m.generator_ema, m.generator, c.ema_decay, self.d_steps, c.ema_start)
-        out["loss_d"] = loss_d.detach()
-        out["loss"] = loss_d.detach()
-        if "loss_g" in self.last:
-            out["loss_g"] = torch.tensor(self.last["loss_g"])
-        return out
+            self._update_g(loss_g)
+        return self._logged(out, loss_d)
 
     @torch.no_grad()
     def evaluate(self, batches):
