@@ -163,7 +163,7 @@ def build(c, energy):
     Conditional runs (``c.conditional``): G's CBN reads the class embedding (concat: G's input does); D's
     conditioning is the generic one (its first layer reads K more label planes with concat).
     Energy objectives (ebgan, began) get DCGAN's auto-encoder D."""
-    from .dcgan import DCGANEncoder, DCGANGenerator
+    from .dcgan import dcgan_autoencoder
 
     square(c, "biggan")
     classes = c.num_classes if getattr(c, "conditional", False) else 0
@@ -182,11 +182,7 @@ def build(c, energy):
     def scorer():
         return BigGANEncoder(c.channels * c.pack + label_channels(c), c.height, c.hidden, c.attn_res)
 
-    def autoencoder():
-        enc = DCGANEncoder(c.channels * c.pack + label_channels(c), c.height, c.hidden, 4 * c.hidden, c.d_norm)
-        return enc, nn.Sequential(DCGANGenerator(4 * c.hidden, c.channels * c.pack, c.height, c.hidden))
-
-    d = discriminator(energy, scorer, autoencoder, c)
+    d = discriminator(energy, scorer, lambda: dcgan_autoencoder(c), c)
     orthogonal_init(generator)
     orthogonal_init(d)
     return spectral_g(generator), d

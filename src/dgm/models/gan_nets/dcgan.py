@@ -103,6 +103,15 @@ def dcgan_init(m: nn.Module) -> None:
         nn.init.zeros_(m.bias.weight)
 
 
+def dcgan_autoencoder(c):
+    """The auto-encoder D of the energy objectives (EBGAN, BEGAN) for square images, shared by dcgan, sagan and
+    biggan: a DCGAN encoder to a 4 x --hidden code (reading ``--pack`` images and, with --cond concat, K one-hot label
+    planes) and a DCGAN generator as decoder. Returns (encoder, decoder)."""
+    code = 4 * c.hidden
+    enc = DCGANEncoder(c.channels * c.pack + label_channels(c), c.height, c.hidden, code, c.d_norm)
+    return enc, nn.Sequential(DCGANGenerator(code, c.channels * c.pack, c.height, c.hidden))
+
+
 def build(c, energy):
     """G: DCGAN generator with --hidden base channels; D: DCGAN encoder with one output, or (energy) an encoder to a
     4 x hidden code and a DCGAN generator as decoder. Weights initialised as in the paper. D's input is ``--pack``
@@ -111,16 +120,11 @@ def build(c, energy):
     generator = DCGANGenerator(c.latent_dim, c.channels, c.height, c.hidden, k, c.cond if k else "")
     if c.height != c.width:
         raise DgmError(f"DCGAN needs square images, got {c.height}x{c.width}")
-    code = 4 * c.hidden
 
     def scorer():
         return DCGANEncoder(c.channels * c.pack + label_channels(c), c.height, c.hidden, 1, c.d_norm)
 
-    def autoencoder():
-        enc = DCGANEncoder(c.channels * c.pack + label_channels(c), c.height, c.hidden, code, c.d_norm)
-        return enc, nn.Sequential(DCGANGenerator(code, c.channels * c.pack, c.height, c.hidden))
-
-    d = discriminator(energy, scorer, autoencoder, c)
+    d = discriminator(energy, scorer, lambda: dcgan_autoencoder(c), c)
     generator.apply(dcgan_init)
     d.apply(dcgan_init)
     return generator, d

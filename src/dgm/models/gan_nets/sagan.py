@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch import Tensor
 
 from ...errors import DgmError
@@ -96,17 +94,11 @@ class SAGANGenerator(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, z: Tensor, y: Optional[Tensor] = None) -> Tensor:
-        from .dcgan import _run
+        """G(z) or G(z, y): the same conditioning as DCGAN's generator (its attributes project, body, embed, c0, s0,
+        classes, concat have the same meaning here), so its forward serves both."""
+        from .dcgan import DCGANGenerator
 
-        if not self.classes:
-            return self.body(self.project(z).view(z.shape[0], self.c0, self.s0, self.s0))
-        if y is None:
-            raise ValueError("this generator is class-conditional: pass the labels y")
-        if self.concat:
-            z = torch.cat([z, self.embed(y).to(z.dtype)], 1)
-            return self.body(self.project(z).view(z.shape[0], self.c0, self.s0, self.s0))
-        h = F.one_hot(y.long(), self.classes).to(z.dtype)
-        return _run(self.body, _run(self.project, z, h).view(z.shape[0], self.c0, self.s0, self.s0), h)
+        return DCGANGenerator.forward(self, z, y)
 
 
 class SAGANEncoder(nn.Module):
@@ -143,7 +135,7 @@ def build(c, energy):
     """G and D as above with --hidden base channels; spectral norm on G here (on D by GAN through --spectral-norm).
     Energy objectives (ebgan, began) get DCGAN's auto-encoder D. Conditional runs: G as in ``SAGANGenerator``; D's
     first layer also reads K one-hot label planes with --cond concat (projection / ac: ``gan_nets.base``)."""
-    from .dcgan import DCGANEncoder, DCGANGenerator
+    from .dcgan import dcgan_autoencoder
 
     square(c, "sagan")
     k = c.num_classes if getattr(c, "conditional", False) else 0
@@ -152,11 +144,7 @@ def build(c, energy):
     def scorer():
         return SAGANEncoder(c.channels * c.pack + label_channels(c), c.height, c.hidden, c.d_norm, c.attn_res)
 
-    def autoencoder():
-        enc = DCGANEncoder(c.channels * c.pack + label_channels(c), c.height, c.hidden, 4 * c.hidden, c.d_norm)
-        return enc, nn.Sequential(DCGANGenerator(4 * c.hidden, c.channels * c.pack, c.height, c.hidden))
-
-    d = discriminator(energy, scorer, autoencoder, c)
+    d = discriminator(energy, scorer, lambda: dcgan_autoencoder(c), c)
     orthogonal_init(generator)
     orthogonal_init(d)
     return spectral_g(generator), d
