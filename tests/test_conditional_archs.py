@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import torchrun
 from dgm.cli import main
 from dgm.models import build_model
 from dgm.models.gan_nets.base import label_channels
@@ -188,18 +189,12 @@ def test_unconditional_models_keep_their_state_dict_keys(arch):
 
 @pytest.mark.slow
 def test_ddp_conditional_stylegan_two_processes_equal_one_process(tmp_path):
-    import subprocess
-    import sys
-
     # StyleGAN's G has no batch norm (per-process statistics would differ); --no-const-input: see test_stylegan.py
     common = ["train", "gan", "--arch", "stylegan", "--data", "digits", "--steps", "2", "--batch-size", "8",
               "--hidden", "4", "--latent-dim", "8", "--mapping-layers", "2", "--style-mix-prob", "0.5",
               "--no-const-input", "--conditional", "--cond", "projection", "--objective", "hinge", "--no-progress",
               "--n-samples", "0", "--device", "cpu"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dgm.cli"]
-    ddp = subprocess.run([*cmd, *common, "--out", str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
-    assert "2 process(es)" in ddp.stdout
+    torchrun(common, tmp_path / "ddp")
     assert main([*common, "--out", str(tmp_path / "one")]) == 0
     a, b = _final(tmp_path / "ddp"), _final(tmp_path / "one")
     assert "generator.embed.weight" in a["model"] and "discriminator.embed.weight" in a["model"]

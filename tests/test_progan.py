@@ -3,8 +3,6 @@ across a growth phase, DDP; and --image-size 32 (zero padding) for mnist / fashi
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 import dgm
+from conftest import torchrun
 from dgm.cli import main
 from dgm.data import load_dataset
 from dgm.errors import DgmError
@@ -164,10 +163,7 @@ def test_ddp_two_processes_equal_one_process_through_a_fade_in(tmp_path):
     common = ["train", "gan", "--arch", "progan", "--data", "digits", "--steps", "3", "--batch-size", "16",
               "--hidden", "4", "--latent-dim", "8", "--phase-images", "24", "--no-progress",
               "--n-samples", "0", "--device", "cpu"]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dgm.cli"]
-    ddp = subprocess.run([*cmd, *common, "--out", str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
-    assert "2 process(es)" in ddp.stdout
+    torchrun(common, tmp_path / "ddp")
     assert main([*common, "--out", str(tmp_path / "one")]) == 0
     a, b = _final(tmp_path / "ddp"), _final(tmp_path / "one")
     for k in a["model"]:

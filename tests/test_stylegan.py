@@ -1,13 +1,12 @@
 """--arch stylegan (Karras et al. 2019): styles per layer, style mixing, W truncation, noise inputs, R1 (lazy), the
 three objective families, exact resume, DDP, the figures, and the refusals."""
 import copy
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import torchrun
 from dgm.cli import main
 from dgm.data import load_dataset
 from dgm.errors import DgmError
@@ -222,10 +221,7 @@ def test_ddp_two_processes_equal_one_process(tmp_path):
               "2", "--no-const-input", "--no-progress", "--n-samples", "0", "--device", "cpu"]
     # --no-const-input: on the constant input (all ones, as StyleGAN) with noise scales still at 0, layer 0 is spatially
     # constant, AdaIN maps it to y_b, and its bias gets a gradient that is float noise which Adam scales up to +-lr
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dgm.cli"]
-    ddp = subprocess.run([*cmd, *common, "--out", str(tmp_path / "ddp")], capture_output=True, text=True, timeout=300)
-    assert ddp.returncode == 0, ddp.stderr[-2000:]
-    assert "2 process(es)" in ddp.stdout
+    torchrun(common, tmp_path / "ddp")
     assert main([*common, "--out", str(tmp_path / "one")]) == 0
     a, b = _final(tmp_path / "ddp"), _final(tmp_path / "one")
     for k in a["model"]:
