@@ -182,6 +182,7 @@ def test_each_presets_constants_reach_the_model_and_optimizers(tmp_path, protoco
         assert group["lr"] == lr and tuple(group["betas"]) == (p.train["beta1"], p.train["beta2"])
     train = json.loads((run / "config.json").read_text())["train"]
     assert train["batch_size"] == p.batch_size(pack) == p.train["batch_size"] * pack
+    assert c.update_order == "simultaneous"  # both papers' code: G's and D's gradients from one evaluation
     for k, v in p.per_objective.get(objective, {}).items():
         assert getattr(c, k) == v  # e.g. veegan's WGAN-GP: gp_weight 0.1, n_critic 5
 

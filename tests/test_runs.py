@@ -171,3 +171,27 @@ def test_bench_modes_runs_from_the_bench_layer(tmp_path, capsys):
     rows = json.loads((out / "results.json").read_text())["rows"]
     assert len(rows) == 1 and rows[0]["entry"] == "non-saturating" and rows[0]["n_samples"] == 2500
     assert "non-saturating" in capsys.readouterr().out
+
+
+def test_bench_modes_reuses_only_rows_trained_with_the_same_options(tmp_path, capsys):
+    """An interrupted bench resumes from rows.jsonl, but only with rows whose recorded options equal the ones this
+    bench would train with: a row of another width is refused in one line, not mixed into the table."""
+    out = tmp_path / "bench"
+    args = ["bench", "modes", "--objectives", "minimax", "--data", "ring8", "--seeds", "1", "--steps", "2",
+            "--batch-size", "64", "--layers", "1", "--no-figures", "--out", str(out)]
+    assert main(args + ["--hidden", "16"]) == 0
+    first = json.loads((out / "results.json").read_text())["rows"][0]
+    assert first["options"]["model"]["hidden"] == 16
+    (out / "results.json").unlink()
+    assert main(args + ["--hidden", "16"]) == 0  # reused, not retrained: the same row
+    assert json.loads((out / "results.json").read_text())["rows"] == [first]
+    (out / "results.json").unlink()
+    capsys.readouterr()
+    assert main(args + ["--hidden", "8"]) == 2
+    err = capsys.readouterr().err
+    assert "model.hidden: 16 there, 8 here" in err and "Traceback" not in err
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    rows[0].pop("options")  # a row from before options were recorded cannot be checked
+    (out / "rows.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    assert main(args + ["--hidden", "16"]) == 2
+    assert "did not record its options" in capsys.readouterr().err

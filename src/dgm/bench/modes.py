@@ -83,6 +83,29 @@ def entry_options(entry: str, protocol: Optional[str], data: str, model_opts: Di
     return model, {"batch_size": (batch_size or 256) * model.get("pack", 1)}
 
 
+def _plain(options: Dict) -> Dict:
+    """``options`` as rows.jsonl stores them (JSON types), so a stored row compares equal to a fresh job's."""
+    return json.loads(json.dumps(options, sort_keys=True))
+
+
+def _check_reused(row: Dict, job: Dict, log: Path) -> None:
+    """A row kept from an earlier bench must have been trained with the options this bench would use."""
+    want = _plain(dict(zip(("model", "train"), entry_options(job["entry"], job.get("protocol"), job["data"],
+                                                             job.get("model_opts", {}), job["batch_size"]))))
+    have = row.get("options")
+    if have == want:
+        return
+    where = f"{job['entry']} on {job['data']}, seed {job['seed']}"
+    if have is None:
+        raise DgmError(f"{log} holds a row ({where}) from an older dgm that did not record its options, so it "
+                       "cannot be checked against this bench: choose another --out (or move rows.jsonl away)")
+    diff = sorted(f"{part}.{k}: {have.get(part, {}).get(k)!r} there, {want[part].get(k)!r} here"
+                  for part in want for k in set(want[part]) | set(have.get(part, {}))
+                  if have.get(part, {}).get(k) != want[part].get(k))
+    raise DgmError(f"{log} holds a row ({where}) trained with other options ({'; '.join(diff)}): choose another "
+                   "--out, or give the options it was run with")
+
+
 def run_one(job: Dict) -> Dict:
     """Train one GAN on one toy mixture with one seed and score its 2500 samples; runs in a worker process."""
     import time
@@ -119,7 +142,8 @@ def run_one(job: Dict) -> Dict:
     data = load_dataset(job["data"], "train")
     res = modes(model, data)
     out = {"entry": job["entry"], "data": job["data"], "seed": job["seed"], **res, "run_dir": str(run_dir),
-           "steps": job["steps"], "cpu_seconds": time.process_time() - cpu0}
+           "steps": job["steps"], "cpu_seconds": time.process_time() - cpu0,
+           "options": _plain({"model": model_opts, "train": train_opts})}
     if snaps:
         out["snapshots"] = snaps
         out["snapshot_steps"] = marks
@@ -249,6 +273,8 @@ def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, s
                        "model_opts": model_opts or {}}
                 if e in snap_entries and s == 0:
                     job["snapshots"] = [max(1, round(steps * f)) for f in (0.05, 0.2, 0.4, 0.7, 1.0)]
+                if (e, d, s) in done:
+                    _check_reused(done[(e, d, s)], job, log)
                 if (e, d, s) not in done or (job.get("snapshots") and "snapshots" not in done[(e, d, s)]):
                     all_jobs.append(job)
     from tqdm.auto import tqdm

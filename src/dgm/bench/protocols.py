@@ -10,8 +10,10 @@ Setting A -- VEEGAN (Srivastava et al. 2017) Table 1, reprinted with WGAN-GP and
 Setting B -- PacGAN (Lin et al. 2018) Table 1; read from github.com/fjxmlzn/PacGAN
 ``synthetic_data_experiments/2D{Ring,Grid}_GAN&PacGAN/{config.py,pacgan_task.py}``.
 
-Known differences from the papers' code (both settings): dgm updates D, then G on the updated D (GDPP's code
-runs both Adam steps on one graph evaluation, i.e. simultaneously); dgm trains on its fixed 100,000-point training
+Both papers' code takes D's and G's gradients from one evaluation of the graph and applies both steps (GDPP:
+``sess.run([g_train_op, d_train_op])``; PacGAN: ALI's ``ali_algorithm``), so both presets set
+``update_order="simultaneous"`` (dgm's default is alternating: G against the updated D).
+Known differences from the papers' code (both settings): dgm trains on its fixed 100,000-point training
 split (GDPP draws fresh points every step; PacGAN draws 100,000 fixed packs of m points); and dgm's ring has 8
 distinct modes at k 2 pi / 8 (GDPP's ``sample_ring`` uses linspace(0, 2 pi, 8): 7 distinct modes).
 """
@@ -54,6 +56,7 @@ VEEGAN = Protocol(
         "latent_dim": 256,     # params z_dim=256
         "lr_d": 1e-4,          # params disc_learning_rate=1e-4
         "lr_g": 1e-3,          # params gen_learning_rate=1e-3
+        "update_order": "simultaneous",  # sess.run([g_train_op, d_train_op]): both gradients from one evaluation
     },
     train={
         "batch_size": 512,     # params batch_size=512
@@ -91,6 +94,7 @@ PACGAN = Protocol(
         "lr_d": 1e-4,          # config.py learning_rate=1e-4 (one Adam step rule for D and G)
         "lr_g": 1e-4,
         "objective": "non-saturating",  # PacGAN bricks: the ALI/GAN losses, G maximises log D(G(z))
+        "update_order": "simultaneous",  # ali.algorithms.ali_algorithm: one GradientDescent over both losses' grads
     },
     train={
         "batch_size": 100,     # config.py batch_size=100: packs per batch (pacgan_task.py: one z per pack slot)

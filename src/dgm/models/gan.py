@@ -23,6 +23,11 @@ from .gan_nets import GAN_ARCHS, AutoencoderDiscriminator, Discriminator  # noqa
 from .gan_nets.base import CONDS
 
 NORMS = ("auto", "batch", "layer", "none")
+# How D's and G's gradients are taken in one training step. alternating (dgm's default, the common PyTorch loop):
+# D steps, then G's loss is taken against the updated D. simultaneous: G's gradient is taken against D as it was
+# before this step's D update, so both gradients come from the same parameters, as in the toy-mixture papers' code
+# (GDPP: sess.run([g_train_op, d_train_op]); PacGAN/ALI: one Blocks GradientDescent over both losses).
+UPDATE_ORDERS = ("alternating", "simultaneous")
 
 
 @dataclass
@@ -57,6 +62,7 @@ class GANConfig(ModelConfig):
     minibatch_disc_dim: int = 5       # dimension C of each minibatch-discrimination kernel
     mbstd: bool = False               # minibatch standard deviation feature (Karras et al. 2018, ProGAN)
     mbstd_group: int = 4              # group size of --mbstd (ProGAN: 4)
+    update_order: str = "alternating"  # alternating: G against the updated D | simultaneous: both from one evaluation
     protocol: str = ""                # toy-mixture preset veegan | pacgan (dgm.bench.protocols): fills defaults
     # R1 (any scoring D) and StyleGAN (--arch stylegan, Karras et al. 2019)
     r1: Optional[float] = None        # R1 gamma/2 E||grad D(x)||^2 on reals (Mescheder 2018); none: 0, stylegan 10
@@ -151,6 +157,8 @@ class GANConfig(ModelConfig):
             raise DgmError(f"--r1-every must be >= 1 and needs --r1 GAMMA > 0, got {self.r1_every}")
         if self.d_norm not in NORMS:
             raise DgmError(f"--d-norm must be one of {', '.join(NORMS)}, got {self.d_norm!r}")
+        if self.update_order not in UPDATE_ORDERS:
+            raise DgmError(f"--update-order must be one of {', '.join(UPDATE_ORDERS)}, got {self.update_order!r}")
         if self.divergence not in F_DIVERGENCES:
             raise DgmError(f"--divergence must be one of {', '.join(F_DIVERGENCES)}, got {self.divergence!r}")
         for name in ("n_critic", "unroll_steps", "latent_dim", "hidden", "noise_decay_steps", "minibatch_disc"):

@@ -89,6 +89,7 @@ class GANStep(TrainStep):
         m, c, tc = self.model, self.model.config, engine.cfg
         self.obj, self.c = m.objective, c
         self.G = engine.wrap(m.generator)
+        self.critic = critic  # unwrapped: --update-order simultaneous calls it on D's parameters before the update
         self.D = engine.wrap(critic)
         lr_d, lr_g_default, betas = m.optimizer_defaults
         self.lr_d = c.lr_d or tc.lr or lr_d
@@ -165,21 +166,40 @@ class GANStep(TrainStep):
         dist.all_reduce(t)
         return t / info.world_size
 
+    def _d_before(self) -> Optional[Dict[str, Tensor]]:
+        """--update-order simultaneous: a copy of the critic's parameters and buffers before D's update, for G's
+        loss (None for the alternating order, where G's loss is taken against the updated D)."""
+        if self.c.update_order != "simultaneous":
+            return None
+        return {**{n: p.detach().clone() for n, p in self.critic.named_parameters()},
+                **{n: b.clone() for n, b in self.critic.named_buffers()}}
+
+    def _g_critic(self, before: Optional[Dict[str, Tensor]], fake: Tensor, y_fake: Optional[Tensor]):
+        """The critic's outputs on G's fakes: the current D (alternating), or D before this step's update
+        (simultaneous; a functional call on the copy, so the real D gets neither gradient nor buffer change)."""
+        args = (None, fake, (), (), None, y_fake)
+        if before is None:
+            return self.D(*args)
+        return functional_call(self.critic, before, args)
+
     def unrolled_g_loss(self, real: Tensor, fake: Tensor, steps: int, y_real: Optional[Tensor] = None,
-                        y_fake: Optional[Tensor] = None) -> Tensor:
+                        y_fake: Optional[Tensor] = None, before: Optional[Dict[str, Tensor]] = None) -> Tensor:
         """Metz et al. 2017: G's loss against D after ``steps`` differentiable copies of D's own update.
 
         The copies start from D's current parameters (detached: the real D gets no gradient and no update
         from them), take D's optimizer step (Adam / RMSprop / SGD with its current moments) on this batch, and
         keep the graph to G's parameters through ``fake``, so G sees the discriminator's reaction to it.
-        ``y_real`` / ``y_fake``: the labels of a class-conditional (concat or projection) D.
+        ``y_real`` / ``y_fake``: the labels of a class-conditional (concat or projection) D. ``before``
+        (--update-order simultaneous): the critic's parameters and buffers before this step's D update, where the
+        copies start (the optimizer moments are the updated ones).
         """
         d = self.model.discriminator
         opt = self.engine.optimizers["d"]
         group = opt.param_groups[0]
         named = dict(d.named_parameters())
-        params = {n: p.detach().requires_grad_(True) for n, p in named.items()}
-        buffers = {n: b.clone() for n, b in d.named_buffers()}
+        start = named if before is None else {n: before["d." + n] for n in named}
+        params = {n: p.detach().requires_grad_(True) for n, p in start.items()}
+        buffers = {n: (b if before is None else before["d." + n]).clone() for n, b in d.named_buffers()}
         state = {n: dict(opt.state.get(p, {})) for n, p in named.items()}
         real_in = (real,) if y_real is None else (real, y_real)
         fake_in = (fake,) if y_fake is None else (fake, y_fake)
@@ -217,14 +237,15 @@ class GANStep(TrainStep):
             class_d = acgan_d_class_loss(logits[0], y_real, logits[1], y_fake, c.ac_weight)
             out["class_loss_d"] = class_d.detach()
             loss_d = loss_d + class_d
+        before = self._d_before() if g_turn else None
         loss_d = self._update_d(loss_d, out, penalties, gps, d_real, d_fake)
         if g_turn:
             (fake_g,) = self._noise(fake)
             if c.unroll_steps > 0:
-                loss_g = self.unrolled_g_loss(real_n, fake_g, c.unroll_steps, y_real, y_fake)
+                loss_g = self.unrolled_g_loss(real_n, fake_g, c.unroll_steps, y_real, y_fake, before)
             else:
                 with e.autocast():
-                    _, d_gen, _, code, logits = self.D(None, fake_g, (), (), None, y_fake)
+                    _, d_gen, _, code, logits = self._g_critic(before, fake_g, y_fake)
                 loss_g = self._g_loss(d_gen.float(), code)
                 if logits is not None:
                     loss_g = loss_g + acgan_g_class_loss(logits[1], y_fake, c.ac_weight)
