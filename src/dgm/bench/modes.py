@@ -9,7 +9,7 @@ KL(q || uniform) over the high-quality samples' mode histogram q. Mean +- standa
 Training: ``--protocol veegan`` (setting A) or ``--protocol pacgan`` (setting B) runs the published networks and
 optimisers (``dgm.bench.protocols``), beside that protocol's published rows; without a protocol every entry gets
 dgm's MLPs, the same number of discriminator updates (``--steps``) and its objective's own optimiser defaults.
-An entry is an objective, a remedy (``unrolled-5``, ``pacgan2..4``, ``minibatch-disc``, ``mbstd``) on the
+An entry is an objective, a remedy (``unrolled-5``, ``pacgan2..4``, ``minibatch-disc``, ``mbstd``, ``ema``) on the
 non-saturating GAN, or a combination joined by ``+`` (``pacgan2+mbstd``, ``wgan-gp+pacgan2``). Each run is an ordinary
 run directory (config, checkpoints, metrics.jsonl), so any row can be inspected or resumed.
 """
@@ -33,6 +33,7 @@ VARIANTS = {
     "pacgan2": {"pack": 2}, "pacgan3": {"pack": 3}, "pacgan4": {"pack": 4},  # Lin et al. 2018
     "minibatch-disc": {"minibatch_disc": 5, "minibatch_disc_dim": 3},  # Salimans et al. 2016 (B, C small for 2-D)
     "mbstd": {"mbstd": True},                      # Karras et al. 2018 (group 4)
+    "ema": {"ema_decay": 0.999},                   # EMA of G's weights, sampled (Yazici et al. 2019); not a default row
 }
 REMEDY_ENTRIES = [UNROLLED, "pacgan2", "pacgan3", "pacgan4", "minibatch-disc", "mbstd"]
 
