@@ -52,9 +52,9 @@ if [ "${MODES_FULL:-0}" = 1 ]; then
   echo "== 6. toy-mixture protocols at full length"
   J=${MODES_JOBS:-14}
   time python3 -m dgm bench modes --protocol veegan --seeds 5 --jobs "$J" --out "$OUT/modes-veegan" \
-      --objectives minimax,non-saturating,wgan-gp,hinge,unrolled-5,pacgan2,pacgan3,pacgan4,minibatch-disc,mbstd,pacgan4+mbstd
+      --objectives minimax,non-saturating,wgan-gp,hinge,unrolled-5,pacgan2,pacgan3,pacgan4,minibatch-disc,mbstd,pacgan4+mbstd,ema,minimax+ema,wgan-gp+ema
   time python3 -m dgm bench modes --protocol pacgan --seeds 10 --jobs "$J" --out "$OUT/modes-pacgan" \
-      --objectives non-saturating,pacgan2,pacgan3,pacgan4,minibatch-disc,mbstd
+      --objectives non-saturating,pacgan2,pacgan3,pacgan4,minibatch-disc,mbstd,ema,pacgan4+ema
 fi
 echo "== 7. StyleGAN on digits, CUDA (row F of benchmarks/stylegan_ablation.py, then demodulation)"
 for mod in adain demod; do
