@@ -139,9 +139,10 @@ def test_resumed_gan_run_equals_uninterrupted(tmp_path, objective, opts):
                     assert torch.equal(v, sb[i][k]) if exact else torch.allclose(v, sb[i][k], rtol=1e-6, atol=1e-7)
 
 
-def test_ddp_gan_two_processes_equal_one_process(tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--update-order", "simultaneous"]])
+def test_ddp_gan_two_processes_equal_one_process(tmp_path, extra):
     common = ["train", "gan", "--data", "ring8", "--steps", "3", "--batch-size", "32", "--hidden", "16",
-              "--no-progress", "--n-samples", "0", "--device", "cpu"]
+              "--no-progress", "--n-samples", "0", "--device", "cpu", *extra]
     env_cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "dgm.cli"]
     ddp = subprocess.run([*env_cmd, *common, "--out", str(tmp_path / "ddp")], capture_output=True, text=True,
                          timeout=300)
