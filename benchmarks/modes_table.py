@@ -29,7 +29,13 @@ def main(argv=None) -> int:
     if not log.is_file():
         print(f"modes_table: no rows.jsonl in {a.out}", file=sys.stderr)
         return 2
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    # a row trained again (e.g. for its snapshots) is appended once more: the last one counts, as in the bench
+    latest = {}
+    for line in log.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            latest[(r["entry"], r["data"], r["seed"], r["steps"])] = r
+    rows = list(latest.values())
     if a.entries:
         keep = a.entries.split(",")
         rows = [r for r in rows if r["entry"] in keep]

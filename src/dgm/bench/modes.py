@@ -327,7 +327,11 @@ def _figures(rows: List[Dict], datasets: Sequence[str], out_dir: Path) -> None:
         return
     for d in datasets:
         data = load_dataset(d, "train")
-        rs = sorted([r for r in rows if r["data"] == d and r["seed"] == 0], key=lambda r: r["entry"])
+        # a row kept from an earlier machine may have lost its run folder: draw the rows that still have one
+        rs = sorted([r for r in rows if r["data"] == d and r["seed"] == 0 and (Path(r["run_dir"]) / "config.json").is_file()],
+                    key=lambda r: r["entry"])
+        if not rs:
+            continue
         cols = 4
         nr = math.ceil(len(rs) / cols)
         fig, axes = plt.subplots(nr, cols, figsize=(4.2 * cols, 3.6 * nr), dpi=90, squeeze=False)
