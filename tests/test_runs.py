@@ -225,3 +225,19 @@ def test_modes_table_counts_a_retrained_row_once_and_draws_without_lost_run_fold
     copied = [json.loads(x) for x in (tmp_path / "copy" / "rows.jsonl").read_text().splitlines()]
     assert sorted(r["entry"] for r in copied) == ["minimax", "non-saturating"] and "snapshots" not in copied[0]
     assert (tmp_path / "copy" / "samples-ring8.png").is_file() and (tmp_path / "copy" / "snapshots-ring8.png").is_file()
+
+
+def test_bench_modes_in_parallel_gives_the_rows_of_one_process(tmp_path):
+    """--jobs 2 runs each (entry, data, seed) in its own process and logs it when it ends (not in job order):
+    the same rows as --jobs 1, each once."""
+    args = ["bench", "modes", "--objectives", "non-saturating,minimax", "--data", "ring8", "--seeds", "2", "--steps",
+            "4", "--batch-size", "64", "--hidden", "16", "--layers", "1", "--no-figures"]
+    keys = ("modes", "high_quality", "reverse_kl", "options")
+    got = {}
+    for jobs in (1, 2):
+        out = tmp_path / f"jobs{jobs}"
+        assert main(args + ["--jobs", str(jobs), "--out", str(out)]) == 0
+        logged = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+        got[jobs] = {(r["entry"], r["seed"]): tuple(json.dumps(r[k]) for k in keys) for r in logged}
+        assert len(logged) == len(got[jobs]) == 4
+    assert got[1] == got[2]

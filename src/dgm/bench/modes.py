@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -295,8 +295,14 @@ def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, s
             finished(run_one(j))
     else:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
-            for r in pool.map(run_one, all_jobs):
-                finished(r)
+            futures = [pool.submit(run_one, j) for j in all_jobs]  # started in this order (seed by seed)
+            try:
+                for f in as_completed(futures):  # each row reaches rows.jsonl when its run ends, not in job order
+                    finished(f.result())
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
     bar.close()
     summary = summarize(rows)
     num_modes = {d: len(load_dataset(d, "val").means) for d in datasets}
