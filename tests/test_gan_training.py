@@ -117,7 +117,8 @@ def _train(out, *extra):
 @pytest.mark.parametrize("objective,opts", [("wgan-gp", ["--instance-noise", "0.1", "--noise-decay-steps", "10"]), ("began", []),
                                             ("non-saturating", ["--unroll-steps", "2"]),
                                             ("non-saturating", ["--unroll-steps", "2", "--update-order", "simultaneous"]),
-                                            ("minimax", ["--update-order", "simultaneous", "--spectral-norm"])])
+                                            ("minimax", ["--update-order", "simultaneous", "--spectral-norm"]),
+                                            ("non-saturating", ["--gdpp", "1", "--update-order", "simultaneous"])])
 def test_resumed_gan_run_equals_uninterrupted(tmp_path, objective, opts):
     common = ["--objective", objective, *opts]
     _train(tmp_path / "full", *common, "--steps", "6")

@@ -34,6 +34,7 @@ VARIANTS = {
     "minibatch-disc": {"minibatch_disc": 5, "minibatch_disc_dim": 3},  # Salimans et al. 2016 (B, C small for 2-D)
     "mbstd": {"mbstd": True},                      # Karras et al. 2018 (group 4)
     "ema": {"ema_decay": 0.999},                   # EMA of G's weights, sampled (Yazici et al. 2019); not a default row
+    "gdpp": {"gdpp": 1.0},                         # Elfeki et al. 2019 (their code: G loss 0.5 (GAN + GDPP)); not a default row
 }
 REMEDY_ENTRIES = [UNROLLED, "pacgan2", "pacgan3", "pacgan4", "minibatch-disc", "mbstd"]
 

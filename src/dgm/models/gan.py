@@ -63,6 +63,7 @@ class GANConfig(ModelConfig):
     mbstd: bool = False               # minibatch standard deviation feature (Karras et al. 2018, ProGAN)
     mbstd_group: int = 4              # group size of --mbstd (ProGAN: 4)
     update_order: str = "alternating"  # alternating: G against the updated D | simultaneous: both from one evaluation
+    gdpp: float = 0.0                 # GDPP (Elfeki et al. 2019): weight of the DPP diversity loss on G, over D's features
     protocol: str = ""                # toy-mixture preset veegan | pacgan (dgm.bench.protocols): fills defaults
     # R1 (any scoring D) and StyleGAN (--arch stylegan, Karras et al. 2019)
     r1: Optional[float] = None        # R1 gamma/2 E||grad D(x)||^2 on reals (Mescheder 2018); none: 0, stylegan 10
@@ -134,6 +135,14 @@ class GANConfig(ModelConfig):
     def tiny(cls) -> Dict[str, Any]:
         return {**super().tiny(), "hidden": 8, "layers": 2, "latent_dim": 4}
 
+    def refuse_gan_step_options(self, model: str) -> None:
+        """Options that only ``dgm train gan``'s step implements, refused by the GAN models with a step of their own
+        (infogan, ssgan) rather than ignored."""
+        if self.update_order != "alternating":
+            raise DgmError(f"--update-order simultaneous is for dgm train gan; {model} updates alternately: drop it")
+        if self.gdpp:
+            raise DgmError(f"--gdpp is for dgm train gan; {model}'s generator loss has no GDPP term: drop it")
+
     def __post_init__(self):
         points = self.data_kind == "points"
         if self.arch == "auto":
@@ -167,6 +176,12 @@ class GANConfig(ModelConfig):
         for name in ("layers", "pack", "minibatch_disc_dim", "mbstd_group"):
             if getattr(self, name) < 1:
                 raise DgmError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if not self.gdpp >= 0:
+            raise DgmError(f"--gdpp must be >= 0 (0: off), got {self.gdpp}")
+        if self.gdpp and (obj.kind == "energy" or self.unroll_steps):
+            raise DgmError("--gdpp compares D's features of fakes and reals in G's loss: it needs a scoring "
+                           f"discriminator and no --unroll-steps ({self.objective}, {self.unroll_steps} unrolling "
+                           "steps here); drop one of them")
         if obj.kind == "energy" and (self.minibatch_disc or self.mbstd):
             raise DgmError(f"--minibatch-disc / --mbstd need a scoring discriminator; {self.objective} has an "
                            "auto-encoder D: drop the option or choose another objective")

@@ -38,8 +38,7 @@ class InfoGANConfig(GANConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.update_order != "alternating":
-            raise DgmError("--update-order simultaneous is for dgm train gan; infogan updates alternately: drop it")
+        self.refuse_gan_step_options("infogan")
         if self.cat_codes < 0 or self.cont_codes < 0:
             raise DgmError(f"--cat-codes and --cont-codes must be >= 0, got {self.cat_codes} and {self.cont_codes}")
         if self.cat_codes == 0 and self.cont_codes == 0:

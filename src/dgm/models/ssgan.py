@@ -33,8 +33,7 @@ class SSGANConfig(GANConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.update_order != "alternating":
-            raise DgmError("--update-order simultaneous is for dgm train gan; ssgan updates alternately: drop it")
+        self.refuse_gan_step_options("ssgan")
         if self.num_classes < 2:
             raise DgmError("ssgan needs a labelled dataset (its classifier learns the dataset's classes); this data "
                            "has no labels: use digits, mnist, fashion-mnist or cifar10")

@@ -19,6 +19,7 @@ from torch.func import functional_call
 from ..errors import DgmError
 from ..nn.ema import ema_update
 from ..objectives import acgan_d_class_loss, acgan_g_class_loss, clip_weights, gradient_penalty, instance_noise_std
+from ..objectives.diversity import gdpp_loss
 from ..objectives.orthogonal import orthogonal_regularization_of
 from .optim import differentiable_step
 from .steps import STEPS, TrainStep
@@ -27,8 +28,9 @@ from .steps import STEPS, TrainStep
 class _Critic(nn.Module):
     """Everything D computes in one update, in ONE forward call (so DDP sees one forward per backward).
 
-    forward(real, fake, points, targets, y_real, y_fake) -> (D(real) or None, D(fake), [gradient penalty at each
-    points with its target], D's code of fake or None, ACGAN's class logits (of real or None, of fake) or None)
+    forward(real, fake, points, targets, y_real, y_fake, reps) -> (D(real) or None, D(fake), [gradient penalty at each
+    points with its target], D's code of fake or None, ACGAN's class logits (of real or None, of fake) or None,
+    ``reps``: the head's inputs (representation of real, of fake) for G's GDPP term, else None)
 
     A class-conditional D gets the labels: the real batch's, the ones the fakes were drawn for, and for the penalty
     points the real labels (exact for R1 and DRAGAN, whose points are (near) real images; WGAN-GP's interpolate
@@ -39,21 +41,27 @@ class _Critic(nn.Module):
         super().__init__()
         self.d, self.energy = d, energy
 
-    def _out(self, x, y):
+    def _out(self, x, y, rep: bool = False):
         if self.energy:
             energy, code = self.d.energy_and_code(x) if y is None else self.d.energy_and_code(x, y)
-            return energy, code, None
+            return energy, code, None, None
+        if rep:  # the representation and the score from one pass
+            h = self.d.representation(x, y)
+            score, logits = self.d.scores_of(h, y)
+            return score, None, logits, h
         if y is None:
-            return self.d(x), None, None
+            return self.d(x), None, None, None
         score, logits = self.d.scores(x, y)
-        return score, None, logits
+        return score, None, logits, None
 
     def forward(self, real: Optional[Tensor], fake: Tensor, points: Sequence[Tensor] = (),
-                targets: Tuple[float, ...] = (), y_real: Optional[Tensor] = None, y_fake: Optional[Tensor] = None):
-        d_real, _, l_real = self._out(real, y_real) if real is not None else (None, None, None)
-        d_fake, code, l_fake = self._out(fake, y_fake)
+                targets: Tuple[float, ...] = (), y_real: Optional[Tensor] = None, y_fake: Optional[Tensor] = None,
+                reps: bool = False):
+        d_real, _, l_real, h_real = self._out(real, y_real, reps) if real is not None else (None,) * 4
+        d_fake, code, l_fake, h_fake = self._out(fake, y_fake, reps)
         gps = [gradient_penalty(self.d, x, t, y_real) for x, t in zip(points, targets)]
-        return d_real, d_fake, gps, code, (None if l_fake is None else (l_real, l_fake))
+        return d_real, d_fake, gps, code, (None if l_fake is None else (l_real, l_fake)), \
+            ((h_real, h_fake) if reps else None)
 
 
 @STEPS.register("gan", help="adversarial: alternating discriminator / generator updates (n_critic, TTUR, unrolling)")
@@ -74,6 +82,9 @@ class GANStep(TrainStep):
                            f"--batch-size {tc.batch_size} gives {per_process} per process: use a multiple of "
                            f"{self.pack} (PacGAN: --batch-size = {self.pack} x the number of packs)")
         self.classes = c.num_classes if m.conditional else 0  # class-conditional: labels to D and G
+        if c.gdpp and not getattr(m.discriminator, "split", False):
+            raise DgmError(f"--gdpp needs D's last hidden features; --arch {c.arch}'s discriminator has no "
+                           "features/head split: drop --gdpp or choose another --arch")
 
         # growing architectures (ProGAN): the modules told the images shown before each update (``set_progress``)
         self.progressive = [mod for mod in m.modules() if hasattr(mod, "set_progress")]
@@ -174,10 +185,12 @@ class GANStep(TrainStep):
         return {**{n: p.detach().clone() for n, p in self.critic.named_parameters()},
                 **{n: b.clone() for n, b in self.critic.named_buffers()}}
 
-    def _g_critic(self, before: Optional[Dict[str, Tensor]], fake: Tensor, y_fake: Optional[Tensor]):
+    def _g_critic(self, before: Optional[Dict[str, Tensor]], fake: Tensor, y_fake: Optional[Tensor],
+                  real: Optional[Tensor] = None, y_real: Optional[Tensor] = None):
         """The critic's outputs on G's fakes: the current D (alternating), or D before this step's update
-        (simultaneous; a functional call on the copy, so the real D gets neither gradient nor buffer change)."""
-        args = (None, fake, (), (), None, y_fake)
+        (simultaneous; a functional call on the copy, so the real D gets neither gradient nor buffer change).
+        ``real`` (--gdpp): also D's representations of the reals and of the fakes."""
+        args = (real, fake, (), (), y_real, y_fake, real is not None)
         if before is None:
             return self.D(*args)
         return functional_call(self.critic, before, args)
@@ -228,7 +241,7 @@ class GANStep(TrainStep):
         penalties = [p for p in self.penalties if p.applies(self.d_steps)]  # lazy ones on every k-th update
         points = [p.sample(real_n, fake_n, self.pack) for p in penalties]
         with e.autocast():
-            d_real, d_fake, gps, _, logits = self.D(real_n, fake_n, points, tuple(p.target for p in penalties),
+            d_real, d_fake, gps, _, logits, _ = self.D(real_n, fake_n, points, tuple(p.target for p in penalties),
                                                     y_real, y_fake)
         d_real, d_fake = d_real.float(), d_fake.float()
         loss_d = self._d_loss(d_real, d_fake)
@@ -245,12 +258,30 @@ class GANStep(TrainStep):
                 loss_g = self.unrolled_g_loss(real_n, fake_g, c.unroll_steps, y_real, y_fake, before)
             else:
                 with e.autocast():
-                    _, d_gen, _, code, logits = self._g_critic(before, fake_g, y_fake)
+                    _, d_gen, _, code, logits, reps = self._g_critic(before, fake_g, y_fake,
+                                                                     *((real_n, y_real) if c.gdpp else ()))
                 loss_g = self._g_loss(d_gen.float(), code)
+                if reps is not None:
+                    loss_g = loss_g + c.gdpp * self._gdpp(*reps)
                 if logits is not None:
                     loss_g = loss_g + acgan_g_class_loss(logits[1], y_fake, c.ac_weight)
             self._update_g(loss_g)
         return self._logged(out, loss_d)
+
+    def _gdpp(self, h_real: Tensor, h_fake: Tensor) -> Tensor:
+        """GDPP's diversity loss (objectives/diversity.py) over the global batch: under DDP every process gathers
+        all processes' representations (the fakes' with their gradient) and computes the same loss, so the averaged
+        gradient equals the one-process gradient of the loss on the union batch. The loss pairs fake i with real i
+        (eigenvectors index samples), so both are put in the one-process order: z is split in contiguous slices
+        (``_inputs``), the real batch by the DistributedSampler, which deals sample j to process j mod W."""
+        if self.engine.info.distributed:
+            from torch.distributed.nn.functional import all_gather
+
+            h_fake = torch.cat(all_gather(h_fake.float()))
+            h_real = torch.stack(all_gather(h_real.detach().float())).transpose(0, 1).flatten(0, 1)
+        loss = gdpp_loss(h_fake, h_real)
+        self.last["gdpp"] = float(loss.detach())
+        return loss
 
     # -- the updates every GAN-family step shares (InfoGAN, SSGAN) -----------------------------------
     def _update_d(self, loss_d: Tensor, out: Dict, penalties, gps, d_real: Tensor, d_fake: Tensor) -> Tensor:
@@ -284,7 +315,7 @@ class GANStep(TrainStep):
         """The step's log: D's loss (also as ``loss``), and G's last loss and orthogonal penalty once there is one."""
         out["loss_d"] = loss_d.detach()
         out["loss"] = loss_d.detach()
-        for k in ("loss_g", "ortho_reg"):
+        for k in ("loss_g", "ortho_reg", "gdpp"):
             if k in self.last:
                 out[k] = torch.tensor(self.last[k])
         return out

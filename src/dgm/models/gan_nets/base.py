@@ -153,7 +153,10 @@ class Discriminator(nn.Module):
         if not self.split:
             x = pack(with_labels(x, y, self.concat_classes, self.flat), self.pack)
             return self.body(x).reshape(x.shape[0]), None
-        h = self.representation(x, y)
+        return self.scores_of(self.representation(x, y), y)
+
+    def scores_of(self, h: Tensor, y: Optional[Tensor] = None) -> Tuple[Tensor, Optional[Tensor]]:
+        """``scores`` from the representation h = ``representation(x, y)`` (for a caller that also needs h)."""
         out = self.head(h).reshape(h.shape[0])
         if self.cond == "projection":
             if y is None:
