@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from dgm.bench.modes import _figures, format_table, summarize
+from dgm.bench.modes import _figures, format_table, stopped_note, summarize
 from dgm.bench.protocols import get
 from dgm.data import load_dataset
 
@@ -48,6 +48,7 @@ def main(argv=None) -> int:
     length = f"{n} D updates per run" + (f" of the protocol's {full} ({100 * n / full:.1f} %)" if full else "")
     datasets = sorted({r["data"] for r in rows}, key=lambda d: ["ring8", "grid25"].index(d))
     table = format_table(summarize(rows), {d: len(load_dataset(d, "val").means) for d in datasets}, a.protocol, length)
+    table += stopped_note(rows)
     cpu = sum(r.get("cpu_seconds", 0.0) for r in rows)
     table += f"\n({len(rows)} runs, {cpu:.0f} CPU-s of training and evaluation in all)"
     print(table)

@@ -127,3 +127,49 @@ def test_ddp_two_processes_give_the_one_process_gradient(tmp_path):
         assert torch.allclose(sa["exp_avg"], sb["exp_avg"], rtol=1e-3, atol=1e-6), i
     for k in a["model"]:
         assert torch.allclose(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-7), k
+
+
+def test_features_of_points_spanning_few_dimensions_give_a_finite_gradient():
+    """D's features of 2-D points lie near a low-dimensional set, so most of the kernel's spectrum is ~0: the loss
+    keeps a finite gradient there (the unresolved eigenvectors are left out of L_s) and its value stays within 1e-3
+    of the full definition's (their weights are below 1e-6 each)."""
+    g = torch.Generator().manual_seed(3)
+    a, b = torch.randn(2, 128, generator=g) * 3, torch.randn(128, 128, generator=g) / 4
+
+    def features(x):
+        return torch.tanh(torch.tanh(x @ a) @ b)
+
+    angles = torch.randint(8, (512,), generator=g) * (2 * np.pi / 8)
+    ring = torch.stack([angles.cos(), angles.sin()], 1)
+    real = features(ring + 0.01 * torch.randn(512, 2, generator=g))
+    x_fake = (ring[torch.randperm(512, generator=g)] + 0.2 * torch.randn(512, 2, generator=g)).requires_grad_(True)
+    h_fake = features(x_fake)
+    from dgm.objectives.diversity import _eigh
+
+    lam = _eigh(h_fake.detach())[0]
+    assert (lam < 1e-6 * lam.max()).sum() > 10  # the case in point: many unresolved eigenvalues
+    m, s = gdpp_terms(h_fake, real)
+    (EIGVAL_WEIGHT * m + s).backward()
+    assert torch.isfinite(x_fake.grad).all() and x_fake.grad.abs().sum() > 0
+    ref_m, ref_s = _reference(h_fake.detach().double().numpy(), real.double().numpy())
+    assert m.item() == pytest.approx(ref_m, rel=1e-4)
+    # |dots| bound both: L_s's sign-free magnitude within the unresolved part's total weight
+    from dgm.objectives.diversity import kernel_eigen
+
+    lf, vf, _ = kernel_eigen(h_fake.detach())
+    lr, vr, low = kernel_eigen(real)
+    w = (lr - low) / (lr.max() - low)
+    kept = (lr > 1e-6 * lr.max()) & (lf > 1e-6 * lf.max())
+    assert w[~kept].sum().item() < 1e-3
+    kept_abs = (w[kept] * (vf[:, kept] * vr[:, kept]).sum(0).abs()).sum().item()
+    assert abs(s.item()) <= kept_abs + 1e-5
+    assert abs(-kept_abs - ref_s) <= w[~kept].sum().item() + 1e-4  # the definition, less the unresolved terms
+
+
+def test_equal_eigenvalues_give_no_gdpp_gradient_rather_than_nan():
+    """Orthogonal fake features: the kernel is the identity, every eigenvalue is 1, and eigh's gradient is 0/0.
+    That step's GDPP gradient is 0 (not NaN, which would end the run); the rest of G's loss is untouched."""
+    h = torch.eye(4, 8).requires_grad_(True)
+    real = torch.randn(4, 8, generator=torch.Generator().manual_seed(0))
+    (gdpp_loss(h, real) + h.sum()).backward()
+    assert torch.equal(h.grad, torch.ones(4, 8))

@@ -241,3 +241,18 @@ def test_bench_modes_in_parallel_gives_the_rows_of_one_process(tmp_path):
         got[jobs] = {(r["entry"], r["seed"]): tuple(json.dumps(r[k]) for k in keys) for r in logged}
         assert len(logged) == len(got[jobs]) == 4
     assert got[1] == got[2]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_bench_modes_records_a_diverged_run_instead_of_stopping(tmp_path, jobs):
+    """A GAN whose loss becomes non-finite is a result: its row says it stopped and the bench goes on (also from a
+    worker process, which must send the engine's TrainingStopped back), and the table lists it."""
+    from dgm.bench.modes import run_benchmark
+
+    res = run_benchmark(["minimax", "non-saturating"], ["ring8"], 1, 30, str(tmp_path / "b"), batch_size=32,
+                        jobs=jobs, model_opts={"hidden": 8, "layers": 1, "lr_g": 1e30, "lr_d": 1e30},
+                        figure=False, progress=False)
+    assert len(res["rows"]) == 2
+    assert all("loss became" in r["stopped"] for r in res["rows"])
+    assert "stopped early" in res["table"] and "minimax on ring8, seed 0: loss became" in res["table"]
+    json.loads((tmp_path / "b" / "results.json").read_text(), parse_constant=lambda c: pytest.fail(f"JSON has {c}"))

@@ -119,6 +119,8 @@ def run_one(job: Dict) -> Dict:
     from ..training import TrainConfig
     from ..metrics.modes import modes
     from ..runs import load
+    from ..checkpoint import latest_checkpoint
+    from ..training.engine import TrainingStopped
     from ..training.run import train_run
 
     cpu0 = time.process_time()
@@ -131,21 +133,30 @@ def run_one(job: Dict) -> Dict:
                 "options": {}}
     model_opts, train_opts = entry_options(job["entry"], job.get("protocol"), job["data"], job.get("model_opts", {}),
                                            job["batch_size"])
-    snaps = []
+    snaps, stopped = [], None
     marks = job.get("snapshots") or [job["steps"]]
     for i, s in enumerate(marks):
         cfg = TrainConfig(**{**train_opts, "steps": s}, seed=job["seed"], progress=False, n_samples=0,
                           ckpt_every=10 ** 9, log_every=max(1, job["steps"] // 20))
-        train_run("gan", data_cfg, model_opts, cfg, out=str(run_dir), resume=i > 0, overrides={"steps": s})
+        try:
+            train_run("gan", data_cfg, model_opts, cfg, out=str(run_dir), resume=i > 0, overrides={"steps": s})
+        except TrainingStopped as e:  # a diverged GAN (non-finite loss) is a result, not a crash of the bench
+            stopped = str(e)
+            break
         if len(marks) > 1:
             model = load(run_dir)
             snaps.append(model.sample(2500, generator=torch.Generator().manual_seed(0)).numpy().tolist())
-    model = load(run_dir)
     data = load_dataset(job["data"], "train")
-    res = modes(model, data)
+    if stopped is None or latest_checkpoint(run_dir):
+        model = load(run_dir)
+        res = modes(model, data)
+    else:  # stopped before any checkpoint: no generator to score
+        res = {"modes": 0, "high_quality": 0.0, "reverse_kl": None, "num_modes": len(data.means), "n_samples": 0}
     out = {"entry": job["entry"], "data": job["data"], "seed": job["seed"], **res, "run_dir": str(run_dir),
            "steps": job["steps"], "cpu_seconds": time.process_time() - cpu0,
            "options": _plain({"model": model_opts, "train": train_opts})}
+    if stopped is not None:  # scored at its last checkpoint (format_table lists these runs under the table)
+        out["stopped"] = stopped
     if snaps:
         out["snapshots"] = snaps
         out["snapshot_steps"] = marks
@@ -214,6 +225,13 @@ def format_table(summary: Dict, num_modes: Dict[str, int], protocol: Optional[st
                      f"{' ± standard error' if protocol == 'pacgan' else ' of 5 runs, no error bars'}); "
                      "the papers ran the full length")
     return "\n".join(lines)
+
+
+def stopped_note(rows: Sequence[Dict]) -> str:
+    """Lines under the table for the runs that stopped early (non-finite loss), scored at their last checkpoint."""
+    out = [f"{r['entry']} on {r['data']}, seed {r['seed']}: {r['stopped'].split(';')[0]}; scored at its last checkpoint"
+           for r in sorted(rows, key=lambda r: (r["entry"], r["data"], r["seed"])) if r.get("stopped")]
+    return "\n".join(["", "stopped early (counted in the rows above):", *out]) if out else ""
 
 
 def bench_length(protocol: Optional[str], steps: Optional[int], epochs: Optional[float]) -> int:
@@ -309,7 +327,7 @@ def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, s
     num_modes = {d: len(load_dataset(d, "val").means) for d in datasets}
     full = get(protocol).steps if protocol else None
     length = f"{steps} D updates per run" + (f" of the protocol's {full} ({100 * steps / full:.1f} %)" if full else "")
-    table = format_table(summary, num_modes, protocol, length)
+    table = format_table(summary, num_modes, protocol, length) + stopped_note(rows)
     slim = [{k: v for k, v in r.items() if k != "snapshots"} for r in rows]
     cpu = sum(r.get("cpu_seconds", 0.0) for r in rows)
     (out_dir / "results.json").write_text(json.dumps({

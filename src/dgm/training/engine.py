@@ -37,6 +37,9 @@ class TrainingStopped(DgmError):
         super().__init__(message)
         self.exit_code = exit_code
 
+    def __reduce__(self):  # picklable (a bench's worker process sends it back to the parent)
+        return type(self), (str(self), self.exit_code)
+
 
 def seed_everything(seed: int) -> None:
     import random
