@@ -35,6 +35,18 @@ def _private_feature_cache(tmp_path_factory):
         os.environ["DGM_CACHE_DIR"] = old
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a module of tiny networks (pytestmark = pytest.mark.usefixtures("one_thread")): on a
+    busy 2-core machine, a process's threads spin against each other and made such tests 10-50x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A few steps of a tiny Gated PixelCNN on binarized digits (shared, read-only)."""

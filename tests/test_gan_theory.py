@@ -4,6 +4,7 @@ checks of dgm.metrics.divergences.
 
 Everything is 1-D, float64 where it matters, full-batch and seeded; the whole file runs in a few seconds.
 """
+import importlib.util
 import math
 
 import numpy as np
@@ -18,19 +19,15 @@ from dgm.metrics.divergences import (gan_value, js_divergence, kl_divergence, op
                                      wasserstein1_1d)
 from dgm.objectives import OBJECTIVES, gradient_penalty, interpolates
 
+from conftest import ROOT
+
 _trapezoid = getattr(np, "trapezoid", None) or np.trapz  # numpy >= 2.0 renamed trapz
 LOG2, LOG4 = math.log(2.0), math.log(4.0)
 GRID = np.linspace(-14.0, 14.0, 28001)  # step 1e-3; covers gmm1d and N(mu, 1) for |mu| <= 8 to > 6 std
 Q_MEAN, Q_STD = 0.5, 1.0                # the fixed "generator" distribution q = N(0.5, 1)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny 1-D problems: intra-op threads only add contention (2 threads on 2 busy cores ran ~50x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +55,16 @@ def _gmm_quantiles(ds, n):
     return 0.5 * (lo + hi)
 
 
-def _mlp(width, dtype=torch.float64):
-    return nn.Sequential(nn.Linear(1, width), nn.Tanh(), nn.Linear(width, width), nn.Tanh(),
-                         nn.Linear(width, 1)).to(dtype)
+def _benchmark():
+    """benchmarks/gan_theory.py, whose 1-D MLP and L-BFGS discriminator training these tests share."""
+    spec = importlib.util.spec_from_file_location("gan_theory_benchmark", ROOT / "benchmarks" / "gan_theory.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BENCH = _benchmark()
+_mlp = BENCH.mlp
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -75,22 +79,10 @@ def trained_d(gmm):
     empirical loss is a quadrature of the population loss and the optimum is D* up to the net's capacity; with
     4000 random draws a 32-unit MLP overfits the tails (error ~0.08).
     """
-    torch.manual_seed(0)
     n = 2000
     xp = torch.from_numpy(_gmm_quantiles(gmm, n))[:, None]
     xq = torch.from_numpy(Q_MEAN + Q_STD * ndtri((np.arange(n) + 0.5) / n))[:, None]
-    d, loss_d = _mlp(16), OBJECTIVES.get("minimax").d
-    opt = torch.optim.LBFGS(d.parameters(), lr=1.0, max_iter=300, history_size=50, line_search_fn="strong_wolfe",
-                            tolerance_grad=1e-10, tolerance_change=1e-14)
-
-    def closure():
-        opt.zero_grad()
-        loss = loss_d(d(xp), d(xq))
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    return d.eval()
+    return BENCH.train_discriminator(xp, xq, width=16, iters=300, seed=0)
 
 
 def _logit_fn(d):

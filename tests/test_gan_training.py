@@ -211,6 +211,7 @@ def _ring_modes(objective, seed, steps, **opts):
     return modes(model, data)["modes"]
 
 
+@pytest.mark.slow  # 149 s on 2 cores (2026-12-02): a quarter of the default suite; run with -m slow
 def test_unrolling_covers_more_ring_modes_than_saturating_minimax_in_a_short_run():
     """Metz et al. 2017 on ring8 (VEEGAN/PacGAN protocol): after 400 D steps the saturating minimax GAN still
     hops between one or two modes while its 5-step-unrolled version has already spread round the ring

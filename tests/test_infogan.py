@@ -19,13 +19,7 @@ TRAIN = ["--data", "digits", "--batch-size", "32", "--no-progress", "--n-samples
          "--eval-every", "1000"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: on a loaded machine several threads per process spin against each other (10x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _model(**opts):

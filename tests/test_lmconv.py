@@ -22,13 +22,7 @@ from conftest import ROOT, torchrun
 TINY_LM = ["--hidden", "8", "--layers", "2"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convolutions on a shared 2-core machine are far faster on one thread than on two competing ones."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _model(h=5, w=4, levels=2, **kw):

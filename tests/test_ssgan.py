@@ -19,13 +19,7 @@ TRAIN = ["--data", "digits", "--batch-size", "16", "--hidden", "8", "--labels-pe
          "--n-samples", "0", "--ckpt-every", "1000", "--eval-every", "1000", "--log-every", "1"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread: on a loaded machine several threads per process spin against each other (10x slower)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _k_plus_1(logits):

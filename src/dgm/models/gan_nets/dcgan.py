@@ -66,7 +66,18 @@ def _run(layers: nn.Sequential, x: Tensor, h: Tensor) -> Tensor:
     return x
 
 
-class DCGANEncoder(nn.Module):
+class ConvEncoder(nn.Module):
+    """A convolutional ``body`` and a linear ``head`` on its flattened last map (DCGAN's and SAGAN's encoders)."""
+
+    def features(self, x: Tensor) -> Tensor:
+        """The flattened last feature map (the input of the linear head)."""
+        return self.body(x).flatten(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class DCGANEncoder(ConvEncoder):
     """Radford et al. 2016: stride-2 convolutions with LeakyReLU(0.2), no norm on the first layer; a linear head."""
 
     def __init__(self, channels: int, size: int, base: int, out: int, norm: str):
@@ -78,13 +89,6 @@ class DCGANEncoder(nn.Module):
             c *= 2
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(c * s0 * s0, out)
-
-    def features(self, x: Tensor) -> Tensor:
-        """The flattened last feature map (the input of the linear head)."""
-        return self.body(x).flatten(1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
 
 
 def dcgan_init(m: nn.Module) -> None:

@@ -19,6 +19,7 @@ from ...nn import SelfAttention, apply_spectral_norm
 from ...nn.blocks import conv_plan, leaky_relu, norm2d
 from ...nn.conditional import ConditionalBatchNorm
 from .base import GAN_ARCHS, GANArch, discriminator, label_channels
+from .dcgan import ConvEncoder
 
 #: TTUR (Heusel et al. 2017) as SAGAN sets it: (lr_D, lr_G, Adam betas)
 TTUR = (4e-4, 1e-4, (0.0, 0.9))
@@ -101,7 +102,7 @@ class SAGANGenerator(nn.Module):
         return DCGANGenerator.forward(self, z, y)
 
 
-class SAGANEncoder(nn.Module):
+class SAGANEncoder(ConvEncoder):
     """Stride-2 convolutions with LeakyReLU(0.2) (--d-norm after all but the first), self-attention after the one
     reaching the chosen map; ``features`` flattens the last map, ``head`` is linear."""
 
@@ -118,12 +119,6 @@ class SAGANEncoder(nn.Module):
             c = w
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(c * s0 * s0, out)
-
-    def features(self, x: Tensor) -> Tensor:
-        return self.body(x).flatten(1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.features(x))
 
 
 def square(c, arch: str) -> None:
