@@ -4,6 +4,7 @@ For every model with per-layer caches (pixelcnn, gated-pixelcnn, the VQ-VAE prio
 (channel order R -> G -> B) and class-conditional data, with odd kernel sizes 3, 5, 7: the cached and the naive
 method draw identical images from the same ``noise``, and the logits the caches compute at every element equal the
 full forward pass within ``LOGIT_TOL`` times the largest logit (they differ only by the order of float summation).
+NADE's cached sampler (its running hidden pre-activation) is held to the same under any of its orders.
 """
 from __future__ import annotations
 
@@ -162,3 +163,49 @@ def test_naive_flag_on_a_one_pass_model_is_one_line(tmp_path, capsys):
     assert main(["sample", str(vq), "-n", "2", "--naive", "--out", str(tmp_path / "s.png")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "a VQ-VAE alone has no prior to sample from" in err
+
+
+@pytest.mark.parametrize("levels", [2, 4])
+def test_nade_cached_equals_naive_under_any_order(levels):
+    """NADE's cache is its running hidden pre-activation: walking the order once gives the same images as one full
+    pass per pixel, under the raster order, another of the model's orders and a permutation passed in; its logits
+    equal the full pass's; completion keeps the observed pixels and draws the rest the same way."""
+    model = _model("nade", dict(channels=1, height=5, width=6, levels=levels, hidden=16, orders=3))
+    assert model.sample_methods == ("cached", "naive")
+    n = 7
+    noise = torch.rand((n, 1, 5, 6), generator=torch.Generator().manual_seed(1))
+    perm = torch.randperm(30, generator=torch.Generator().manual_seed(4))
+    for order in (0, 2, perm):
+        cached = model.sample(n, noise=noise, order=order, method="cached")
+        assert torch.equal(cached, model.sample(n, noise=noise, order=order, method="naive"))
+        assert torch.equal(model.sample(n, noise=noise, order=order), cached)      # cached is the default
+        assert len(cached.unique()) == levels
+        assert not torch.equal(model.sample(n, noise=noise.flip(0), order=order), cached)
+        resolved = model.resolve_order(order)
+        ref = model._logits(cached, None, resolved)
+        _assert_logits_close(model._incremental_logits(cached, resolved), ref)
+        assert ref.abs().max() > 0.5
+    observed = torch.zeros(5, 6, dtype=torch.bool)
+    observed[:2] = True
+    start = model.sample(n, noise=noise, order=1).flip(0)
+    done = {m: model.complete(start, observed, noise=noise, method=m) for m in ("cached", "naive")}
+    assert torch.equal(done["cached"], done["naive"])
+    assert torch.equal(done["cached"][:, :, :2], start[:, :, :2])
+    assert not torch.equal(done["cached"][:, :, 2:], start[:, :, 2:])
+
+
+def test_nade_cached_logits_follow_earlier_pixels_of_the_order_only():
+    """The cache is really read and carries only what it should: changing the pixel generated k-th changes the
+    cached logits of every later pixel of the order and of no earlier one (itself included)."""
+    model = _model("nade", dict(channels=1, height=4, width=5, levels=3, hidden=12, orders=2))
+    order = model.resolve_order(1)
+    x = torch.randint(0, 3, (2, 1, 4, 5)).float()
+    k = 7
+    x2 = x.clone()
+    i, j = divmod(int(order[k]), 5)
+    x2[:, 0, i, j] = (x2[:, 0, i, j] + 1) % 3
+    diff = (model._incremental_logits(x, order) - model._incremental_logits(x2, order)).abs().amax(dim=(0, 1, 2))
+    rank = torch.empty(20, dtype=torch.long)
+    rank[order] = torch.arange(20)
+    changed = diff.flatten() > 0
+    assert not changed[rank <= k].any() and changed[rank > k].all()

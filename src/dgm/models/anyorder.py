@@ -211,6 +211,12 @@ class AnyOrderModel(AutoregressiveModel):
         return self.complete(x, observed, y=y, generator=generator, noise=noise,
                              order=0 if order is None else order, method=method, **kw)
 
+    def _complete_cached(self, x: torch.Tensor, y: Optional[torch.Tensor], pix: torch.Tensor, perm: torch.Tensor,
+                         noise: torch.Tensor) -> torch.Tensor:
+        """Models with "cached" in ``sample_methods``: ``complete``'s draws, each from state carried along the
+        order instead of a full network pass (x, noise: on the model's device; pix: the observed pixel mask)."""
+        raise NotImplementedError
+
     @torch.no_grad()
     def complete(self, x: torch.Tensor, observed: torch.Tensor, y: Optional[torch.Tensor] = None,
                  generator: Optional[torch.Generator] = None, noise: Optional[torch.Tensor] = None,
@@ -219,7 +225,7 @@ class AnyOrderModel(AutoregressiveModel):
         others. ``order``: default the maximum-context order among the model's, made context-first when it does
         not already put the observed pixels first; an int index or a permutation is used as given (observed
         pixels are kept wherever they come)."""
-        self.sample_method(method)  # naive only: no cached sampler for any-order models yet
+        method = self.sample_method(method)
         if kw:
             raise TypeError(f"complete() got unexpected keyword argument(s) {', '.join(sorted(kw))}")
         self.check_shape(x)
@@ -229,6 +235,8 @@ class AnyOrderModel(AutoregressiveModel):
         c = self.config
         with evaluating(self):
             x, y, noise = self._draw_inputs(x, y, generator, noise)
+            if method == "cached":
+                return self._complete_cached(x, y, pix, perm, noise)
             dev_perm = perm.to(self.device)
             for pos in perm.tolist():
                 i, j = divmod(pos, c.width)
