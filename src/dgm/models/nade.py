@@ -57,24 +57,27 @@ class NADE(AnyOrderModel):
     chunk_elements = 2 ** 23
 
     def _logits(self, x: torch.Tensor, y: Optional[torch.Tensor], order: torch.Tensor) -> torch.Tensor:
-        c, dtype = self.config, self.W.dtype
-        flat = x.reshape(x.shape[0], -1)
-        v = flat.to(dtype).unsqueeze(-1) if self.binary else one_hot_levels(flat, c.levels, dtype)  # (B, D, Kin)
+        v = self._inputs_of(x.reshape(x.shape[0], -1))  # (B, D, Kin)
         W, V, b = self.W[order], self.V[order], self.b[order]  # everything in generation order
         step_b = max(1, self.chunk_elements // (W.shape[0] * W.shape[2]))
         logits = torch.cat([self._conditionals(v[i:i + step_b, order], W, V, b)
                             for i in range(0, x.shape[0], step_b)])  # (B, D, Kout), generation order
         out = torch.empty_like(logits)
         out[:, order] = logits  # back to positions
+        return self._layout(out)
+
+    def _layout(self, out: torch.Tensor) -> torch.Tensor:
+        """Logits (B, D, Kout) in position order -> the autoregressive models' layout."""
+        c = self.config
         if self.binary:
-            return out.view(x.shape[0], 1, c.height, c.width)
-        return out.view(x.shape[0], c.height, c.width, c.levels).permute(0, 3, 1, 2).unsqueeze(2)
+            return out.view(out.shape[0], 1, c.height, c.width)
+        return out.view(out.shape[0], c.height, c.width, c.levels).permute(0, 3, 1, 2).unsqueeze(2)
 
     # -- cached sampling: the running pre-activation is the cache ------------------------------------
     sample_methods = ("cached", "naive")
 
     def _inputs_of(self, values: torch.Tensor) -> torch.Tensor:
-        """Pixel values (B,) -> NADE's inputs v (B, Kin): the value (binary) or its one-hot (K levels)."""
+        """Pixel values (any shape) -> NADE's inputs v (shape + (Kin,)): the value (binary) or its one-hot (K levels)."""
         dtype = self.W.dtype
         return values.to(dtype).unsqueeze(-1) if self.binary else one_hot_levels(values, self.config.levels, dtype)
 
@@ -98,11 +101,7 @@ class NADE(AnyOrderModel):
 
     def _incremental_logits(self, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """Every pixel's logits from the cached walk over x (for tests), shaped as ``_logits``'s output."""
-        c = self.config
-        out = self._cached_steps(x.clone().float(), order.cpu())
-        if self.binary:
-            return out.view(x.shape[0], 1, c.height, c.width)
-        return out.view(x.shape[0], c.height, c.width, c.levels).permute(0, 3, 1, 2).unsqueeze(2)
+        return self._layout(self._cached_steps(x.clone().float(), order.cpu()))
 
     def _complete_cached(self, x, y, pix, perm, noise):
         hidden = ~pix.flatten().cpu()
