@@ -11,10 +11,11 @@ elements) the naive time is measured over the first --partial-steps elements (th
 sampling skips) and scaled to all elements; such rows are marked "extrapolated".
 
     python benchmarks/sampling_speed.py --threads 1 --json benchmarks/results/sampling_speed.json
-    python benchmarks/sampling_speed.py --models nade --shapes 8x8 16x16 28x28 --json benchmarks/results/sampling_speed_nade.json
+    python benchmarks/sampling_speed.py --models nade made --shapes 8x8 16x16 28x28 --json benchmarks/results/sampling_speed_anyorder.json
 
-`nade` (default size: 500 hidden units, one order) takes the same protocol; its cached draw carries the running
-hidden pre-activation along the order (O(D H) a draw instead of O(D^2 H)).
+`nade` and `made` (default sizes: 500 hidden units, one hidden layer for MADE, one order) take the same protocol;
+their cached draws walk the order once (NADE: the running hidden pre-activation; MADE: the hidden units already
+final and the first layer's running pre-activation) instead of one full pass per pixel.
 """
 from __future__ import annotations
 
@@ -31,8 +32,8 @@ from dgm.models.base import build_model
 
 SHAPES = {"8x8": (1, 8, 8, 17), "16x16": (1, 16, 16, 2), "28x28": (1, 28, 28, 2), "32x32x3": (3, 32, 32, 256)}
 MODELS = ("pixelcnn", "gated-pixelcnn")
-OTHER_MODELS = ("nade",)  # on request (--models nade): greyscale only, its cache is the running hidden pre-activation
-GREYSCALE = ("nade",)
+OTHER_MODELS = ("nade", "made")  # on request (--models nade made): greyscale only; caches: see their _cached_steps
+GREYSCALE = ("nade", "made")
 N = 16
 
 

@@ -4,7 +4,7 @@ For every model with per-layer caches (pixelcnn, gated-pixelcnn, the VQ-VAE prio
 (channel order R -> G -> B) and class-conditional data, with odd kernel sizes 3, 5, 7: the cached and the naive
 method draw identical images from the same ``noise``, and the logits the caches compute at every element equal the
 full forward pass within ``LOGIT_TOL`` times the largest logit (they differ only by the order of float summation).
-NADE's cached sampler (its running hidden pre-activation) is held to the same under any of its orders.
+NADE's and MADE's cached samplers (walks along the order) are held to the same under any order.
 """
 from __future__ import annotations
 
@@ -165,12 +165,25 @@ def test_naive_flag_on_a_one_pass_model_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "a VQ-VAE alone has no prior to sample from" in err
 
 
-@pytest.mark.parametrize("levels", [2, 4])
-def test_nade_cached_equals_naive_under_any_order(levels):
-    """NADE's cache is its running hidden pre-activation: walking the order once gives the same images as one full
-    pass per pixel, under the raster order, another of the model's orders and a permutation passed in; its logits
-    equal the full pass's; completion keeps the observed pixels and draws the rest the same way."""
-    model = _model("nade", dict(channels=1, height=5, width=6, levels=levels, hidden=16, orders=3))
+ANY_ORDER = {
+    "nade-binary": ("nade", dict(levels=2, hidden=16)),
+    "nade-k4": ("nade", dict(levels=4, hidden=16)),
+    "made-binary": ("made", dict(levels=2, hidden=16, layers=1)),
+    "made-k4-2layers": ("made", dict(levels=4, hidden=16, layers=2)),
+    "made-k3-3layers": ("made", dict(levels=3, hidden=12, layers=3)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ANY_ORDER))
+def test_any_order_cached_equals_naive_under_any_order(case):
+    """NADE's cache is its running hidden pre-activation; MADE's the hidden units already final (a unit of degree m
+    is, once the pixel of rank m is placed) and its first layer's running pre-activation. Walking the order once
+    gives the same images as one full pass per pixel, under the raster order, another of the model's orders and a
+    permutation passed in; its logits equal the full pass's; completion keeps the observed pixels and draws the rest
+    the same way."""
+    name, opts = ANY_ORDER[case]
+    levels = opts["levels"]
+    model = _model(name, dict(channels=1, height=5, width=6, orders=3, **opts))
     assert model.sample_methods == ("cached", "naive")
     n = 7
     noise = torch.rand((n, 1, 5, 6), generator=torch.Generator().manual_seed(1))
@@ -194,10 +207,11 @@ def test_nade_cached_equals_naive_under_any_order(levels):
     assert not torch.equal(done["cached"][:, :, 2:], start[:, :, 2:])
 
 
-def test_nade_cached_logits_follow_earlier_pixels_of_the_order_only():
+@pytest.mark.parametrize("name", ["nade", "made"])
+def test_any_order_cached_logits_follow_earlier_pixels_of_the_order_only(name):
     """The cache is really read and carries only what it should: changing the pixel generated k-th changes the
     cached logits of every later pixel of the order and of no earlier one (itself included)."""
-    model = _model("nade", dict(channels=1, height=4, width=5, levels=3, hidden=12, orders=2))
+    model = _model(name, dict(channels=1, height=4, width=5, levels=3, hidden=12, orders=2))
     order = model.resolve_order(1)
     x = torch.randint(0, 3, (2, 1, 4, 5)).float()
     k = 7

@@ -211,11 +211,39 @@ class AnyOrderModel(AutoregressiveModel):
         return self.complete(x, observed, y=y, generator=generator, noise=noise,
                              order=0 if order is None else order, method=method, **kw)
 
+    # -- cached sampling (models with "cached" in sample_methods implement _cached_steps) ------------
+    def _layout(self, out: torch.Tensor) -> torch.Tensor:
+        """Logits (B, D, Kout) or (B, D * Kout) in position order -> the autoregressive models' layout."""
+        c = self.config
+        if self.binary:
+            return out.reshape(out.shape[0], 1, c.height, c.width)
+        return out.reshape(out.shape[0], c.height, c.width, c.levels).permute(0, 3, 1, 2).unsqueeze(2)
+
+    def _cached_steps(self, x: torch.Tensor, order: torch.Tensor, draw=None) -> torch.Tensor:
+        """Walk ``order`` (a CPU permutation) once, carrying what the pixels placed so far contribute, so that each
+        pixel's logits cost a small update instead of a full pass. ``draw(pos, logits)`` (logits (B, Kout)) gives
+        the value to place at position pos (None: keep x's); x (B, 1, H, W) is filled in place. Returns every
+        pixel's logits (B, D, Kout) in position order."""
+        raise NotImplementedError
+
+    def _incremental_logits(self, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+        """Every pixel's logits from the cached walk over x (nothing drawn; for tests), in ``_logits``'s layout."""
+        return self._layout(self._cached_steps(x.clone().float(), order.cpu()))
+
     def _complete_cached(self, x: torch.Tensor, y: Optional[torch.Tensor], pix: torch.Tensor, perm: torch.Tensor,
                          noise: torch.Tensor) -> torch.Tensor:
-        """Models with "cached" in ``sample_methods``: ``complete``'s draws, each from state carried along the
-        order instead of a full network pass (x, noise: on the model's device; pix: the observed pixel mask)."""
-        raise NotImplementedError
+        """``complete``'s draws through ``_cached_steps`` (x, noise: on the model's device; pix: the observed
+        pixel mask (H, W)); the same uniform per pixel as the naive loop."""
+        hidden = ~pix.flatten().cpu()
+        u = noise.reshape(noise.shape[0], -1)
+
+        def draw(pos, logits):
+            if not bool(hidden[pos]):
+                return None
+            return self._draw(logits[:, 0] if self.binary else logits, u[:, pos])
+
+        self._cached_steps(x, perm.cpu(), draw)
+        return x
 
     @torch.no_grad()
     def complete(self, x: torch.Tensor, observed: torch.Tensor, y: Optional[torch.Tensor] = None,

@@ -66,13 +66,6 @@ class NADE(AnyOrderModel):
         out[:, order] = logits  # back to positions
         return self._layout(out)
 
-    def _layout(self, out: torch.Tensor) -> torch.Tensor:
-        """Logits (B, D, Kout) in position order -> the autoregressive models' layout."""
-        c = self.config
-        if self.binary:
-            return out.view(out.shape[0], 1, c.height, c.width)
-        return out.view(out.shape[0], c.height, c.width, c.levels).permute(0, 3, 1, 2).unsqueeze(2)
-
     # -- cached sampling: the running pre-activation is the cache ------------------------------------
     sample_methods = ("cached", "naive")
 
@@ -82,10 +75,9 @@ class NADE(AnyOrderModel):
         return values.to(dtype).unsqueeze(-1) if self.binary else one_hot_levels(values, self.config.levels, dtype)
 
     def _cached_steps(self, x: torch.Tensor, order: torch.Tensor, draw=None) -> torch.Tensor:
-        """Walk the order once with the running sum a = sum_{j<i} W[pi_j] v(x_pi_j) of the pixels already placed:
-        pixel i's logits come from sigmoid(c + a) in O(H K) and a grows by its input, so a whole image costs
-        O(D H K), not the D network passes (O(D^2 H K)) of naive sampling. ``draw(i, logits)``: the value to place
-        at position i (None: keep x's); returns the logits (B, D, Kout) in position order; x is filled in place."""
+        """The cache is the running sum a = sum_{j<i} W[pi_j] v(x_pi_j) of the pixels already placed: pixel i's
+        logits come from sigmoid(c + a) in O(H K) and a grows by its input, so a whole image costs O(D H K), not
+        the D network passes (O(D^2 H K)) of naive sampling (AnyOrderModel._cached_steps)."""
         flat = x.view(x.shape[0], -1)
         acc = torch.zeros(x.shape[0], self.W.shape[2], dtype=self.W.dtype, device=x.device)
         out = torch.empty(x.shape[0], flat.shape[1], self.V.shape[1], dtype=self.W.dtype, device=x.device)
@@ -98,22 +90,6 @@ class NADE(AnyOrderModel):
                     flat[:, pos] = value
             acc = acc + self._inputs_of(flat[:, pos]) @ self.W[pos]
         return out
-
-    def _incremental_logits(self, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-        """Every pixel's logits from the cached walk over x (for tests), shaped as ``_logits``'s output."""
-        return self._layout(self._cached_steps(x.clone().float(), order.cpu()))
-
-    def _complete_cached(self, x, y, pix, perm, noise):
-        hidden = ~pix.flatten().cpu()
-        u = noise.view(noise.shape[0], -1)
-
-        def draw(pos, logits):
-            if not bool(hidden[pos]):
-                return None
-            return self._draw(logits[:, 0] if self.binary else logits, u[:, pos])
-
-        self._cached_steps(x, perm.cpu(), draw)
-        return x
 
     def _conditionals(self, v, W, V, b) -> torch.Tensor:
         """Logits of every pixel in generation order from the inputs v (B, D, Kin) in generation order."""
