@@ -226,6 +226,19 @@ class AnyOrderModel(AutoregressiveModel):
         pixel's logits (B, D, Kout) in position order."""
         raise NotImplementedError
 
+    def _pixel_inputs(self, values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """Pixel values (any shape) -> the network's inputs (shape + (Kin,)): the value (binary) or its one-hot."""
+        return values.to(dtype).unsqueeze(-1) if self.binary else one_hot_levels(values, self.config.levels, dtype)
+
+    @staticmethod
+    def _emit(out: torch.Tensor, flat: torch.Tensor, pos: int, logits: torch.Tensor, draw) -> None:
+        """One step of a walk: record pixel pos's logits and place ``draw``'s value there (None: keep x's)."""
+        out[:, pos] = logits
+        if draw is not None:
+            value = draw(pos, logits)
+            if value is not None:
+                flat[:, pos] = value
+
     def _incremental_logits(self, x: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
         """Every pixel's logits from the cached walk over x (nothing drawn; for tests), in ``_logits``'s layout."""
         return self._layout(self._cached_steps(x.clone().float(), order.cpu()))

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import DgmError
-from .anyorder import AnyOrderConfig, AnyOrderModel, greyscale_only, one_hot_levels
+from .anyorder import AnyOrderConfig, AnyOrderModel, greyscale_only
 from .base import MODELS
 
 
@@ -94,9 +94,7 @@ class MADE(AnyOrderModel):
         return hidden, out, direct
 
     def _inputs(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(x.shape[0], -1)
-        dtype = self.out.weight.dtype
-        return flat.to(dtype) if self.binary else one_hot_levels(flat, self.config.levels, dtype).flatten(1)
+        return self._pixel_inputs(x.reshape(x.shape[0], -1), self.out.weight.dtype).flatten(1)
 
     def _logits(self, x: torch.Tensor, y: Optional[torch.Tensor], order: torch.Tensor) -> torch.Tensor:
         hidden, out_mask, direct = self.masks(order)
@@ -130,11 +128,7 @@ class MADE(AnyOrderModel):
         for rank, pos in enumerate(order.tolist()):
             rows = slice(pos * kout, (pos + 1) * kout)
             logits = units[-1] @ w[rows].T + self.out.bias[rows] + placed @ self.direct.weight[rows].T
-            out[:, pos] = logits
-            if draw is not None:
-                value = draw(pos, logits)
-                if value is not None:
-                    flat[:, pos] = value
+            self._emit(out, flat, pos, logits, draw)
             cols = slice(pos * kin, (pos + 1) * kin)
             v = self._inputs(flat[:, pos:pos + 1])
             placed[:, cols] = v

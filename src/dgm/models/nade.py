@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from ..errors import DgmError
-from .anyorder import AnyOrderConfig, AnyOrderModel, greyscale_only, one_hot_levels
+from .anyorder import AnyOrderConfig, AnyOrderModel, greyscale_only
 from .base import MODELS
 
 
@@ -57,7 +57,7 @@ class NADE(AnyOrderModel):
     chunk_elements = 2 ** 23
 
     def _logits(self, x: torch.Tensor, y: Optional[torch.Tensor], order: torch.Tensor) -> torch.Tensor:
-        v = self._inputs_of(x.reshape(x.shape[0], -1))  # (B, D, Kin)
+        v = self._pixel_inputs(x.reshape(x.shape[0], -1), self.W.dtype)  # (B, D, Kin)
         W, V, b = self.W[order], self.V[order], self.b[order]  # everything in generation order
         step_b = max(1, self.chunk_elements // (W.shape[0] * W.shape[2]))
         logits = torch.cat([self._conditionals(v[i:i + step_b, order], W, V, b)
@@ -69,11 +69,6 @@ class NADE(AnyOrderModel):
     # -- cached sampling: the running pre-activation is the cache ------------------------------------
     sample_methods = ("cached", "naive")
 
-    def _inputs_of(self, values: torch.Tensor) -> torch.Tensor:
-        """Pixel values (any shape) -> NADE's inputs v (shape + (Kin,)): the value (binary) or its one-hot (K levels)."""
-        dtype = self.W.dtype
-        return values.to(dtype).unsqueeze(-1) if self.binary else one_hot_levels(values, self.config.levels, dtype)
-
     def _cached_steps(self, x: torch.Tensor, order: torch.Tensor, draw=None) -> torch.Tensor:
         """The cache is the running sum a = sum_{j<i} W[pi_j] v(x_pi_j) of the pixels already placed: pixel i's
         logits come from sigmoid(c + a) in O(H K) and a grows by its input, so a whole image costs O(D H K), not
@@ -83,12 +78,8 @@ class NADE(AnyOrderModel):
         out = torch.empty(x.shape[0], flat.shape[1], self.V.shape[1], dtype=self.W.dtype, device=x.device)
         for pos in order.tolist():
             logits = torch.sigmoid(self.c + acc) @ self.V[pos].T + self.b[pos]  # (B, Kout)
-            out[:, pos] = logits
-            if draw is not None:
-                value = draw(pos, logits)
-                if value is not None:
-                    flat[:, pos] = value
-            acc = acc + self._inputs_of(flat[:, pos]) @ self.W[pos]
+            self._emit(out, flat, pos, logits, draw)
+            acc = acc + self._pixel_inputs(flat[:, pos], self.W.dtype) @ self.W[pos]
         return out
 
     def _conditionals(self, v, W, V, b) -> torch.Tensor:
