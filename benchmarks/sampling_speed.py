@@ -15,7 +15,11 @@ sampling skips) and scaled to all elements; such rows are marked "extrapolated".
 
 `nade` and `made` (default sizes: 500 hidden units, one hidden layer for MADE, one order) take the same protocol;
 their cached draws walk the order once (NADE: the running hidden pre-activation; MADE: the hidden units already
-final and the first layer's running pre-activation) instead of one full pass per pixel.
+final and the first layer's running pre-activation) instead of one full pass per pixel. `lmconv` (default size:
+hidden 32, 6 gated blocks, dilations 1, 2, 4, 8 S-curve orders, drawn under order 0) likewise: its cached draw
+computes every layer at one location per step, from windows of the layer maps already computed.
+
+    python benchmarks/sampling_speed.py --models lmconv --shapes 8x8 16x16 28x28 --json benchmarks/results/sampling_speed_lmconv.json
 """
 from __future__ import annotations
 
@@ -32,8 +36,8 @@ from dgm.models.base import build_model
 
 SHAPES = {"8x8": (1, 8, 8, 17), "16x16": (1, 16, 16, 2), "28x28": (1, 28, 28, 2), "32x32x3": (3, 32, 32, 256)}
 MODELS = ("pixelcnn", "gated-pixelcnn")
-OTHER_MODELS = ("nade", "made")  # on request (--models nade made): greyscale only; caches: see their _cached_steps
-GREYSCALE = ("nade", "made")
+OTHER_MODELS = ("nade", "made", "lmconv")  # on request (--models nade made lmconv): greyscale only; see _cached_steps
+GREYSCALE = ("nade", "made", "lmconv")
 N = 16
 
 

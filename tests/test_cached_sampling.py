@@ -4,7 +4,7 @@ For every model with per-layer caches (pixelcnn, gated-pixelcnn, the VQ-VAE prio
 (channel order R -> G -> B) and class-conditional data, with odd kernel sizes 3, 5, 7: the cached and the naive
 method draw identical images from the same ``noise``, and the logits the caches compute at every element equal the
 full forward pass within ``LOGIT_TOL`` times the largest logit (they differ only by the order of float summation).
-NADE's and MADE's cached samplers (walks along the order) are held to the same under any order.
+NADE's, MADE's and LMConv's cached samplers (walks along the order) are held to the same under any order.
 """
 from __future__ import annotations
 
@@ -171,13 +171,17 @@ ANY_ORDER = {
     "made-binary": ("made", dict(levels=2, hidden=16, layers=1)),
     "made-k4-2layers": ("made", dict(levels=4, hidden=16, layers=2)),
     "made-k3-3layers": ("made", dict(levels=3, hidden=12, layers=3)),
+    "lmconv-binary": ("lmconv", dict(levels=2, hidden=8, layers=3, first_kernel=5)),
+    "lmconv-k4-dilated": ("lmconv", dict(levels=4, hidden=6, layers=4, kernel=5, dilation_cycle=3)),
+    "lmconv-k3-mixed": ("lmconv", dict(levels=3, hidden=8, layers=2, kernel=3, order_family="mixed")),
 }
 
 
 @pytest.mark.parametrize("case", sorted(ANY_ORDER))
 def test_any_order_cached_equals_naive_under_any_order(case):
     """NADE's cache is its running hidden pre-activation; MADE's the hidden units already final (a unit of degree m
-    is, once the pixel of rank m is placed) and its first layer's running pre-activation. Walking the order once
+    is, once the pixel of rank m is placed) and its first layer's running pre-activation; LMConv's every layer's map,
+    computed at one location per step. Walking the order once
     gives the same images as one full pass per pixel, under the raster order, another of the model's orders and a
     permutation passed in; its logits equal the full pass's; completion keeps the observed pixels and draws the rest
     the same way."""
@@ -207,19 +211,29 @@ def test_any_order_cached_equals_naive_under_any_order(case):
     assert not torch.equal(done["cached"][:, :, 2:], start[:, :, 2:])
 
 
-@pytest.mark.parametrize("name", ["nade", "made"])
+@pytest.mark.parametrize("name", ["nade", "made", "lmconv"])
 def test_any_order_cached_logits_follow_earlier_pixels_of_the_order_only(name):
     """The cache is really read and carries only what it should: changing the pixel generated k-th changes the
-    cached logits of every later pixel of the order and of no earlier one (itself included)."""
-    model = _model(name, dict(channels=1, height=4, width=5, levels=3, hidden=12, orders=2))
+    cached logits of no earlier pixel of the order (itself included) and of exactly the later pixels whose full-pass
+    logits it changes: every later one for NADE and MADE, those within reach of its receptive field for LMConv
+    (a 6 x 7 image, so that some later pixels are out of the 3-layer stack's reach)."""
+    h, w = (6, 7) if name == "lmconv" else (4, 5)
+    extra = dict(layers=3, dilation_cycle=1) if name == "lmconv" else {}
+    model = _model(name, dict(channels=1, height=h, width=w, levels=3, hidden=12, orders=2, **extra))
     order = model.resolve_order(1)
-    x = torch.randint(0, 3, (2, 1, 4, 5)).float()
+    x = torch.randint(0, 3, (2, 1, h, w)).float()
     k = 7
     x2 = x.clone()
-    i, j = divmod(int(order[k]), 5)
+    i, j = divmod(int(order[k]), w)
     x2[:, 0, i, j] = (x2[:, 0, i, j] + 1) % 3
     diff = (model._incremental_logits(x, order) - model._incremental_logits(x2, order)).abs().amax(dim=(0, 1, 2))
-    rank = torch.empty(20, dtype=torch.long)
-    rank[order] = torch.arange(20)
+    full = (model._logits(x, None, order) - model._logits(x2, None, order)).abs().amax(dim=(0, 1, 2))
+    rank = torch.empty(h * w, dtype=torch.long)
+    rank[order] = torch.arange(h * w)
     changed = diff.flatten() > 0
-    assert not changed[rank <= k].any() and changed[rank > k].all()
+    assert not changed[rank <= k].any() and changed[rank == k + 1].all()
+    assert torch.equal(changed, full.flatten() > 0)
+    if name == "lmconv":
+        assert not changed[rank > k].all()    # the receptive field is local
+    else:
+        assert changed[rank > k].all()

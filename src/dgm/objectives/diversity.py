@@ -39,6 +39,12 @@ def _eigh(h: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     return lam, w, phi
 
 
+def _floor(lam: Tensor, phi: Tensor) -> Tensor:
+    """The smallest eigenvalue of the whole N x N kernel: lam's minimum when lam is that spectrum (N <= F), else 0
+    (the N - F eigenvalues that phi^T phi leaves out)."""
+    return lam.min() if phi.shape[0] <= phi.shape[1] else lam.new_zeros(())
+
+
 def _vectors(lam: Tensor, w: Tensor, phi: Tensor, keep: Tensor) -> Tensor:
     """The kernel's unit eigenvectors (N, k) for the eigenpairs ``keep`` (indices into lam)."""
     if phi.shape[0] <= phi.shape[1]:
@@ -51,8 +57,7 @@ def kernel_eigen(h: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     (N, K), unit columns; the smallest eigenvalue of the whole N x N spectrum). K = N when N <= F, else the F
     non-zero ones (the rest are 0). Float64."""
     lam, w, phi = _eigh(h)
-    low = lam.min() if phi.shape[0] <= phi.shape[1] else lam.new_zeros(())
-    return lam, _vectors(lam.clamp_min(1e-300), w, phi, torch.arange(lam.shape[0])), low
+    return lam, _vectors(lam.clamp_min(1e-300), w, phi, torch.arange(lam.shape[0])), _floor(lam, phi)
 
 
 def gdpp_terms(h_fake: Tensor, h_real: Tensor) -> Tuple[Tensor, Tensor]:
@@ -73,7 +78,7 @@ def gdpp_terms(h_fake: Tensor, h_real: Tensor) -> Tuple[Tensor, Tensor]:
     lam_f, w_f, phi_f = _eigh(h_fake)
     with torch.no_grad():
         lam_r, w_r, phi_r = _eigh(h_real.detach())
-        low = lam_r.min() if phi_r.shape[0] <= phi_r.shape[1] else lam_r.new_zeros(())
+        low = _floor(lam_r, phi_r)
         weight = (lam_r - low) / (lam_r.max() - low).clamp_min(1e-300)
         keep = torch.nonzero((lam_r > RESOLVED * lam_r.max()) & (lam_f.detach() > RESOLVED * lam_f.detach().max()))
         keep = keep.flatten()
