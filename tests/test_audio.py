@@ -148,6 +148,48 @@ def test_audio_folder_refusals(tmp_path, capsys):
     assert "window" in capsys.readouterr().err
 
 
+def test_mixed_rates_are_refused_in_every_split(tmp_path):
+    # a 16 kHz file in one split must stop the others too: train and test at different rates would be scored
+    # against each other without a word
+    root = _folder(tmp_path / "mixed", n=10)
+    write_wav(root / "clip3.wav", _tone(1200, rate=16000), 16000)
+    for s in ("train", "val", "test"):
+        with pytest.raises(DgmError, match="clip3.wav is sampled at 16000 Hz.*--sample-rate"):
+            load_dataset("audio", s, data_dir=root)
+
+
+def test_sample_rate_resamples_every_file_to_one_rate(tmp_path):
+    pytest.importorskip("scipy")
+    from dgm.data.audio import resample
+
+    # the defining property: a band-limited tone resampled from 16 kHz equals the same tone drawn at 8 kHz (away
+    # from the ends, where the FIR filter sees the file's edges), and 8 kHz files pass unchanged
+    hi, lo = _tone(3200, f=440.0, rate=16000), _tone(1600, f=440.0, rate=8000)
+    down = resample(hi, 16000, 8000)
+    assert down.dtype == np.int16 and len(down) == 1600
+    assert np.abs(down[200:-200].astype(int) - lo[200:-200]).max() < 0.005 * 32767
+    up = resample(lo, 8000, 11025)  # 441 / 320: not an integer ratio
+    assert len(up) == int(np.ceil(1600 * 11025 / 8000))
+    t = np.arange(len(up)) / 11025
+    ref = 0.5 * 32767 * np.sin(2 * np.pi * 440.0 * t)
+    assert np.abs(up[300:-300] - ref[300:-300]).max() < 0.005 * 32767
+    assert resample(lo, 8000, 8000) is lo
+
+    root = _folder(tmp_path / "mixed", rates=(8000, 16000), n=10)
+    parts = {s: load_dataset("audio", s, data_dir=root, window=64, sample_rate=8000) for s in ("train", "val", "test")}
+    for ds in parts.values():
+        assert ds.rate == 8000
+        for f, sig in zip(ds.files, ds.signals):
+            pcm, r = read_wav(f)
+            assert len(sig) == len(pcm) * 8000 // r  # 16 kHz files halve, 8 kHz files keep their length
+            want = pcm_to_levels(resample(pcm, r, 8000))
+            assert np.array_equal(sig, want)
+    with pytest.raises(DgmError, match="--sample-rate must be"):
+        load_dataset("audio", "train", data_dir=root, sample_rate=0)
+    with pytest.raises(DgmError, match="has no option sample_rate"):
+        load_dataset("tones", "train", sample_rate=8000)
+
+
 def test_speech_dataset_if_installed():
     import os
 

@@ -151,6 +151,36 @@ def test_cli_train_resume_eval_sample(wav_folder, tmp_path, capsys):
         assert words in err and err.count("\n") == 1, err
 
 
+def test_cli_sample_rate_trains_evaluates_and_samples_at_the_resampled_rate(tmp_path, capsys):
+    pytest.importorskip("scipy")
+    root = tmp_path / "mixed"
+    root.mkdir()
+    for i in range(6):  # half the files at 16 kHz: refused without --sample-rate, resampled to 8 kHz with it
+        rate = 16000 if i % 2 else 8000
+        t = np.arange(rate // 4) / rate
+        write_wav(root / f"c{i}.wav", (0.4 * 32767 * np.sin(2 * np.pi * 300 * t)).astype(np.int16), rate)
+    argv = ["train", "wavenet", "--data", "audio", "--data-dir", str(root), "--window", "200", "--batch-size", "4",
+            "--steps", "2", "--n-samples", "0", "--no-progress", *TINY]
+    assert main([*argv, "--out", str(tmp_path / "no")]) == 2
+    assert "--sample-rate HZ" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "r"), "--sample-rate", "8000"]) == 0
+    assert dgm.load(tmp_path / "r").config.sample_rate == 8000
+    capsys.readouterr()
+    assert main(["eval", str(tmp_path / "r"), "--metric", "nll"]) == 0  # the test split resampled as in training
+    r = json.loads(capsys.readouterr().out)
+    test = load_dataset("audio", "test", data_dir=root, sample_rate=8000)
+    assert r["samples"] == sum(len(s) for s in test.signals) and r["seconds"] == r["samples"] / 8000
+    assert main(["sample", str(tmp_path / "r"), "--seconds", "0.01", "-n", "1", "--out", str(tmp_path / "s.png")]) == 0
+    with wave.open(str(next(tmp_path.glob("s*.wav"))), "rb") as w:
+        assert w.getframerate() == 8000 and w.getnframes() == 80
+    capsys.readouterr()
+    assert main(["train", "wavenet", "--data", "tones", "--sample-rate", "8000", "--steps", "1", *TINY]) == 2
+    assert "has no option sample_rate" in capsys.readouterr().err
+    assert main(["train", "wavenet", "--data", "audio", "--data-dir", str(root), "--sample-rate", "12",
+                 "--steps", "1", *TINY]) == 2
+    assert "--sample-rate must be" in capsys.readouterr().err
+
+
 def test_seconds_is_refused_for_an_image_run(tiny_run, capsys):
     assert main(["sample", str(tiny_run), "--seconds", "1"]) == 2
     assert "--seconds is for audio runs" in capsys.readouterr().err

@@ -139,6 +139,8 @@ def _train_arguments(t) -> None:
                    "true pairs: the supervised upper bound of a translation model (default: off)")
     t.add_argument("--window", type=int, default=None, help="(audio datasets) training window in samples "
                    "(default: 4000 for speech and audio, 500 for tones)")
+    t.add_argument("--sample-rate", type=int, default=None, metavar="HZ", help="(speech, audio) resample every "
+                   "file to HZ with scipy's polyphase filter (default: none; the folder's files must share one rate)")
     t.add_argument("--out", default=None, help="run directory (default: runs/MODEL-DATA[-N])")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint "
                    "(default: off)")
@@ -369,6 +371,8 @@ def _train(args) -> int:
             options[key] = getattr(args, key)
     if args.window is not None:
         options["window"] = args.window
+    if args.sample_rate is not None:
+        options["sample_rate"] = args.sample_rate
     data = args.data if args.data is not None or args.resume else "digits"  # --resume: None = the saved data
     data_cfg = {"name": data, "data_dir": args.data_dir, "binarize": args.binarize, "levels": args.quantize,
                 "scale": "levels", "options": options}

@@ -181,43 +181,86 @@ def _window(window) -> int:
     return int(window)
 
 
-def load_folder(name: str, root: str, split: str, window, labelled: bool) -> AudioDataset:
-    """A split of the WAV files under root; one sample rate for all (a file of another rate is refused)."""
-    window = _window(window)
+def wav_rate(path: str) -> int:
+    """The sample rate in a WAV file's header (the samples are not read; read_wav checks the rest)."""
+    try:
+        with wave.open(os.fspath(path), "rb") as w:
+            return w.getframerate()
+    except (wave.Error, EOFError, ValueError, OSError):
+        return read_wav(path)[1]  # raises its one-line error naming the file
+
+
+def _rate(rate) -> Optional[int]:
+    if rate is None:
+        return None
+    if isinstance(rate, str) and rate.strip().isdigit():
+        rate = int(rate)
+    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not 1000 <= rate <= 384000:
+        raise DgmError(f"--sample-rate must be an integer number of Hz in 1000..384000, got {rate!r}")
+    return int(rate)
+
+
+def resample(samples: np.ndarray, rate: int, to: int) -> np.ndarray:
+    """int16 PCM at ``rate`` -> int16 PCM at ``to`` Hz: scipy's polyphase resampler (``resample_poly``: a Kaiser-
+    windowed FIR low-pass at the lower Nyquist frequency, up by to/g and down by rate/g, g = gcd), rounded and
+    clipped to int16. Length ceil(n * to / rate)."""
+    if rate == to:
+        return samples
+    try:
+        from scipy.signal import resample_poly
+    except ImportError:
+        raise DgmError("--sample-rate needs scipy for its resampler: `pip install scipy` (or convert the files "
+                       f"beforehand, e.g. `sox IN -r {to} OUT.wav`)") from None
+    g = math.gcd(int(rate), int(to))
+    y = resample_poly(samples.astype(np.float64), int(to) // g, int(rate) // g)
+    return np.clip(np.round(y), -32768, 32767).astype(np.int16)
+
+
+def load_folder(name: str, root: str, split: str, window, labelled: bool, sample_rate=None) -> AudioDataset:
+    """A split of the WAV files under root. Without ``sample_rate`` every file of the folder (all splits, so that
+    train and test cannot differ) must have one rate; with it, files of another rate are resampled to it."""
+    window, sample_rate = _window(window), _rate(sample_rate)
     paths = wav_paths(root)
     if not paths:
         raise DgmError(f"{name}: no .wav files under {root}; pass --data-dir DIR holding 16-bit PCM mono WAV files")
+    if sample_rate is None:
+        first, rate = paths[0], wav_rate(paths[0])
+        for p in paths[1:]:
+            r = wav_rate(p)
+            if r != rate:
+                raise DgmError(f"{p} is sampled at {r} Hz but {first} at {rate} Hz; pass --sample-rate HZ to "
+                               f"resample every file to one rate (needs scipy), or convert them (e.g. `sox IN -r "
+                               f"{rate} OUT.wav`)")
     classes = sorted({os.path.relpath(os.path.dirname(p), root) for p in paths}) if labelled else []
     if len(classes) < 2:
         classes = []
     chosen = split_files(paths, root, split, name)
-    signals, labels, rate, first = [], [], None, None
+    signals, labels = [], []
     for p in chosen:
         s, r = read_wav(p)
-        if rate is None:
-            rate, first = r, p
-        elif r != rate:
-            raise DgmError(f"{p} is sampled at {r} Hz but {first} at {rate} Hz; dgm does not resample: convert all "
-                           f"files to one rate (e.g. `sox IN -r {rate} OUT.wav`)")
+        if sample_rate is not None:
+            s = resample(s, r, sample_rate)
         signals.append(pcm_to_levels(s))
         labels.append(classes.index(os.path.relpath(os.path.dirname(p), root)) if classes else -1)
-    return AudioDataset(name, split, signals, labels, rate, window, len(classes), chosen)
+    return AudioDataset(name, split, signals, labels, sample_rate or rate, window, len(classes), chosen)
 
 
 @DATASETS.register("speech", help="one speaker's 568 English prompts, 8 kHz 16-bit mono (~25 min, Debian "
-                   f"asterisk-core-sounds-en-wav; default --data-dir {SPEECH_DIR}); option window")
-def _speech(split: str, data_dir: Optional[str] = None, window: int = DEFAULT_WINDOW) -> AudioDataset:
+                   f"asterisk-core-sounds-en-wav; default --data-dir {SPEECH_DIR}); options window, sample_rate")
+def _speech(split: str, data_dir: Optional[str] = None, window: int = DEFAULT_WINDOW,
+            sample_rate: Optional[int] = None) -> AudioDataset:
     """The en_US_f_Allison prompts of the Asterisk PBX (CC BY-SA), all WAV files under the folder, unlabelled."""
     fix = "install them with `apt-get install -y asterisk-core-sounds-en-wav` or pass --data-dir DIR"
     d = existing_dir("speech", data_dir or SPEECH_DIR, "WAV files", fix)
-    return load_folder("speech", d, split, window, labelled=False)
+    return load_folder("speech", d, split, window, labelled=False, sample_rate=sample_rate)
 
 
 @DATASETS.register("audio", help="a folder of 16-bit PCM mono WAV files of one sample rate (--data-dir; "
-                   "subfolders are class labels); option window")
-def _audio(split: str, data_dir: Optional[str] = None, window: int = DEFAULT_WINDOW) -> AudioDataset:
+                   "subfolders are class labels); options window, sample_rate (resample every file)")
+def _audio(split: str, data_dir: Optional[str] = None, window: int = DEFAULT_WINDOW,
+           sample_rate: Optional[int] = None) -> AudioDataset:
     d = require_dir("audio", data_dir, "16-bit PCM mono WAV files")
-    return load_folder("audio", d, split, window, labelled=True)
+    return load_folder("audio", d, split, window, labelled=True, sample_rate=sample_rate)
 
 
 TONE_SHAPES = ("sine", "square", "sawtooth")
