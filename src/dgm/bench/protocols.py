@@ -65,9 +65,11 @@ VEEGAN = Protocol(
         # Adam epsilon 1e-8 (params epsilon=1e-8) is torch's default; not an option
     },
     per_objective={
-        # Not in GDPP's code (it has no WGAN-GP script): WGAN-GP's paper lambda 10 kills these tanh nets
-        # (1 ring mode / 0.1 % HQ in issue 15's trial, 5 critic steps, 5,000 G steps); lambda 0.1 gave 8 modes /
-        # 47.7 % HQ in the same trial. n_critic 5 is WGAN-GP's (Gulrajani et al. 2017, Alg. 1).
+        # Not in GDPP's code (it has no WGAN-GP script). lambda 0.1 is the WGAN-GP authors' own toy value
+        # (github.com/igul222/improved_wgan_training gan_toy.py: LAMBDA = .1, "smaller lambda makes things faster
+        # for toy tasks"; CRITIC_ITERS = 5); the paper's lambda 10 kills these tanh nets (1 ring mode / 0.1 % HQ
+        # in issue 15's trial, 5 critic steps, 5,000 G steps; lambda 0.1: 8 modes / 47.7 % HQ). n_critic 5 is
+        # also the paper's (Gulrajani et al. 2017, Alg. 1).
         "wgan-gp": {"gp_weight": 0.1, "n_critic": 5},
     },
     steps=25_000,              # params max_iter=25000 (VEEGAN's paper: 100,000)
