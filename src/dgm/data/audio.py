@@ -173,12 +173,20 @@ def wav_paths(root: str) -> List[str]:
     return sorted(found)
 
 
+def _as_int(value) -> Optional[int]:
+    """An integer option given as an int or a string of digits; None for anything else (bools included)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        return None
+    return int(value)
+
+
 def _window(window) -> int:
-    if isinstance(window, str) and window.strip().isdigit():
-        window = int(window)
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 2:
+    w = _as_int(window)
+    if w is None or w < 2:
         raise DgmError(f"--window must be an integer >= 2 samples, got {window!r}")
-    return int(window)
+    return w
 
 
 def wav_rate(path: str) -> int:
@@ -193,11 +201,10 @@ def wav_rate(path: str) -> int:
 def _rate(rate) -> Optional[int]:
     if rate is None:
         return None
-    if isinstance(rate, str) and rate.strip().isdigit():
-        rate = int(rate)
-    if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or not 1000 <= rate <= 384000:
+    r = _as_int(rate)
+    if r is None or not 1000 <= r <= 384000:
         raise DgmError(f"--sample-rate must be an integer number of Hz in 1000..384000, got {rate!r}")
-    return int(rate)
+    return r
 
 
 def resample(samples: np.ndarray, rate: int, to: int) -> np.ndarray:
