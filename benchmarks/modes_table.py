@@ -13,8 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from dgm.bench.modes import _figures, format_table, stopped_note, summarize
-from dgm.bench.protocols import get
+from dgm.bench.modes import _figures, format_table, length_line, length_note, stopped_note, summarize
 from dgm.data import load_dataset
 
 
@@ -39,16 +38,15 @@ def main(argv=None) -> int:
     if a.entries:
         keep = a.entries.split(",")
         rows = [r for r in rows if r["entry"] in keep]
-    steps = {r["steps"] for r in rows}
+    steps = {r.get("length", r["steps"]) for r in rows}  # D updates, or G steps for +g-steps entries
     if len(steps) != 1:
         print(f"modes_table: rows of several lengths {sorted(steps)}; one table per length", file=sys.stderr)
         return 2
     (n,) = steps
-    full = get(a.protocol).steps if a.protocol else None
-    length = f"{n} D updates per run" + (f" of the protocol's {full} ({100 * n / full:.1f} %)" if full else "")
     datasets = sorted({r["data"] for r in rows}, key=lambda d: ["ring8", "grid25"].index(d))
-    table = format_table(summarize(rows), {d: len(load_dataset(d, "val").means) for d in datasets}, a.protocol, length)
-    table += stopped_note(rows)
+    table = format_table(summarize(rows), {d: len(load_dataset(d, "val").means) for d in datasets}, a.protocol,
+                         length_line(n, a.protocol))
+    table += length_note(rows) + stopped_note(rows)
     cpu = sum(r.get("cpu_seconds", 0.0) for r in rows)
     table += f"\n({len(rows)} runs, {cpu:.0f} CPU-s of training and evaluation in all)"
     print(table)

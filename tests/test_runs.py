@@ -198,6 +198,36 @@ def test_bench_modes_reuses_only_rows_trained_with_the_same_options(tmp_path, ca
     assert "did not record its options" in capsys.readouterr().err
 
 
+def test_bench_modes_g_steps_entry_counts_generator_steps(tmp_path, capsys):
+    """``wgan-gp+g-steps`` under --protocol veegan trains --steps generator steps, i.e. --steps x n_critic (5)
+    D updates, beside rows of --steps D updates; the table says so; a rerun reuses the row, another length does not."""
+    from dgm.bench.modes import default_entries, resolve
+    from dgm.checkpoint import latest_checkpoint
+
+    assert resolve("wgan-gp+g-steps") == ("wgan-gp", {}) and "wgan-gp+g-steps" in default_entries("veegan")
+    out = tmp_path / "bench"
+    args = ["bench", "modes", "--protocol", "veegan", "--objectives", "wgan-gp+g-steps,wgan-gp", "--data", "ring8",
+            "--seeds", "1", "--batch-size", "32", "--hidden", "8", "--no-figures", "--out", str(out)]
+    assert main(args + ["--steps", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 D updates per run" in printed
+    assert "wgan-gp+g-steps: 3 generator steps per run = 15 D updates (n_critic 5)" in printed
+    rows = {r["entry"]: r for r in map(json.loads, (out / "rows.jsonl").read_text().splitlines())}
+    assert (rows["wgan-gp+g-steps"]["steps"], rows["wgan-gp+g-steps"]["length"]) == (15, 3)
+    assert (rows["wgan-gp"]["steps"], rows["wgan-gp"]["length"]) == (3, 3)
+    assert rows["wgan-gp+g-steps"]["options"] == rows["wgan-gp"]["options"]  # only the length differs
+    assert rows["wgan-gp+g-steps"]["options"]["model"]["n_critic"] == 5
+    run = Path(rows["wgan-gp+g-steps"]["run_dir"])
+    assert torch.load(latest_checkpoint(run), map_location="cpu", weights_only=False)["step"] == 15
+    (out / "results.json").unlink()
+    assert main(args + ["--steps", "3"]) == 0  # reused: rows.jsonl gains nothing
+    assert len((out / "rows.jsonl").read_text().splitlines()) == 2
+    (out / "results.json").unlink()
+    assert main(args + ["--steps", "2"]) == 0  # another length: both entries train again
+    new = [json.loads(x) for x in (out / "rows.jsonl").read_text().splitlines()[2:]]
+    assert sorted((r["entry"], r["steps"]) for r in new) == [("wgan-gp", 2), ("wgan-gp+g-steps", 10)]
+
+
 def test_modes_table_counts_a_retrained_row_once_and_draws_without_lost_run_folders(tmp_path, capsys):
     """A bench trains a seed-0 row again to record its snapshots, so rows.jsonl holds it twice: benchmarks/
     modes_table.py counts the last one only. Rows whose run folders are gone (rows.jsonl copied from another

@@ -274,7 +274,8 @@ def _build_parser_rest(sub) -> None:
     b.add_argument("--objectives", default="all", help="comma-separated entries: objectives (dgm list objectives), "
                    "remedies on the non-saturating GAN (unrolled-5, pacgan2, pacgan3, pacgan4, minibatch-disc, mbstd, "
                    "ema: G's weight average, decay 0.999; gdpp: GDPP's diversity loss, weight 1) "
-                   "or combinations joined by + (pacgan2+mbstd); default: all (objectives + unrolled-5; with "
+                   "or combinations joined by + (pacgan2+mbstd); +g-steps counts the entry's --steps in generator steps "
+                   "(wgan-gp+g-steps: --steps x n_critic D updates); default: all (objectives + unrolled-5; with "
                    "--protocol: the classic losses and every remedy)")
     b.add_argument("--protocol", default=None, choices=["veegan", "pacgan"], help="published networks, optimiser "
                    "and length (veegan: setting A, 25k updates; pacgan: setting B, 400 epochs), beside their "

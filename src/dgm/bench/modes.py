@@ -10,8 +10,9 @@ Training: ``--protocol veegan`` (setting A) or ``--protocol pacgan`` (setting B)
 optimisers (``dgm.bench.protocols``), beside that protocol's published rows; without a protocol every entry gets
 dgm's MLPs, the same number of discriminator updates (``--steps``) and its objective's own optimiser defaults.
 An entry is an objective, a remedy (``unrolled-5``, ``pacgan2..4``, ``minibatch-disc``, ``mbstd``, ``ema``) on the
-non-saturating GAN, or a combination joined by ``+`` (``pacgan2+mbstd``, ``wgan-gp+pacgan2``). Each run is an ordinary
-run directory (config, checkpoints, metrics.jsonl), so any row can be inspected or resumed.
+non-saturating GAN, or a combination joined by ``+`` (``pacgan2+mbstd``, ``wgan-gp+pacgan2``). ``+g-steps`` counts an
+entry's length in generator steps instead of D updates (``wgan-gp+g-steps`` with ``--steps 25000``: 125,000 D
+updates at n_critic 5, as WGAN-GP's own toy script counts its iterations). Each run is an ordinary run directory (config, checkpoints, metrics.jsonl), so any row can be inspected or resumed.
 """
 from __future__ import annotations
 
@@ -37,6 +38,9 @@ VARIANTS = {
     "gdpp": {"gdpp": 1.0},                         # Elfeki et al. 2019 (their code: G loss 0.5 (GAN + GDPP)); not a default row
 }
 REMEDY_ENTRIES = [UNROLLED, "pacgan2", "pacgan3", "pacgan4", "minibatch-disc", "mbstd"]
+# Not a model option but the unit of the length: --steps counts G steps, so the run makes --steps x n_critic D updates
+# (github.com/igul222/improved_wgan_training gan_toy.py counts ITERS in generator iterations, CRITIC_ITERS = 5).
+G_STEPS = "g-steps"
 
 
 def resolve(name: str):
@@ -45,6 +49,8 @@ def resolve(name: str):
 
     objective, extra = None, {}
     for part in name.split("+"):
+        if part == G_STEPS:
+            continue
         if part in VARIANTS:
             extra.update(VARIANTS[part])
         elif objective is None:
@@ -52,19 +58,19 @@ def resolve(name: str):
             objective = part
         else:
             raise DgmError(f"bench entry {name!r} names two objectives; join one objective with remedies "
-                           f"({', '.join(VARIANTS)}) by '+'")
+                           f"({', '.join([*VARIANTS, G_STEPS])}) by '+'")
     return objective or "non-saturating", extra
 
 
 def default_entries(protocol: Optional[str] = None) -> List[str]:
-    """Without a protocol: every objective and the unrolled GAN. With one: the issue's rows (the classic losses
-    and every remedy)."""
+    """Without a protocol: every objective and the unrolled GAN. With --protocol pacgan: its rows. With
+    --protocol veegan: the classic losses, every remedy, and WGAN-GP counted in generator steps."""
     from ..objectives import OBJECTIVES
 
     if protocol == "pacgan":
         return ["non-saturating", "pacgan2", "pacgan3", "pacgan4", "minibatch-disc", "mbstd"]
-    if protocol:
-        return ["minimax", "non-saturating", "wgan-gp", "hinge"] + REMEDY_ENTRIES
+    if protocol:  # setting A also: WGAN-GP at its authors' toy length (25k G steps), the row that meets the goal
+        return ["minimax", "non-saturating", "wgan-gp", "hinge"] + REMEDY_ENTRIES + ["wgan-gp+" + G_STEPS]
     return OBJECTIVES.names() + [UNROLLED]
 
 
@@ -83,6 +89,42 @@ def entry_options(entry: str, protocol: Optional[str], data: str, model_opts: Di
         train.pop("steps")
         return model, train
     return model, {"batch_size": (batch_size or 256) * model.get("pack", 1)}
+
+
+def counts_g_steps(entry: str) -> bool:
+    return G_STEPS in entry.split("+")
+
+
+def d_updates(entry: str, steps: int, model: Dict) -> int:
+    """D updates of one run of ``entry`` at bench length ``steps`` (its model options ``model``, as
+    ``entry_options`` gives them): ``steps``, or ``steps`` x n_critic for a ``+g-steps`` entry."""
+    return steps * n_critic(model) if counts_g_steps(entry) else steps
+
+
+def n_critic(model: Dict) -> int:
+    """D updates per G update: the model option, else the objective's paper default (as GANModel resolves 0)."""
+    from ..objectives import OBJECTIVES
+
+    return int(model.get("n_critic") or OBJECTIVES.get(model["objective"]).n_critic)
+
+
+def length_line(steps: int, protocol: Optional[str]) -> str:
+    """The table's length: ``steps`` D updates per run, and which part of the protocol's length that is."""
+    from .protocols import get
+
+    full = get(protocol).steps if protocol else None
+    return f"{steps} D updates per run" + (f" of the protocol's {full} ({100 * steps / full:.1f} %)" if full else "")
+
+
+def length_note(rows: Sequence[Dict]) -> str:
+    """Lines under the table for the entries that count their length in generator steps."""
+    seen = {}
+    for r in rows:
+        if counts_g_steps(r["entry"]) and "length" in r:
+            seen[r["entry"]] = (r["length"], r["steps"], r["steps"] // r["length"])
+    out = [f"{e}: {g} generator steps per run = {d} D updates (n_critic {k}), not the D updates above"
+           for e, (g, d, k) in sorted(seen.items())]
+    return "\n".join(["", "length counted in generator steps:", *out]) if out else ""
 
 
 def _plain(options: Dict) -> Dict:
@@ -153,7 +195,7 @@ def run_one(job: Dict) -> Dict:
     else:  # stopped before any checkpoint: no generator to score
         res = {"modes": 0, "high_quality": 0.0, "reverse_kl": None, "num_modes": len(data.means), "n_samples": 0}
     out = {"entry": job["entry"], "data": job["data"], "seed": job["seed"], **res, "run_dir": str(run_dir),
-           "steps": job["steps"], "cpu_seconds": time.process_time() - cpu0,
+           "steps": job["steps"], "length": job.get("length", job["steps"]), "cpu_seconds": time.process_time() - cpu0,
            "options": _plain({"model": model_opts, "train": train_opts})}
     if stopped is not None:  # scored at its last checkpoint (format_table lists these runs under the table)
         out["stopped"] = stopped
@@ -281,20 +323,25 @@ def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, s
     if log.exists():
         for line in log.read_text().splitlines():
             r = json.loads(line)
-            if r.get("steps") == steps:
+            # a row of this length: D updates for most entries, generator steps for +g-steps ones (old rows: steps)
+            if r.get("length", r.get("steps")) == steps and (r.get("steps") == steps or counts_g_steps(r["entry"])):
                 done[(r["entry"], r["data"], r["seed"])] = r
     snap_entries = {"non-saturating", UNROLLED, "pacgan4"} if figure else set()
     all_jobs = []
     for s in range(seeds):  # seed by seed: an interrupted bench has every row with fewer seeds
         for d in datasets:
             for e in entries:
-                job = {"entry": e, "data": d, "seed": s, "steps": steps, "batch_size": batch_size,
+                model = entry_options(e, protocol, d, model_opts or {}, batch_size)[0]
+                job = {"entry": e, "data": d, "seed": s, "steps": d_updates(e, steps, model), "length": steps,
+                       "batch_size": batch_size,
                        "protocol": protocol, "run_dir": str(out_dir / "runs" / d / e / f"seed-{s}"),
                        "model_opts": model_opts or {}}
                 if e in snap_entries and s == 0:
-                    job["snapshots"] = [max(1, round(steps * f)) for f in (0.05, 0.2, 0.4, 0.7, 1.0)]
+                    job["snapshots"] = [max(1, round(job["steps"] * f)) for f in (0.05, 0.2, 0.4, 0.7, 1.0)]
                 if (e, d, s) in done:
                     _check_reused(done[(e, d, s)], job, log)
+                    if done[(e, d, s)]["steps"] != job["steps"]:  # the same G steps at another n_critic: train it
+                        del done[(e, d, s)]
                 if (e, d, s) not in done or (job.get("snapshots") and "snapshots" not in done[(e, d, s)]):
                     all_jobs.append(job)
     from tqdm.auto import tqdm
@@ -326,8 +373,8 @@ def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, s
     summary = summarize(rows)
     num_modes = {d: len(load_dataset(d, "val").means) for d in datasets}
     full = get(protocol).steps if protocol else None
-    length = f"{steps} D updates per run" + (f" of the protocol's {full} ({100 * steps / full:.1f} %)" if full else "")
-    table = format_table(summary, num_modes, protocol, length) + stopped_note(rows)
+    table = format_table(summary, num_modes, protocol, length_line(steps, protocol)) + length_note(rows) + \
+        stopped_note(rows)
     slim = [{k: v for k, v in r.items() if k != "snapshots"} for r in rows]
     cpu = sum(r.get("cpu_seconds", 0.0) for r in rows)
     (out_dir / "results.json").write_text(json.dumps({
