@@ -12,7 +12,8 @@ dgm's MLPs, the same number of discriminator updates (``--steps``) and its objec
 An entry is an objective, a remedy (``unrolled-5``, ``pacgan2..4``, ``minibatch-disc``, ``mbstd``, ``ema``) on the
 non-saturating GAN, or a combination joined by ``+`` (``pacgan2+mbstd``, ``wgan-gp+pacgan2``). ``+g-steps`` counts an
 entry's length in generator steps instead of D updates (``wgan-gp+g-steps`` with ``--steps 25000``: 125,000 D
-updates at n_critic 5, as WGAN-GP's own toy script counts its iterations). Each run is an ordinary run directory (config, checkpoints, metrics.jsonl), so any row can be inspected or resumed.
+updates at n_critic 5, as WGAN-GP's own toy script counts its iterations). Each run is an ordinary run directory
+(config, checkpoints, metrics.jsonl), so any row can be inspected or resumed.
 """
 from __future__ import annotations
 
