@@ -324,8 +324,8 @@ def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, s
     if log.exists():
         for line in log.read_text().splitlines():
             r = json.loads(line)
-            # a row of this length: D updates for most entries, generator steps for +g-steps ones (old rows: steps)
-            if r.get("length", r.get("steps")) == steps and (r.get("steps") == steps or counts_g_steps(r["entry"])):
+            # a row of this length: the bench's --steps (D updates, or G steps for +g-steps entries; old rows: steps)
+            if r.get("length", r.get("steps")) == steps:
                 done[(r["entry"], r["data"], r["seed"])] = r
     snap_entries = {"non-saturating", UNROLLED, "pacgan4"} if figure else set()
     all_jobs = []
