@@ -8,8 +8,10 @@
 # 5. with MNIST_DIR=DIR (the MNIST IDX files): the any-order table on binarized MNIST (benchmarks/anyorder_tables.py,
 #    NADE, MADE 1/32 orders, PixelCNN, Gated PixelCNN, LMConv 1/8 S-curve orders; whole-image and completion NLL).
 # 6. only with MODES_FULL=1: the two toy-mixture protocols at full length (dgm bench modes --protocol veegan|pacgan,
-#    issue 15). These are small MLPs: CPU-bound, one thread per run; setting A is ~4 CPU-min per run (25k updates),
-#    setting B ~1 CPU-hour per run (400k updates), i.e. ~120 CPU-hours for its 6 rows x 2 mixtures x 10 seeds.
+#    issue 15). These are small MLPs: CPU-bound, one thread per run. Measured on the 2-core build machine: setting A
+#    takes 3-16 CPU-min per run (25k updates; unrolled-5 and minibatch-disc 27-41 CPU-min), setting B 20-33 CPU-s
+#    per epoch (non-saturating to PacGAN4, 2026-12-03), i.e. 2-4 CPU-hours per run of 400 epochs and about 500
+#    CPU-hours for its 8 rows x 2 mixtures x 10 seeds: about 1.5 days on 14 cores, far beyond one device session.
 # Everything is written under $OUT (log.txt, pytest.txt, eval JSONs). Keep OMP_NUM_THREADS small with pytest -n:
 # 8 workers x 16 threads each made the suite crawl.
 set -u

@@ -286,3 +286,62 @@ def test_bench_modes_records_a_diverged_run_instead_of_stopping(tmp_path, jobs):
     assert all("loss became" in r["stopped"] for r in res["rows"])
     assert "stopped early" in res["table"] and "minimax on ring8, seed 0: loss became" in res["table"]
     json.loads((tmp_path / "b" / "results.json").read_text(), parse_constant=lambda c: pytest.fail(f"JSON has {c}"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker processes from /proc (Linux)")
+def test_bench_modes_workers_end_when_the_bench_is_killed(tmp_path):
+    """A bench killed from outside (SIGKILL: no clean-up at all) takes its worker processes with it: they would
+    otherwise go on training their runs into the run folders that the next bench of that --out trains afresh."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def workers(parent):
+        found = []
+        for d in Path("/proc").iterdir():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                cmd = (d / "cmdline").read_bytes()
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == parent and b"spawn_main" in cmd:
+                found.append(int(d.name))
+        return found
+
+    def alive(pid):
+        try:
+            return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    out = tmp_path / "b"
+    cmd = [sys.executable, "-m", "dgm", "bench", "modes", "--objectives", "non-saturating,minimax", "--data", "ring8",
+           "--seeds", "1", "--steps", "1000000", "--batch-size", "16", "--hidden", "8", "--layers", "1", "--jobs", "2",
+           "--no-figures", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(Path(dgm.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    bench = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    pids = []
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (len(pids) == 2 and
+                                                     len(list(out.glob("runs/ring8/*/seed-0/config.json"))) == 2):
+            assert bench.poll() is None, "the bench ended before its runs started"
+            pids = workers(bench.pid)
+            time.sleep(0.2)
+        assert len(pids) == 2 and len(list(out.glob("runs/ring8/*/seed-0/config.json"))) == 2, "runs never started"
+        assert all(alive(p) for p in pids)
+        bench.send_signal(signal.SIGKILL)
+        bench.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(alive(p) for p in pids):
+            time.sleep(0.2)
+        assert not any(alive(p) for p in pids), "worker processes outlived the killed bench"
+    finally:
+        for p in pids + [bench.pid]:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass

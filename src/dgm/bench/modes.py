@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -149,6 +150,24 @@ def _check_reused(row: Dict, job: Dict, log: Path) -> None:
                   if have.get(part, {}).get(k) != want[part].get(k))
     raise DgmError(f"{log} holds a row ({where}) trained with other options ({'; '.join(diff)}): choose another "
                    "--out, or give the options it was run with")
+
+
+def _exit_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
+    """Worker initializer: end this worker as soon as the bench that started it is gone.
+
+    A bench killed by SIGTERM or SIGKILL cannot stop its pool, and its workers would go on training the runs they
+    hold (and the queued ones) into the same run folders that the next bench of that --out trains afresh. So each
+    worker watches its parent and leaves (``os._exit``, no clean-up) once it has been re-parented.
+    """
+    import threading
+    import time
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="dgm-bench-parent-watch", daemon=True).start()
 
 
 def run_one(job: Dict) -> Dict:
@@ -361,7 +380,8 @@ def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, s
         for j in all_jobs:
             finished(run_one(j))
     else:
-        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_exit_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             futures = [pool.submit(run_one, j) for j in all_jobs]  # started in this order (seed by seed)
             try:
                 for f in as_completed(futures):  # each row reaches rows.jsonl when its run ends, not in job order

@@ -15,7 +15,9 @@ Both papers' code takes D's and G's gradients from one evaluation of the graph a
 ``update_order="simultaneous"`` (dgm's default is alternating: G against the updated D).
 Known differences from the papers' code (both settings): dgm trains on its fixed 100,000-point training
 split (GDPP draws fresh points every step; PacGAN draws 100,000 fixed packs of m points); and dgm's ring has 8
-distinct modes at k 2 pi / 8 (GDPP's ``sample_ring`` uses linspace(0, 2 pi, 8): 7 distinct modes).
+distinct modes at k 2 pi / 8 (GDPP's ``sample_ring`` uses linspace(0, 2 pi, 8): 7 distinct modes). Under
+packing PacGAN runs G once per pack slot (``bricks.py``), so its BatchNorm statistics are per slot of 100 samples;
+dgm runs G once on all m x 100.
 """
 from __future__ import annotations
 
