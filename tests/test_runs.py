@@ -324,14 +324,17 @@ def test_bench_modes_workers_end_when_the_bench_is_killed(tmp_path):
     bench = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
     pids = []
+
+    def started():  # both workers up and both runs training
+        return len(pids) == 2 and len(list(out.glob("runs/ring8/*/seed-0/config.json"))) == 2
+
     try:
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (len(pids) == 2 and
-                                                     len(list(out.glob("runs/ring8/*/seed-0/config.json"))) == 2):
+        while time.monotonic() < deadline and not started():
             assert bench.poll() is None, "the bench ended before its runs started"
             pids = workers(bench.pid)
             time.sleep(0.2)
-        assert len(pids) == 2 and len(list(out.glob("runs/ring8/*/seed-0/config.json"))) == 2, "runs never started"
+        assert started(), "runs never started"
         assert all(alive(p) for p in pids)
         bench.send_signal(signal.SIGKILL)
         bench.wait()
