@@ -57,3 +57,44 @@ def tiny_run(tmp_path_factory):
                  "--out", str(out), "--n-samples", "4", "--no-progress", *TINY])
     assert code == 0
     return out
+
+
+# Tiny runs of every kind of figure and evaluation, trained once per test session (a CPU run with a seed is
+# bit-for-bit repeatable): tests/test_cli_references.py and tests/test_figures.py; tests copy one before writing into it
+COMMON = ["--no-progress", "--n-samples", "0", "--seed", "0", "--eval-every", "100000", "--ckpt-every", "100000"]
+PCNN = ["--hidden", "8", "--layers", "2", "--first-kernel", "3", "--batch-size", "32", "--steps", "3"]
+GAN = ["--hidden", "8", "--latent-dim", "4", "--layers", "1", "--batch-size", "16", "--steps", "3"]
+RUNS = {
+    "gpcnn": ["gated-pixelcnn", "--data", "digits", "--binarize", *PCNN],
+    "gpcnn-cond": ["gated-pixelcnn", "--data", "digits", "--binarize", "--conditional", *PCNN],
+    "made": ["made", "--data", "digits", "--binarize", "--hidden", "16", "--orders", "2", "--steps", "3",
+             "--batch-size", "32"],
+    "vae": ["vae", "--data", "digits", "--binarize", "--hidden", "16", "--latent-dim", "2", "--steps", "3",
+            "--batch-size", "32"],
+    "vqvae": ["vq-vae", "--data", "digits", "--binarize", "--codebook-size", "8", "--code-dim", "4", "--hidden", "8",
+              "--steps", "2", "--batch-size", "64"],
+    "gan": ["gan", "--data", "digits", "--ema-decay", "0.5", *GAN],
+    "gan-cond": ["gan", "--data", "digits", "--conditional", *GAN],
+    "ring": ["gan", "--data", "ring8", *GAN],
+    "stylegan": ["gan", "--arch", "stylegan", "--data", "digits", "--batch-size", "8", "--hidden", "4", "--latent-dim",
+                 "8", "--mapping-layers", "2", "--steps", "2"],
+    "sagan": ["gan", "--arch", "sagan", "--data", "digits", "--hidden", "8", "--latent-dim", "8", "--batch-size", "8",
+              "--steps", "2"],
+    "infogan": ["infogan", "--data", "digits", "--cat-codes", "3", "--cont-codes", "1", "--hidden", "8",
+                "--latent-dim", "4", "--layers", "1", "--batch-size", "16", "--steps", "2"],
+    "cyclegan": ["cyclegan", "--data", "digits-labels", "--base-channels", "4", "--res-blocks", "1", "--d-channels",
+                 "4", "--batch-size", "16", "--steps", "2"],
+    "wavenet": ["wavenet", "--data", "tones", "--layers", "3", "--stacks", "1", "--residual", "8", "--skip", "8",
+                "--batch-size", "8", "--steps", "2"],
+}
+
+
+@pytest.fixture(scope="session")
+def reference_runs(tmp_path_factory):
+    """name -> run folder of each of RUNS (shared, read-only)."""
+    from dgm.cli import main
+
+    root = tmp_path_factory.mktemp("reference-runs")
+    for name, argv in RUNS.items():
+        assert main(["train", *argv, *COMMON, "--out", str(root / name)]) == 0, name
+    return {name: root / name for name in RUNS}

@@ -2,7 +2,7 @@
 figures registry and the metric-owned options (issue 31), recorded in tests/data/cli-references.json on the code
 of main at 8f51103.
 
-Each tiny run is trained here (a CPU run with a seed is bit-for-bit repeatable), each old command is run on it, and
+Each tiny run (``reference_runs`` in conftest.py) is trained here (a CPU run with a seed is bit-for-bit repeatable), each old command is run on it, and
 what it wrote is compared with the record: image grids pixel for pixel (decoded PNG), WAV files and saved tensors
 byte for byte, figures drawn by matplotlib by their size only (their pixels follow the installed matplotlib), the
 printed JSON key for key (floats to 1e-9 relative; the checkpoint's path and hash and the library versions left
@@ -16,6 +16,7 @@ import io
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,32 +30,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 RECORD = Path(__file__).parent / "data" / "cli-references.json"
 RECORDING = os.environ.get("DGM_RECORD_REFERENCES") == "1"
-COMMON = ["--no-progress", "--n-samples", "0", "--seed", "0", "--eval-every", "100000", "--ckpt-every", "100000"]
-PCNN = ["--hidden", "8", "--layers", "2", "--first-kernel", "3", "--batch-size", "32", "--steps", "3"]
-GAN = ["--hidden", "8", "--latent-dim", "4", "--layers", "1", "--batch-size", "16", "--steps", "3"]
-RUNS = {
-    "gpcnn": ["gated-pixelcnn", "--data", "digits", "--binarize", *PCNN],
-    "gpcnn-cond": ["gated-pixelcnn", "--data", "digits", "--binarize", "--conditional", *PCNN],
-    "made": ["made", "--data", "digits", "--binarize", "--hidden", "16", "--orders", "2", "--steps", "3",
-             "--batch-size", "32"],
-    "vae": ["vae", "--data", "digits", "--binarize", "--hidden", "16", "--latent-dim", "2", "--steps", "3",
-            "--batch-size", "32"],
-    "vqvae": ["vq-vae", "--data", "digits", "--binarize", "--codebook-size", "8", "--code-dim", "4", "--hidden", "8",
-              "--steps", "2", "--batch-size", "64"],
-    "gan": ["gan", "--data", "digits", "--ema-decay", "0.5", *GAN],
-    "gan-cond": ["gan", "--data", "digits", "--conditional", *GAN],
-    "ring": ["gan", "--data", "ring8", *GAN],
-    "stylegan": ["gan", "--arch", "stylegan", "--data", "digits", "--batch-size", "8", "--hidden", "4", "--latent-dim",
-                 "8", "--mapping-layers", "2", "--steps", "2"],
-    "sagan": ["gan", "--arch", "sagan", "--data", "digits", "--hidden", "8", "--latent-dim", "8", "--batch-size", "8",
-              "--steps", "2"],
-    "infogan": ["infogan", "--data", "digits", "--cat-codes", "3", "--cont-codes", "1", "--hidden", "8",
-                "--latent-dim", "4", "--layers", "1", "--batch-size", "16", "--steps", "2"],
-    "cyclegan": ["cyclegan", "--data", "digits-labels", "--base-channels", "4", "--res-blocks", "1", "--d-channels",
-                 "4", "--batch-size", "16", "--steps", "2"],
-    "wavenet": ["wavenet", "--data", "tones", "--layers", "3", "--stacks", "1", "--residual", "8", "--skip", "8",
-                "--batch-size", "8", "--steps", "2"],
-}
 IMAGE = "{tmp}/digit.png"  # written by the fixture: a test image for --complete-from
 # (name, run, arguments after RUN); {tmp} is a folder of this test session
 SAMPLE = [
@@ -108,13 +83,11 @@ MATPLOTLIB = ("ring", "ring-trunc", "vae-plots:latent-test.png", "audio", "audio
 
 
 @pytest.fixture(scope="module")
-def setting(tmp_path_factory):
+def setting(reference_runs, tmp_path_factory):
     root = tmp_path_factory.mktemp("refs")
-    runs = {}
-    for name, argv in RUNS.items():
-        out = root / "runs" / name
-        assert main(["train", *argv, *COMMON, "--out", str(out)]) == 0, name
-        runs[name] = out
+    runs = {name: root / "runs" / name for name in reference_runs}
+    for name, run in reference_runs.items():  # a copy: the commands write into the run folders
+        shutil.copytree(run, runs[name])
     img = np.zeros((8, 8), np.uint8)
     img[1:7, 2] = img[1, 2:6] = img[6, 2:6] = 255
     Image.fromarray(img).save(root / "digit.png")

@@ -8,6 +8,7 @@ provenance), and resume bit for bit. A new model gets all of this by registering
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ import dgm
 from dgm import checkpoint as ckpt
 from dgm.cli import main
 from dgm.errors import DgmError
+from dgm.figures import can_make
 from dgm.metrics import METRICS, evaluate
 from dgm.models import MODELS
 
@@ -96,7 +98,8 @@ def test_model_contract(name, kind, tmp_path, capsys):
     if not cls.can_sample:
         with pytest.raises(DgmError):
             alone.sample(3)
-        assert main(["sample", str(file), "-n", "2", "--out", str(png)]) == 2 and not png.exists()
+        assert main(["sample", str(file), "--figure", "samples", "--out", str(png)]) == 2 and not png.exists()
+        assert "can make: " + alone.default_figure in capsys.readouterr().err
     else:
         x = alone.sample(3, generator=torch.Generator().manual_seed(0))
         if alone.points:
@@ -111,8 +114,12 @@ def test_model_contract(name, kind, tmp_path, capsys):
                 assert x.min() >= -1 and x.max() <= 1
             unit = alone.to_unit(x)
             assert unit.min() >= 0 and unit.max() <= 1
-        # the command line on the file alone
-        assert main(["sample", str(file), "-n", "2", "--out", str(png)]) == 0 and png.is_file()
+    # the command line on the file alone: the model's default figure (dgm.figures)
+    assert alone.default_figure in can_make(alone)
+    capsys.readouterr()
+    assert main(["sample", str(file), "-n", "2", "--out", str(png)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed and all(Path(p).is_file() and Path(p).parent == tmp_path for p in printed), printed
 
     # default metrics on the file alone: every metric answers, strict JSON, provenance of the file
     k = 2 if "elbo" in alone.capabilities else None  # -k where it applies (elsewhere it is refused)

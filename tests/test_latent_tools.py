@@ -143,8 +143,8 @@ def test_sample_latent_flags_write_their_figures(vae_run, tmp_path):
 
 
 @pytest.mark.parametrize("flags,msg", [
-    (["--steps", "4"], "--steps is the length"),
-    (["--truncation-mode", "resample"], "--truncation-mode needs"),
+    (["--steps", "4"], "--steps is an option of the interpolate figure"),
+    (["--truncation-mode", "resample"], "--truncation-mode is an option of the truncation figure"),
     (["--interpolate", "lerp", "--truncation", "0.5"], "give one of them"),
     (["--interpolate", "lerp", "--truncation", "0"], "give one of them"),
     (["--arithmetic", "3"], "two class labels"),

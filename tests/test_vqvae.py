@@ -104,7 +104,7 @@ def test_vq_user_errors_are_one_line(tmp_path, tiny_run, capsys):
     cases = [(["train", "vq-vae-prior", "--steps", "1", "--out", str(tmp_path / "p1")], "--from RUN"),
              (["train", "vq-vae-prior", "--from", str(tiny_run), "--out", str(tmp_path / "p2")], "pass a vq-vae run"),
              (["train", "vae", "--from", str(vq), "--out", str(tmp_path / "p3")], "--from is for"),
-             (["sample", str(vq), "-n", "2"], "no prior"),
+             (["sample", str(vq), "--figure", "samples"], "samples through its prior"),
              (["eval", str(tiny_run), "--metric", "recon"], "recon metric is for VQ-VAE")]
     for argv, words in cases:
         code = main(argv)

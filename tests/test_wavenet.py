@@ -142,8 +142,8 @@ def test_cli_train_resume_eval_sample(wav_folder, tmp_path, capsys):
     capsys.readouterr()
 
     for argv, words in ((["eval", str(tmp_path / "full"), "--metric", "fid"], "image runs"),
-                        (["sample", str(tmp_path / "full"), "--complete-from", str(png)], "image runs"),
-                        (["sample", str(tmp_path / "full"), "--plots"], "image runs"),
+                        (["sample", str(tmp_path / "full"), "--complete-from", str(png)], "needs an image run"),
+                        (["sample", str(tmp_path / "full"), "--plots"], "needs an image run"),
                         (["sample", str(tmp_path / "full"), "--seconds", "0"], "--seconds"),
                         (["sample", str(tmp_path / "full"), "--label", "5"], "--label")):
         assert main(argv) == 2, argv
@@ -183,7 +183,7 @@ def test_cli_sample_rate_trains_evaluates_and_samples_at_the_resampled_rate(tmp_
 
 def test_seconds_is_refused_for_an_image_run(tiny_run, capsys):
     assert main(["sample", str(tiny_run), "--seconds", "1"]) == 2
-    assert "--seconds is for audio runs" in capsys.readouterr().err
+    assert "--seconds is an option of the audio figure" in capsys.readouterr().err
 
 
 def test_ddp_two_processes_equal_one_process(wav_folder, tmp_path):

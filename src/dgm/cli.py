@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from .errors import DgmError, user_fault
+from .outputs import check_output as _check_output, undo_on_failure as _undo_on_failure  # noqa: F401
 
-#: the most images `dgm sample` draws into one grid
-MAX_SAMPLES = 100_000
 
 
 class _Parser(argparse.ArgumentParser):
@@ -175,51 +174,29 @@ def _model_name(argv: List[str]) -> Optional[str]:
 def _build_parser_rest(sub) -> None:
     from .sampling import REGIONS
 
-    s = sub.add_parser("sample", help="sample a grid of images from a trained run")
+    from .figures import FIGURES, figure_options
+    from .figures.registry import readers
+
+    s = sub.add_parser("sample", help="draw a figure of a trained run (default: its samples)",
+                       description="Draw a figure of a trained run: --figure NAME (dgm list figures), or a figure's own "
+                       "flag (e.g. --interpolate slerp); without either, the model's default figure (samples; vq-vae: "
+                       "reconstructions; cyclegan: translations; wavenet: audio).")
     s.add_argument("run", help="run directory or checkpoint file (.pt)")
-    s.add_argument("-n", type=int, default=None, help="number of samples (default 64; audio runs: 4)")
-    s.add_argument("--out", default=None, help="PNG file to write (default: RUN/samples/sample-seedS.png; for a "
-                   "checkpoint FILE.pt: FILE-sample-seedS.png beside it)")
+    s.add_argument("--figure", default=None, help=f"the figure to draw ({', '.join(FIGURES.names())}; dgm list "
+                   "figures; default: the model's own)")
+    s.add_argument("-n", type=int, default=None, help="how many samples the figure draws (default: the figure's: 64 "
+                   "samples, 8 interpolation rows, 4 sounds, ...)")
+    s.add_argument("--out", default=None, help="PNG file to write (default: RUN/samples/FIGURE-seedS.png; for a "
+                   "checkpoint FILE.pt: FILE-FIGURE-seedS.png beside it)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--label", type=int, default=None, dest="label", help="class to sample (conditional models)")
-    s.add_argument("--complete-from", default=None, metavar="IMAGE_FILE",
-                   help="keep part of this image and sample the rest (n completions)")
-    s.add_argument("--observe", default=None, choices=REGIONS, help="which half of --complete-from is kept "
-                   "(default: top)")
     s.add_argument("--device", default="cpu")
     s.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
-    s.add_argument("--save-tensor", default=None, metavar="FILE.pt", help="also save the samples as a tensor")
-    s.add_argument("--naive", action="store_true", help="autoregressive models: run the whole network once per "
-                   "pixel (the reference) instead of the default cached sampling; same images, slower")
-    s.add_argument("--translate", default=None, metavar="test|FOLDER", help="translation runs (cyclegan): write "
-                   "input / translation / reconstruction triplets of both directions for n images of the run's test "
-                   "split or of a folder")
-    s.add_argument("--interpolate", default=None, choices=["lerp", "slerp"], help="models with a Gaussian latent "
-                   "(GANs, VAEs): -n rows of --steps images along a line (lerp) or a great-circle arc (slerp, White "
-                   "2016) between two random codes")
-    s.add_argument("--steps", type=int, default=None, help="--interpolate: images per row, ends included (default 8)")
-    s.add_argument("--truncation", type=float, default=None, metavar="PSI", help="models with a Gaussian latent: the "
-                   "truncation trick (interpolate: PSI z, PSI in [0, 1], 1 = ordinary sampling; resample: threshold)")
-    s.add_argument("--truncation-mode", default=None, choices=["w-mean", "interpolate", "resample"],
-                   help="--truncation: towards the mean latent or resampling of |z_i| > PSI (BigGAN); w-mean: in W "
-                   "toward the tracked mean w (stylegan runs) (default: the run's first: w-mean for stylegan, resample "
-                   "for biggan, else interpolate)")
-    s.add_argument("--style-mix", action="store_true", default=None, help="stylegan runs: the style-mixing grid "
-                   "(B sources in the top row; rows of A sources taking B's coarse, middle or fine styles)")
-    s.add_argument("--noise-sweep", action="store_true", default=None, help="stylegan runs: stochastic variation "
-                   "(rows of one w under several noise draws, then the per-pixel std over 64 draws)")
-    s.add_argument("--attention-maps", action="store_true", help="GANs with self-attention (--arch sagan, biggan): "
-                   "write where a few query positions of -n (at most 8) samples attend (SAGAN, Figure 1)")
-    s.add_argument("--arithmetic", default=None, metavar="A,B", help="models with an encoder (VAEs) on a labelled "
-                   "dataset: mean test code of class A minus class B, added at scales 0..2 to -n other test images")
     s.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: sample the raw generator, "
                    "not the EMA of its weights (the default)")
-    s.add_argument("--vary-code", type=int, default=None, metavar="I", help="InfoGAN runs: rows = the categorical "
-                   "code's values, 10 columns = continuous code I swept from -2 to 2 (one z; Chen et al. 2016, fig. 2)")
-    s.add_argument("--seconds", type=float, default=None, help="audio runs: seconds of audio per sample; writes "
-                   "n WAV files and a PNG of their waveforms and spectrograms (default: 1)")
-    s.add_argument("--plots", action="store_true", help="latent-variable models: also write reconstructions of "
-                   "test images and, for a 2-D latent, the decoded manifold and the encoded test set by label")
+    group = s.add_argument_group("figure options", "each read by the figures named in brackets")
+    owners = readers()
+    for name, option in figure_options().items():
+        option.add_to(group, f" [{', '.join(owners[name])}]")
 
     e = sub.add_parser("eval", help="evaluate a run or a set of images; prints one JSON object",
                        description="Evaluate a trained run (likelihood, mode coverage, or sample quality of its "
@@ -296,7 +273,7 @@ def _build_parser_rest(sub) -> None:
 
     li = sub.add_parser("list", help="list registered names")
     li.add_argument("what", choices=["models", "datasets", "metrics", "features", "families", "objectives", "archs",
-                                        "orders"])
+                                        "orders", "figures"])
 
 
 def _check_seed(seed: int) -> None:
@@ -304,44 +281,6 @@ def _check_seed(seed: int) -> None:
 
     if not 0 <= seed <= MAX_SEED:
         raise DgmError(f"--seed must be in 0..{MAX_SEED}, got {seed}")
-
-
-def _check_output(path, flag: str, make_parent: bool = False) -> None:
-    """Refuse, before any work is done, an output file whose folder cannot hold it (``make_parent``: missing
-    folders are made, as for `dgm sample --out`)."""
-    p = Path(path)
-    if p.is_dir():
-        raise DgmError(f"{flag} {path} is a folder; give a file name")
-    folder = p.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if folder.exists() and not folder.is_dir():
-        raise DgmError(f"{flag} {path}: {folder} is a file, not a folder; choose another path")
-    if folder != p.parent and not make_parent:
-        raise DgmError(f"{flag} {path}: the folder {p.parent} does not exist; create it or choose another path")
-
-
-@contextlib.contextmanager
-def _undo_on_failure(*paths):
-    """Remove again the files among ``paths`` (and the folders made for them) that a failing command created,
-    so that a failure (a full disk, a refused option) leaves nothing half written."""
-    new = [Path(p) for p in paths if p is not None and not Path(p).exists()]
-    made = set()
-    for p in new:
-        d = p.parent
-        while not d.exists() and d != d.parent:
-            made.add(d)
-            d = d.parent
-    try:
-        yield
-    except BaseException:
-        for p in new:
-            with contextlib.suppress(OSError):
-                p.unlink()
-        for d in sorted(made, key=lambda d: len(d.parts), reverse=True):
-            with contextlib.suppress(OSError):
-                d.rmdir()
-        raise
 
 
 def _print_json(obj) -> None:
@@ -420,222 +359,27 @@ def _default_out(run, name: str) -> Path:
 
 
 def _sample(args) -> int:
-    import torch
-
+    """`dgm sample`: the figure named by --figure or by its own flag (default: the model's), drawn by the figures
+    registry (``dgm.figures``)."""
     from . import load
-    from .sampling import complete_from_file
-    from .viz import save_grid
-
     from .devices import check_device
+    from .figures import choose, draw, figure_options, resolve
+    from .figures.registry import check_given
 
-    if args.n is not None and not 1 <= args.n <= MAX_SAMPLES:
-        raise DgmError(f"-n must be in 1..{MAX_SAMPLES}, got {args.n}")
     _check_seed(args.seed)
     check_device(args.device)
     if args.out is not None:
         _check_output(args.out, "--out", make_parent=True)
-    if args.save_tensor is not None:
-        _check_output(args.save_tensor, "--save-tensor")
-    if args.observe is not None and not args.complete_from:
-        raise DgmError("--observe chooses the kept half of --complete-from; give --complete-from IMAGE_FILE or drop "
-                       "--observe")
-    observe = args.observe or "top"
-    latent_flags = [f for f, v in (("--interpolate", args.interpolate), ("--truncation", args.truncation),
-                                   ("--arithmetic", args.arithmetic), ("--complete-from", args.complete_from),
-                                   ("--vary-code", args.vary_code), ("--style-mix", args.style_mix),
-                                   ("--noise-sweep", args.noise_sweep))
-                    if v is not None]
-    if len(latent_flags) > 1:
-        raise DgmError(f"{' and '.join(latent_flags)} each make their own figure; give one of them")
-    if args.steps is not None and not args.interpolate:
-        raise DgmError("--steps is the length of an --interpolate row; give --interpolate lerp|slerp or drop --steps")
-    if args.truncation_mode is not None and args.truncation is None:
-        raise DgmError("--truncation-mode needs --truncation PSI")
-    if args.arithmetic is not None and not re.fullmatch(r"\d+,\d+", args.arithmetic):
-        raise DgmError(f"--arithmetic takes two class labels A,B (e.g. 3,8), got {args.arithmetic!r}")
+    given = {name: getattr(args, name) for name in figure_options()}
+    if given.get("save_tensor") is not None:
+        _check_output(given["save_tensor"], "--save-tensor")
+    name = choose(given, args.figure)
+    check_given(given, name)  # before loading: options the figure does not read
     model = load(args.run, checkpoint=args.checkpoint, device=args.device, ema=not args.no_ema)
-    if model.config.data_kind == "audio":
-        if latent_flags and latent_flags[0] != "--complete-from":
-            raise DgmError(f"{latent_flags[0]} needs a model with a Gaussian latent (gan, vae, ...); "
-                           f"{model.run_config['model']} has none")
-        args.n = 4 if args.n is None else args.n
-        return _sample_audio(args, model)
-    args.n = 64 if args.n is None else args.n
-    if args.seconds is not None:
-        raise DgmError(f"--seconds is for audio runs; {model.run_config['model']} makes images: drop --seconds")
-    if args.plots and "latent" not in model.capabilities:
-        raise DgmError(f"--plots needs a latent-variable model (vae, beta-vae); {model.run_config['model']} has "
-                       "no encoder")
-    if args.naive and model.can_sample and "naive" not in model.sample_methods:
-        raise DgmError(f"--naive is for models that sample element by element (autoregressive); "
-                       f"{model.run_config['model']} draws a sample in one pass")
-    # default: the model's own method (cached where it has caches); a model that cannot sample says so itself
-    how = {"method": "naive"} if args.naive and model.sample_methods else {}
-    if args.translate is not None or "translate" in model.capabilities:
-        return _translate(args, model)
-    c = model.config
-    y = None
-    if args.label is not None:
-        if not model.conditional:
-            raise DgmError("--label needs a class-conditional model (train with --conditional)")
-        if not 0 <= args.label < c.num_classes:
-            raise DgmError(f"--label must be in 0..{c.num_classes - 1}, got {args.label}")
-        y = torch.full((args.n,), args.label, dtype=torch.long)
-    if latent_flags and latent_flags[0] not in ("--complete-from", "--vary-code"):
-        flag = latent_flags[0]
-        if flag in ("--style-mix", "--noise-sweep"):
-            from .sampling.style import style_generator
-
-            style_generator(model, flag)  # a one-line refusal unless this is a stylegan run
-        if not model.truncation_modes:
-            raise DgmError(f"{flag} needs a model with a Gaussian latent (gan, vae, beta-vae, aae, avb); "
-                           f"{model.run_config['model']} has none")
-        if model.points and flag != "--truncation":
-            raise DgmError(f"{flag} draws a grid of images; this run models 2-D points (use --truncation)")
-        if flag == "--arithmetic" and "latent" not in model.capabilities:
-            raise DgmError(f"--arithmetic needs an encoder (vae, beta-vae, aae, avb); {model.run_config['model']} has "
-                           "none: use dgm.sampling.latent.attribute_vector with the codes of your two sets")
-    gen = torch.Generator().manual_seed(args.seed)
-    if args.attention_maps:  # SAGAN's figure (dgm.viz.attention)
-        if "attention" not in model.capabilities or latent_flags:
-            raise DgmError("--attention-maps needs a GAN with self-attention (--arch sagan or biggan) and makes its "
-                           f"own figure{' (drop ' + latent_flags[0] + ')' if latent_flags else ''}")
-        from .viz.attention import save_attention_maps
-
-        x, beta = model.attention_maps(min(args.n, 8), y=y, generator=gen)
-        out = args.out or _default_out(args.run, f"attention-seed{args.seed}.png")
-        with _undo_on_failure(out):
-            print(save_attention_maps(model.to_unit(x), beta, out))
-        return 0
-    nrow = None
-    if args.style_mix or args.noise_sweep:  # StyleGAN's figures (dgm.sampling.style); other runs: one-line refusal
-        from .sampling.style import noise_sweep, style_mixing_grid
-
-        what = "style-mix" if args.style_mix else "noise-sweep"
-        x, nrow = style_mixing_grid(model, generator=gen) if args.style_mix else noise_sweep(model, generator=gen)
-        images = x
-        default = _default_out(args.run, f"{what}-seed{args.seed}.png")
-    elif args.interpolate:
-        from .sampling.latent import interpolation_grid
-
-        steps = 8 if args.steps is None else args.steps
-        x = images = interpolation_grid(model, args.n, steps, args.interpolate, generator=gen, y=y)
-        nrow = steps
-        default = _default_out(args.run, f"interpolate-{args.interpolate}-seed{args.seed}.png")
-    elif args.vary_code is not None:
-        from .sampling.codes import STEPS, code_variation_grid
-
-        x = images = code_variation_grid(model, args.vary_code, generator=gen)
-        nrow = STEPS
-        default = _default_out(args.run, f"vary-code-{args.vary_code}-seed{args.seed}.png")
-    elif args.arithmetic:
-        from .runs import load_data
-        from .sampling.latent import ARITHMETIC_SCALES, class_arithmetic
-
-        a, b = (int(v) for v in args.arithmetic.split(","))
-        data = load_data(model.run_config["data"], "test").with_fixed_draw(torch.Generator().manual_seed(args.seed))
-        xt, yt = data.tensors()
-        x = images = class_arithmetic(model, xt, yt, data.spec.num_classes, a, b, args.n)
-        nrow = 1 + len(ARITHMETIC_SCALES)
-        default = _default_out(args.run, f"arithmetic-{a}-minus-{b}-seed{args.seed}.png")
-    elif args.complete_from:
-        if "complete" not in model.capabilities:
-            raise DgmError(f"--complete-from needs an autoregressive model; {model.run_config['model']} cannot complete images")
-        shown, x = complete_from_file(model, args.complete_from, args.n, observe, y=y, generator=gen, **how)
-        images = torch.cat([shown[None].to(x.device), x])
-        default = _default_out(args.run, f"completion-{observe}-seed{args.seed}.png")
-    elif args.truncation is not None:
-        mode = args.truncation_mode or model.truncation_modes[0]
-        if mode not in model.truncation_modes:
-            raise DgmError(f"--truncation-mode {mode}: this run has {', '.join(model.truncation_modes)}")
-        x = images = model.sample(args.n, y=y, generator=gen, truncation=args.truncation, truncation_mode=mode)
-        default = _default_out(args.run, f"truncation-{mode}-{args.truncation:g}-seed{args.seed}.png")
-    else:
-        x = model.sample(args.n, y=y, generator=gen, **how)
-        images = x
-        default = _default_out(args.run, f"sample-seed{args.seed}.png")
-    with _undo_on_failure(args.out or default, args.save_tensor):
-        if model.points:  # 2-D points: a scatter over the true density and D's surface
-            from .runs import load_data
-            from .viz.toy import save_points_plot
-
-            data = load_data(model.run_config["data"], "train")
-            path = save_points_plot(args.out or default, x.cpu(), data, model, title=f"{args.n} samples")
-        else:
-            path = save_grid(model.to_unit(images), args.out or default, nrow)
-        if args.save_tensor:
-            torch.save(x.cpu(), args.save_tensor)
-    print(path)
-    if args.plots:
-        from .runs import load_data
-        from .viz.latent import save_latent_plots
-
-        xt, yt = load_data(model.run_config["data"], "test").tensors()[:2]
-        for p in save_latent_plots(model, xt, yt, Path(path).parent).values():
-            print(p)
-    return 0
-
-
-def _translate(args, model) -> int:
-    """`dgm sample RUN --translate test|FOLDER`: triplet grids of a translation run."""
-    from .sampling.translate import save_translation_grids
-
-    name = model.run_config["model"]
-    if "translate" not in model.capabilities:
-        raise DgmError(f"--translate needs a translation run (cyclegan); {name} draws samples: drop --translate")
-    if args.translate is None:
-        raise DgmError(f"a {name} run translates images: pass --translate test (its test split) or --translate FOLDER")
-    for flag, value in (("--label", args.label), ("--complete-from", args.complete_from), ("--plots", args.plots),
-                        ("--save-tensor", args.save_tensor), ("--naive", args.naive),
-                        ("--interpolate", args.interpolate), ("--truncation", args.truncation),
-                        ("--arithmetic", args.arithmetic), ("--vary-code", args.vary_code),
-                        ("--style-mix", args.style_mix), ("--noise-sweep", args.noise_sweep)):
-        if value is not None and value is not False:
-            raise DgmError(f"{flag} does not apply to a translation run; drop it")
-    tag = "test" if args.translate == "test" else Path(args.translate).name
-    out = Path(args.out) if args.out else _default_out(args.run, f"translate-{tag}.png")
-    base = str(out)[:-4] if str(out).lower().endswith(".png") else str(out)
-    with _undo_on_failure(f"{base}-x_to_y.png", f"{base}-y_to_x.png"):
-        for path in save_translation_grids(model, args.translate, args.n, out):
-            print(path)
-    return 0
-
-
-def _sample_audio(args, model) -> int:
-    """`dgm sample` of an audio run: -n WAV files of --seconds each and one PNG of waveforms and spectrograms."""
-    import torch
-
-    from .data.audio import levels_to_pcm, write_wav
-    from .viz.audio import require_pyplot, save_audio_plot
-
-    for flag, value in (("--complete-from", args.complete_from), ("--observe", args.observe),
-                        ("--plots", args.plots)):
-        if value:
-            raise DgmError(f"{flag} is for image runs; this {model.run_config['model']} run makes audio: drop {flag}")
-    seconds = 1.0 if args.seconds is None else args.seconds
-    rate = model.config.sample_rate
-    length = int(round(seconds * rate))
-    if not 1 <= length <= 3600 * rate:
-        raise DgmError(f"--seconds must give 1 sample to 1 hour of audio, got {args.seconds}")
-    y = None
-    if args.label is not None:
-        if not model.conditional:
-            raise DgmError("--label needs a class-conditional model (train with --conditional)")
-        if not 0 <= args.label < model.config.num_classes:
-            raise DgmError(f"--label must be in 0..{model.config.num_classes - 1}, got {args.label}")
-        y = torch.full((args.n,), args.label, dtype=torch.long)
-    require_pyplot()  # before sampling: the PNG is part of the output
-    png = Path(args.out or _default_out(args.run, f"sample-seed{args.seed}.png"))
-    wavs = [png.with_name(f"{png.stem}-{i}.wav") for i in range(args.n)]
-    with _undo_on_failure(png, args.save_tensor, *wavs):
-        gen = torch.Generator().manual_seed(args.seed)
-        x = model.sample(args.n, length, y=y, generator=gen, method="naive" if args.naive else "cached").cpu()
-        pcm = [levels_to_pcm(x[i, 0].numpy()) for i in range(args.n)]
-        for path, p in zip(wavs, pcm):
-            print(write_wav(path, p, rate))
-        print(save_audio_plot(png, pcm, rate))
-        if args.save_tensor:
-            torch.save(x, args.save_tensor)
+    fig, options, n = resolve(model, name, given, args.n)
+    out = Path(args.out) if args.out else _default_out(args.run, fig.file(model, args.seed, options))
+    for path in draw(model, fig, out, n, args.seed, options):
+        print(path)
     return 0
 
 
@@ -688,6 +432,14 @@ def _list(args) -> int:
     from .nn.orders import ORDER_FAMILIES
     from .training import STEPS
 
+    if args.what == "figures":  # with what each needs of a model
+        from .figures import FIGURES
+
+        width = max(len(n) for n in FIGURES.names())
+        for name in FIGURES.names():
+            fig = FIGURES.get(name)
+            print(f"{name:<{width}}  {fig.help} [needs: {', '.join(fig.needs)}]")
+        return 0
     reg = {"models": MODELS, "datasets": DATASETS, "metrics": METRICS, "features": FEATURES, "families": STEPS,
            "objectives": OBJECTIVES, "archs": GAN_ARCHS, "orders": ORDER_FAMILIES}[args.what]
     width = max(len(n) for n in reg.names())

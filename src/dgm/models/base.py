@@ -33,7 +33,16 @@ CAPABILITIES = {
     "classify": "classify(x): K class logits of a semi-supervised classifier (the accuracy metric)",
     "info_codes": "sample(n, cat=, cont=) and q(x) of InfoGAN's codes (dgm sample --vary-code)",
     "attention": "attention_maps(n): samples and their generator's self-attention maps (dgm sample --attention-maps)",
+    "styles": "sampling_generator() with map/synthesis/broadcast of a style-based G (dgm sample --style-mix, "
+              "--noise-sweep)",
 }
+# What a figure of `dgm sample` may need of a model (``ImageModel.abilities``): the capabilities above, the data kind,
+# and what follows from the class's other declarations.
+ABILITIES = {**CAPABILITIES,
+             "sample": "sample(n) on its own (can_sample)",
+             "gaussian-latent": "a Gaussian latent z: sample(z=...) and the truncation trick (truncation_modes)",
+             "reconstruct": "reconstruct(x): an encoder and a decoder (latent or codes)",
+             **{kind: f"a model of {kind} data" for kind in DATA_KINDS}}
 
 
 @dataclass
@@ -108,6 +117,8 @@ class ImageModel(nn.Module):
     truncation_modes: Tuple[str, ...] = ()
     #: latent-variable models: how ``log_prob(x, k)`` estimates the NLL (``{k}``: importance samples)
     nll_estimator: Optional[str] = None
+    #: what `dgm sample RUN` draws without --figure (``dgm list figures``)
+    default_figure: str = "samples"
     #: the metric part of `dgm train`'s closing line, ``str.format``-ted with the validation values
     summary_format: str = "val NLL {nll_nats:.3f} nats/example = {bits_per_dim:.4f} bits/dim"
 
@@ -139,6 +150,16 @@ class ImageModel(nn.Module):
             return self.summary_format.format(**val)
         except KeyError:
             return ""
+
+    @property
+    def abilities(self) -> Tuple[str, ...]:
+        """What the figures of `dgm sample` may need of this model (``ABILITIES``): its capabilities, its data kind,
+        "sample" where it samples on its own, "gaussian-latent" where it has truncation modes, "reconstruct" where
+        it has an encoder (latent) or a code map (codes)."""
+        out = [*self.capabilities, self.config.data_kind]
+        out += ["sample"] * self.can_sample + ["gaussian-latent"] * bool(self.truncation_modes)
+        out += ["reconstruct"] * bool({"latent", "codes"} & set(self.capabilities))
+        return tuple(out)
 
     @property
     def dims(self) -> int:

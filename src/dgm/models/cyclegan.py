@@ -180,6 +180,7 @@ class CycleGAN(ImageModel):
     default_metrics = ("translation",)
     can_sample = False
     capabilities = ("translate",)
+    default_figure = "translate"
     summary_format = "val cycle error x->y->x {cycle_x:.4f}, y->x->y {cycle_y:.4f} (mean |.| on [0, 1])"
 
     def __init__(self, config: CycleGANConfig):

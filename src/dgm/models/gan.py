@@ -259,6 +259,8 @@ class GAN(ImageModel):
             self.truncation_modes = arch.truncation_modes
         if any(isinstance(m, SelfAttention) for m in self.generator.modules()):  # SAGAN, BigGAN
             self.capabilities = ("attention",)
+        if hasattr(self.generator, "synthesis"):  # StyleGAN: style mixing and stochastic variation figures
+            self.capabilities = self.capabilities + ("styles",)
         if c.spectral_norm:
             apply_spectral_norm(self.discriminator)
         if hasattr(self.generator, "truncated"):  # StyleGAN: truncation in W toward the tracked mean w by default

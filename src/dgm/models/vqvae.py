@@ -68,6 +68,7 @@ class VQVAE(ImageModel):
     Config = VQVAEConfig
     train_step = "vq"
     default_metrics = ("recon",)
+    default_figure = "reconstructions"  # it cannot sample alone: test images beside their reconstructions
     capabilities = ("codes",)
     can_sample = False  # samples come from a prior over its codes (vq-vae-prior)
     summary_format = ("val reconstruction NLL {rec_nats:.3f} nats/example, MSE {mse:.4f}, code perplexity "

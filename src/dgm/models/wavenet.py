@@ -112,6 +112,7 @@ class WaveNet(ImageModel):
     Config = WaveNetConfig
     train_step = "audio-likelihood"
     data_kinds = ("audio",)
+    default_figure = "audio"
     summary_format = "val NLL {bits_per_dim:.4f} bits/sample"
 
     def __init__(self, config: WaveNetConfig):
