@@ -91,10 +91,18 @@ RUNS = {
 
 @pytest.fixture(scope="session")
 def reference_runs(tmp_path_factory):
-    """name -> run folder of each of RUNS (shared, read-only)."""
+    """name -> run folder of each of RUNS (shared, read-only), trained on one thread (the weights of a CPU run depend
+    on the thread count in the last bits, and tests/data/cli-references.json was recorded on one)."""
+    import torch
+
     from dgm.cli import main
 
     root = tmp_path_factory.mktemp("reference-runs")
-    for name, argv in RUNS.items():
-        assert main(["train", *argv, *COMMON, "--out", str(root / name)]) == 0, name
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for name, argv in RUNS.items():
+            assert main(["train", *argv, *COMMON, "--out", str(root / name)]) == 0, name
+    finally:
+        torch.set_num_threads(before)
     return {name: root / name for name in RUNS}

@@ -139,7 +139,8 @@ def test_user_errors_are_one_line(runs, capsys, tmp_path):
     gan, cond = str(runs.gan), str(runs.cond)
     assert "train with --conditional" in _err(capsys, gan, "--metric", "cas", "-n", "20")
     assert "train with --conditional" in _err(capsys, gan, "--metric", "fid", "--per-class", "-n", "20")
-    assert "add --metric fid" in _err(capsys, cond, "--metric", "kid", "--per-class", "-n", "20")
+    assert "--per-class is an option of the fid metric, not of kid: drop --per-class or give --metric fid" in \
+        _err(capsys, cond, "--metric", "kid", "--per-class", "-n", "20")
     assert "drop --features" in _err(capsys, cond, "--metric", "cas", "--features", "inception-v3", "-n", "20")
     assert "Gaussian latent" in _err(capsys, cond, "--metric", "fid", "--truncation", "0.5", "-n", "20")
     assert "needs --truncation" in _err(capsys, gan, "--metric", "fid", "--truncation-mode", "resample")

@@ -198,9 +198,11 @@ def test_eval_prints_both_directions_and_sample_writes_triplets(tmp_path, capsys
     assert main(["sample", str(tmp_path / "r"), "--translate", "test", "-n", "3", "--out", str(png)]) == 0
     for d in ("x_to_y", "y_to_x"):
         assert (tmp_path / f"t-{d}.png").is_file()
+    capsys.readouterr()
     assert main(["sample", str(tmp_path / "r"), "--translate", "test", "--label", "1"]) == 2
-    assert main(["sample", str(tmp_path / "r"), "-n", "2"]) == 2
-    assert "--translate" in capsys.readouterr().err
+    assert "--label is an option of the" in capsys.readouterr().err
+    assert main(["sample", str(tmp_path / "r"), "-n", "2"]) == 0  # the run's default figure: translations
+    assert len(list((tmp_path / "r" / "samples").glob("translate-test-*.png"))) == 2
 
 
 def test_user_mistakes_are_one_line_errors(tmp_path, tiny_run, capsys):

@@ -16,7 +16,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 LOWER = ("dgm.models", "dgm.nn", "dgm.data", "dgm.objectives", "dgm.runs", "dgm.checkpoint")
-UPPER = ("dgm.training", "dgm.metrics", "dgm.bench", "dgm.cli")
+UPPER = ("dgm.training", "dgm.metrics", "dgm.figures", "dgm.bench", "dgm.cli")
 
 
 def _modules(src: Path) -> Dict[str, Path]:

@@ -52,13 +52,13 @@ def test_every_registered_metric_is_a_metric_object():
         assert isinstance(m, Metric) and m.name == name and m.needs in NEEDS and callable(m.compute)
         assert METRICS.help(name) == m.help != ""
         if m.needs != "run":
-            assert callable(m.label) and not m.options
+            assert callable(m.label) and not m.settings  # image metrics get the seed through the Comparison
     # the public views that used to be hand-written lists, now derived from the registry (order = the old one)
     assert list(IMAGE_METRICS) == [m.name for m in image_metrics()] == FEATURE_METRICS + ["swd", "msssim", "cas"]
     assert IMAGE_METRICS["fid"] == METRICS.help("fid") and "nll" not in IMAGE_METRICS
     assert default_image_metrics() == FEATURE_METRICS
     assert [m.name for m in image_metrics() if m.uses_network] == FEATURE_METRICS + ["cas"]  # cas: class probs
-    assert METRICS.get("nll").options == ("k", "seed")
+    assert [o if isinstance(o, str) else o.name for o in METRICS.get("nll").options] == ["k", "seed"]
 
 
 def test_a_malformed_metric_is_refused():
@@ -104,13 +104,56 @@ def test_run_metrics_receive_the_options_they_declare(tiny_run):
     try:
         r = evaluate(str(tiny_run), ["toyrun"], seed=7)
         assert seen == [{"seed": 7}] and r["toy_n"] > 0 and "labels" not in r  # not k: it does not declare it
-        with pytest.raises(DgmError, match="-k sets the importance samples of the nll metric, which is not selected"):
+        with pytest.raises(DgmError, match="-k is an option of the nll metric, not of toyrun"):
             evaluate(str(tiny_run), ["toyrun"], seed=7, k=3)  # an option no selected metric uses is refused
         assert len(seen) == 1
         with pytest.raises(DgmError, match="need"):
             evaluate(real="digits", fake="x.npz", metrics=["toyrun"])
     finally:
         METRICS.remove("toyrun")
+
+
+def test_a_metric_option_declared_in_a_test_is_a_dgm_eval_flag_checked_and_refused_elsewhere(tiny_run, capsys):
+    from dgm.options import Option, at_least
+
+    def compute(model, data, batch_size, progress, toy_power=2.0):
+        return {"toy_power": toy_power, "toy_n": len(data)}
+
+    def check(ctx):
+        if ctx.was_given("toy_power") and ctx.model is not None and not ctx.model.conditional:
+            raise DgmError("--toy-power needs a class-conditional run")
+
+    power = Option("toy_power", float, 2.0, "the toy metric's exponent", check=at_least(1.0, "--toy-power"))
+    register(Metric("toyopt", "run", compute, options=(power,), help="a test's metric with an option of its own"))
+    try:
+        assert main(["eval", str(tiny_run), "--metric", "toyopt"]) == 0
+        assert json.loads(capsys.readouterr().out)["toy_power"] == 2.0  # the declared default
+        assert main(["eval", str(tiny_run), "--metric", "toyopt", "--toy-power", "3"]) == 0
+        assert json.loads(capsys.readouterr().out)["toy_power"] == 3.0
+        assert "--toy-power" in _help(capsys)
+        for argv, needle in ((["--metric", "nll", "--toy-power", "3"], "--toy-power is an option of the toyopt "
+                              "metric, not of nll: drop --toy-power or give --metric toyopt"),
+                             (["--metric", "toyopt", "--toy-power", "0.5"], "--toy-power must be >= 1.0"),
+                             (["--metric", "toyopt", "--toy-power", "inf"], "--toy-power must be a finite number")):
+            assert main(["eval", str(tiny_run), *argv]) == 2
+            err = capsys.readouterr().err
+            assert needle in err and err.count("\n") == 1, err
+    finally:
+        METRICS.remove("toyopt")
+    assert main(["eval", str(tiny_run), "--metric", "nll", "--toy-power", "3"]) == 2  # the flag is gone with it
+    assert "unrecognized arguments: --toy-power" in capsys.readouterr().err
+    register(Metric("toyopt", "run", compute, options=(power,), check=check, help="the same, checked"))
+    try:
+        assert main(["eval", str(tiny_run), "--metric", "toyopt", "--toy-power", "3"]) == 2
+        assert "needs a class-conditional run" in capsys.readouterr().err
+    finally:
+        METRICS.remove("toyopt")
+
+
+def _help(capsys) -> str:
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    return capsys.readouterr().out
 
 
 def test_features_are_extracted_once_for_all_feature_metrics(toy_metric, sets, monkeypatch):

@@ -203,48 +203,29 @@ def _build_parser_rest(sub) -> None:
                        "samples), or compare images (--fake) with a dataset (--real).")
     e.add_argument("run", nargs="?", default=None, help="run directory or checkpoint file (.pt); omit with "
                    "--real/--fake")
-    from .metrics import METRICS, image_metrics
+    from .metrics import METRICS
     from .metrics.evaluate import default_image_metrics
+    from .metrics.registry import metric_options, option_readers
 
     e.add_argument("--metric", default=None, help=f"metric name(s), comma-separated ({', '.join(METRICS.names())}; "
                    "dgm list metrics; default: nll for likelihood and latent-variable runs, recon for a VQ-VAE, modes "
                    f"for a GAN on 2-D points, {','.join(default_image_metrics())} for an image GAN or --fake)")
     e.add_argument("--split", default="test", choices=["train", "val", "test"],
                    help="data split for NLL and for the real images (default: test)")
-    e.add_argument("-n", type=int, default=10000, help="samples to draw for image metrics (default 10000)")
-    e.add_argument("--features", default=None, help="feature network for "
-                   f"{'/'.join(m.name for m in image_metrics() if m.uses_network)} (dgm list features; default: "
-                   "dgm's classifier for digits and fashion-mnist, else inception-v3)")
-    e.add_argument("--weights", default=None, help="weights file of the feature network (inception-v3: "
-                   "pt_inception-2015-12-05-6726825d.pth; or set DGM_INCEPTION_WEIGHTS)")
-    e.add_argument("--real", default=None, metavar="DATASET", help="real dataset to compare with (default: the run's)")
-    e.add_argument("--fake", default=None, metavar="PATH", help="fake images: a folder of PNG/JPEG or an .npz/.npy "
-                   "file (uint8 or floats in [0, 1]) instead of sampling")
-    e.add_argument("--data-dir", default=None, help="folder holding the --real dataset's files")
-    e.add_argument("--save-samples", default=None, metavar="FILE.npz", help="save the drawn samples (uint8) for reuse "
-                   "with --fake")
-    e.add_argument("-k", type=int, default=None, dest="k", help="importance samples for the NLL of latent-variable "
-                   "models (default 5000; k=1 is the ELBO's one-sample estimate)")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--observe", default=None, choices=REGIONS, help="completion metric: the observed half "
-                   "(the NLL is of the other half)")
-    e.add_argument("--orders-used", type=int, default=None, help="completion metric: how many maximum-context "
-                   "orders of an any-order model to average (log-mean-exp; default 1)")
-    e.add_argument("--no-cache", action="store_true", help="recompute the real images' features (cache: "
-                   "$DGM_CACHE_DIR or ~/.cache/dgm)")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--device", default="cpu")
     e.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     e.add_argument("--progress", action="store_true", help="show progress bars")
     e.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: evaluate the raw generator, "
                    "not the EMA of its weights (the default)")
-    e.add_argument("--per-class", action="store_true", help="class-conditional runs with --metric fid: also the "
-                   "intra-class FID (intra_fid, fid_per_class; Miyato & Koyama 2018)")
-    e.add_argument("--truncation", type=float, default=None, metavar="PSI", help="models with a Gaussian latent: "
-                   "evaluate samples drawn with the truncation trick (as dgm sample --truncation)")
-    e.add_argument("--truncation-mode", default=None, choices=["interpolate", "resample"], help="--truncation: "
-                   "towards the mean latent (StyleGAN) or resampling of |z_i| > PSI (BigGAN) (default: the model's "
-                   "first, interpolate)")
+    group = e.add_argument_group("metric options", "each read by the metrics named in brackets (image: every image "
+                                 "metric)")
+    owners = option_readers()
+    images = {m.name for m in METRICS.values() if m.needs != "run"}
+    for name, option in metric_options().items():
+        who = "image" if set(owners[name]) == images else ", ".join(owners[name])
+        option.add_to(group, f" [{who}]")
 
     b = sub.add_parser("bench", help="benchmarks: `dgm bench modes` (mode collapse on toy mixtures)")
     b.add_argument("what", choices=["modes"])
@@ -376,7 +357,7 @@ def _sample(args) -> int:
     name = choose(given, args.figure)
     check_given(given, name)  # before loading: options the figure does not read
     model = load(args.run, checkpoint=args.checkpoint, device=args.device, ema=not args.no_ema)
-    fig, options, n = resolve(model, name, given, args.n)
+    fig, options, n = resolve(model, name, given, args.n, by_flag=args.figure is None)
     out = Path(args.out) if args.out else _default_out(args.run, fig.file(model, args.seed, options))
     for path in draw(model, fig, out, n, args.seed, options):
         print(path)
@@ -386,19 +367,17 @@ def _sample(args) -> int:
 def _eval(args) -> int:
     from .devices import check_device
     from .metrics import evaluate
+    from .metrics.registry import metric_options
 
     names = [m.strip() for m in args.metric.split(",") if m.strip()] if args.metric else None
     _check_seed(args.seed)
     check_device(args.device)
     if args.save_samples is not None:
         _check_output(args.save_samples, "--save-samples")
-    result = evaluate(args.run, names, real=args.real, fake=args.fake, split=args.split, data_dir=args.data_dir,
-                      n=args.n, features=args.features, weights=args.weights, batch_size=args.batch_size,
-                      seed=args.seed, checkpoint=args.checkpoint, device=args.device, use_cache=not args.no_cache,
-                      progress=args.progress, save_samples=args.save_samples, k=args.k,
-                      observe=args.observe, orders_used=args.orders_used, ema=not args.no_ema,
-                      per_class=args.per_class, truncation=args.truncation, truncation_mode=args.truncation_mode)
-    _print_json(result)
+    options = {name: getattr(args, name) for name in metric_options()}
+    options.update(split=args.split, batch_size=args.batch_size, seed=args.seed, checkpoint=args.checkpoint,
+                   device=args.device, progress=args.progress, ema=not args.no_ema)
+    _print_json(evaluate(args.run, names, options))
     return 0
 
 

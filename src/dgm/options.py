@@ -82,10 +82,11 @@ def union(owners: Iterable[Tuple[str, Sequence[Option]]]) -> Dict[str, Option]:
 
 def refuse_unread(given: Mapping[str, Any], readers: Mapping[str, Sequence[str]], chosen: Sequence[str],
                   kind: str, how: Callable[[str], str], options: Mapping[str, Option],
-                  chosen_text: Optional[str] = None) -> None:
+                  chosen_text: Optional[str] = None, prefer: Sequence[str] = ()) -> None:
     """One-line DgmError for the first option in ``given`` (name -> value, None = not given) that no part in
     ``chosen`` reads. ``readers``: option name -> the parts that read it; ``how(part)``: how to choose a part
-    (e.g. ``--figure NAME``); ``chosen_text``: how the message names ``chosen`` (default: their names)."""
+    (e.g. ``--figure NAME``); ``chosen_text``: how the message names ``chosen`` (default: their names); ``prefer``:
+    the parts to suggest first, when they read the option."""
     for name, value in given.items():
         if value is None or name not in readers:
             continue
@@ -94,7 +95,8 @@ def refuse_unread(given: Mapping[str, Any], readers: Mapping[str, Sequence[str]]
             flag = options[name].cli
             which = ", ".join(parts)
             raise DgmError(f"{flag} is an option of the {which} {kind}{'s' if len(parts) > 1 else ''}, not of "
-                           f"{chosen_text or ', '.join(chosen)}: drop {flag} or give {how(parts[0])}")
+                           f"{chosen_text or ', '.join(chosen)}: drop {flag} or give "
+                           f"{how(next((p for p in prefer if p in parts), parts[0]))}")
 
 
 __all__ = ["Option", "at_least", "union", "refuse_unread"]

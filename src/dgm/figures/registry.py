@@ -145,20 +145,21 @@ def check_given(given: Mapping[str, Any], name: Optional[str]) -> None:
 
     chosen = [name] if name else sorted({MODELS.get(m).default_figure for m in MODELS.names()})
     refuse_unread(given, readers(), chosen, "figure", _how, figure_options(),
-                  None if name else "the run's default figure")
+                  None if name else "the run's default figure", prefer=["samples"])
 
 
-def resolve(model, name: Optional[str], given: Mapping[str, Any], n: Optional[int]) -> Tuple[Figure, Dict, int]:
-    """The figure to draw for ``model`` (None: its default), its options checked (defaults filled in) and -n."""
+def resolve(model, name: Optional[str], given: Mapping[str, Any], n: Optional[int],
+            by_flag: bool = False) -> Tuple[Figure, Dict, int]:
+    """The figure to draw for ``model`` (None: its default), its options checked (defaults filled in) and -n.
+    ``by_flag``: the figure was chosen by its own flag (a refusal names the flag, not the figure)."""
     fig = FIGURES.get(name or model.default_figure)
     missing = fig.missing(model)
     if missing:
         what = " or ".join(NEEDS_TEXT.get(a, ABILITIES[a]) for a in missing[0].split("|"))
-        typed = options_cli(fig.selected_by) if fig.selected_by and _given(given.get(fig.selected_by)) \
-            else f"figure {fig.name}"
+        typed = options_cli(fig.selected_by) if by_flag else f"figure {fig.name}"
         raise DgmError(f"{typed} needs {what}; this {model.run_config['model']} run can make: "
                        f"{', '.join(can_make(model)) or 'none'} (dgm list figures)")
-    refuse_unread(given, readers(), [fig.name], "figure", _how, figure_options())
+    refuse_unread(given, readers(), [fig.name], "figure", _how, figure_options(), prefer=can_make(model))
     if n is not None and fig.n is None:
         raise DgmError(f"-n: figure {fig.name} draws a fixed layout and reads no -n; drop -n")
     n = fig.n if n is None else n

@@ -78,7 +78,11 @@ def _label(c) -> str:
             f"cas_real: the same on the real images)")
 
 
-register(Metric("cas", "probs", _cas, label=_label, min_images=1, conditional=True,
+def _check(ctx) -> None:
+    check_cas(ctx.model, ctx.dataset, ctx.given.get("features"), fake=ctx.was_given("fake"))
+
+
+register(Metric("cas", "probs", _cas, label=_label, min_images=1, conditional=True, check=_check,
                 help="classification accuracy score: dgm's classifier's accuracy on class-conditional samples "
                      "against the labels they were drawn for (conditional runs on digits / fashion-mnist)"))
 

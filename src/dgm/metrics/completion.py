@@ -20,6 +20,7 @@ from ..errors import DgmError
 from ..nn.blocks import evaluating
 from ..nn.orders import REGIONS, region_mask
 from ..nn.pixels import bits_per_dim
+from ..options import Option, at_least
 from .registry import Metric, register
 
 
@@ -48,6 +49,15 @@ def completion(model, dataset, batch_size: int = 256, progress: bool = False, se
             "observe": observe, "orders_used": k, **info, "n": count}
 
 
-register(Metric("completion", "run", completion, options=("seed", "observe", "orders_used"),
+def _check(ctx) -> None:
+    """completion reports its own nll_nats: it is not combined with the nll metric in one JSON object."""
+    if "nll" in ctx.metrics:
+        raise DgmError("the nll and completion metrics both report nll_nats: evaluate them in two calls")
+
+
+OPTIONS = (Option("observe", str, None, "the observed half (the NLL is of the other half)", choices=REGIONS),
+           Option("orders_used", int, None, "how many maximum-context orders of an any-order model to average "
+                  "(log-mean-exp; default 1)", check=at_least(1, "--orders-used")))
+register(Metric("completion", "run", completion, options=("seed", *OPTIONS), check=_check,
                 help="NLL of the hidden half given the observed half (--observe; any-order models: max-context "
                      "orders)"))

@@ -2,50 +2,63 @@
 `dgm list metrics`)."""
 from __future__ import annotations
 
-from typing import Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Mapping, Optional
 
 import numpy as np
 
 from ..errors import DgmError
 from .extractors import default_features, load_features
-from .cas import check_cas
 from .images import check_counts, evaluate_images, read_images, real_images, sample_images, sample_labels
 from .provenance import provenance
-from .registry import IMAGE_METRICS, METRICS, image_metrics
+from ..options import refuse_unread
+from .registry import IMAGE_METRICS, METRICS, EvalContext, image_metrics, metric_options, option_readers
 from .truncation import check_eval_truncation
 
 
-def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optional[str] = None, fake=None,
-             split: str = "test", data_dir: Optional[str] = None, n: int = 10000, features: Optional[str] = None,
-             weights: Optional[str] = None, batch_size: int = 256, seed: int = 0, checkpoint: str = "latest",
-             device: str = "cpu", use_cache: bool = True, progress: bool = False,
-             save_samples: Optional[str] = None, k: Optional[int] = None, observe: Optional[str] = None,
-             orders_used: Optional[int] = None, ema: bool = True, per_class: bool = False,
-             truncation: Optional[float] = None, truncation_mode: Optional[str] = None) -> Dict:
+#: evaluation settings every `dgm eval` has (not options of a metric), with their defaults
+SETTINGS_DEFAULTS = {"split": "test", "batch_size": 256, "seed": 0, "checkpoint": "latest", "device": "cpu",
+                     "progress": False, "ema": True}
+
+
+def evaluate(run=None, metrics: Optional[Iterable[str]] = None, options: Optional[Mapping[str, Any]] = None,
+             **kwargs) -> Dict:
     """Evaluate a run directory (its model's samples, or ``fake``) or a file/folder of ``fake`` images against the
-    ``real`` dataset; returns one flat dict (what `dgm eval` prints as JSON). ``k``: importance samples for the
-    NLL of latent-variable models (default 5000); ``observe`` and ``orders_used``: the observed half and the
-    number of maximum-context orders of the completion metric; ``ema=False``: a GAN's raw generator instead of
-    the EMA of its weights (`dgm eval --no-ema`). ``per_class``: fid also reports intra-class FID of a
-    class-conditional run (``intra_fid``, ``fid_per_class``); ``truncation`` / ``truncation_mode``: the samples are
-    drawn with the truncation trick (models with a Gaussian latent; recorded as ``truncation``).
+    ``real`` dataset; returns one flat dict (what `dgm eval` prints as JSON).
+
+    ``options`` is one mapping (keyword arguments are merged into it): the evaluation settings (split, batch_size,
+    seed, checkpoint, device, progress, ema: False evaluates a GAN's raw generator instead of the EMA of its
+    weights) and the options the metrics declare (``dgm.metrics.metric_options()``: k, observe, orders_used,
+    per_class, n, real, fake, data_dir, save_samples, truncation, truncation_mode, features, weights, no_cache;
+    ``use_cache=False`` is the old spelling of no_cache). An option that no selected metric reads, or that a
+    selected metric cannot take here (its ``check``), is refused with a one-line DgmError before anything is
+    computed; so are image sets smaller than a metric is defined on.
 
     The dict is valid strict JSON: a value that comes out NaN or infinite is reported as None with the reason under
-    ``notes`` (a key present only then). Options that no selected metric uses (-k, --features, --weights) and
-    image sets smaller than a metric is defined on are refused with a one-line DgmError before anything is computed.
+    ``notes`` (a key present only then).
     """
+    given = dict(options or {})
+    given.update(kwargs)
+    if "use_cache" in given:
+        use_cache = given.pop("use_cache")
+        given["no_cache"] = given.get("no_cache") or (not use_cache) or None
+    declared = metric_options()
+    unknown = sorted(set(given) - set(declared) - set(SETTINGS_DEFAULTS))
+    if unknown:
+        raise DgmError(f"unknown evaluation option(s) {', '.join(unknown)}; known: "
+                       f"{', '.join(sorted(set(declared) | set(SETTINGS_DEFAULTS)))}")
+    s = {k: given.pop(k) if given.get(k) is not None else v for k, v in SETTINGS_DEFAULTS.items()}
+    given = {k: v for k, v in given.items() if k not in SETTINGS_DEFAULTS}
+    fake, real = given.get("fake"), given.get("real")
     if run is None and fake is None:
         raise DgmError("name a run directory to evaluate, or pass --real DATASET --fake PATH")
     if run is None and real is None:
         raise DgmError("--fake needs --real DATASET to compare against (dgm list datasets)")
-    if n < 2:
-        raise DgmError(f"-n must be >= 2 samples, got {n}")
-    if batch_size < 1:
-        raise DgmError(f"--batch-size must be >= 1, got {batch_size}")
-    if k is not None and k < 1:
-        raise DgmError(f"-k must be >= 1 importance samples, got {k}")
+    if s["batch_size"] < 1:
+        raise DgmError(f"--batch-size must be >= 1, got {s['batch_size']}")
+    seed = s["seed"]
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 64:
         raise DgmError(f"--seed must be an integer in 0..2**64-1, got {seed}")
+    o = {name: option.validate(given.get(name)) for name, option in declared.items()}
     for m in metrics or ():
         METRICS.get(m)  # unknown names: one line with the nearest suggestion, before any loading
     result: Dict = {}
@@ -53,120 +66,94 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, *, real: Optiona
     if run is not None:
         from ..runs import load, load_data
 
-        model = load(run, checkpoint=checkpoint, device=device, ema=ema)
-    elif not ema:
+        model = load(run, checkpoint=s["checkpoint"], device=s["device"], ema=s["ema"])
+    elif not s["ema"]:
         raise DgmError("--no-ema needs a run directory (a GAN trained with --ema-decay), not --fake images")
     names = list(metrics) if metrics else (default_metrics(model) if fake is None else default_image_metrics())
     image = [m for m in names if METRICS.get(m).needs != "run"]
     other = [m for m in names if METRICS.get(m).needs == "run"]
-    _check_options(model, names, k=k, features=features, weights=weights)
-    _check_completion_options(names, observe, orders_used)
-    data_name = real if real is not None else model.run_config["data"]["name"]
-    _check_conditional(model, image, data_name, features=features, fake=fake is not None, per_class=per_class)
-    if truncation is not None or truncation_mode is not None:
-        check_eval_truncation(model, truncation, truncation_mode, run_metrics=other)
-    if model is not None and model.config.data_kind == "audio" and (image or fake is not None or real is not None):
-        flag = "--fake" if fake is not None else "--real" if real is not None else f"--metric {','.join(image)}"
-        raise DgmError(f"{flag} is for image runs; this audio run is evaluated with --metric nll only")
-    if model is not None:
-        result.update(run=str(run), step=model.trained_steps, checkpoint=checkpoint, split=split)
-        if getattr(model, "has_ema", False):  # a GAN with an EMA of G: which weights made the samples
-            result["ema"] = ema
-        if truncation is not None:
-            result.update(truncation=truncation, truncation_mode=truncation_mode or model.truncation_modes[0])
-        if other:
-            data = load_data(model.run_config["data"], split)
-            options = {"k": k, "seed": seed, "observe": observe, "orders_used": orders_used}  # RUN_OPTIONS; each metric receives those it declares
-            for m in map(METRICS.get, other):
-                result.update(m.compute(model, data, batch_size=batch_size, progress=progress,
-                                        **{o: options[o] for o in m.options}))
-    elif other:
+    if model is None and other:
         raise DgmError(f"{', '.join(other)} need(s) a run directory; with --real/--fake use image metrics "
                        f"({', '.join(IMAGE_METRICS)})")
+    refuse_unread(given, option_readers(), names, "metric", lambda m: f"--metric {m}", declared,
+                  prefer=default_metrics(model) if model is not None else default_image_metrics())
+    data_name = real if real is not None else model.run_config["data"]["name"]
+    ctx = EvalContext(model, tuple(names), o, given, data_name)
+    _check_images(ctx, image, other)
+    for m in names:
+        if METRICS.get(m).check is not None:
+            METRICS.get(m).check(ctx)
+    if model is not None:
+        result.update(run=str(run), step=model.trained_steps, checkpoint=s["checkpoint"], split=s["split"])
+        if getattr(model, "has_ema", False):  # a GAN with an EMA of G: which weights made the samples
+            result["ema"] = s["ema"]
+        if o["truncation"] is not None:
+            result.update(truncation=o["truncation"], truncation_mode=o["truncation_mode"] or model.truncation_modes[0])
+        if other:
+            data = load_data(model.run_config["data"], s["split"])
+            for m in map(METRICS.get, other):  # each receives its own options and the settings it names
+                kw = {**{k: s[k] for k in m.settings}, **{opt.name: o[opt.name] for opt in m.own_options}}
+                result.update(m.compute(model, data, batch_size=s["batch_size"], progress=s["progress"], **kw))
+    net = None
     if image:
-        data_cfg = {"name": real, "data_dir": data_dir} if real is not None else model.run_config["data"]
-        chosen = [METRICS.get(m) for m in image]
-        with_labels = per_class or any(m.conditional for m in chosen)  # real labels: per-class FID, cas_real
-        reals, real_labels = real_images(data_cfg, split, labels=True) if with_labels else \
-            (real_images(data_cfg, split), None)
-        net = None  # loaded before sampling, so that a missing weights file fails fast
-        if any(METRICS.get(m).uses_network for m in image):
-            net = load_features(features or default_features(data_cfg["name"]), weights, device=device)
-        fake_labels = None
-        if fake is not None:
-            fakes = read_images(fake, channels=reals.shape[1])
-            check_counts(chosen, len(reals), len(fakes))
-            result["fake"] = str(fake)
-        else:
-            check_counts(chosen, len(reals), n)  # before sampling
-            fakes = sample_images(model, n, batch_size, seed, progress, truncation, truncation_mode)
-            fake_labels = sample_labels(model, n)
-        if save_samples:
-            np.savez_compressed(save_samples, images=(fakes.numpy() * 255).round().astype(np.uint8))
-            result["samples_file"] = str(save_samples)
-        result.update(real=data_cfg["name"], split=split)
-        result.update(evaluate_images(reals, fakes, image, features=net, weights=weights,
-                                      dataset=data_cfg["name"], batch_size=batch_size, seed=seed,
-                                      use_cache=use_cache, progress=progress, device=device,
-                                      real_labels=real_labels, fake_labels=fake_labels, per_class=per_class))
+        net = _evaluate_images(result, model, image, o, s)
     notes = _null_non_finite(result)
     if notes:
         result["notes"] = notes
-    result["provenance"] = provenance(model, result, split=split, seed=seed, features=net if image else None)
-    if truncation is not None:  # the samples depend on it
+    result["provenance"] = provenance(model, result, split=s["split"], seed=seed, features=net)
+    if o["truncation"] is not None:  # the samples depend on it
         result["provenance"].update(truncation=result["truncation"], truncation_mode=result["truncation_mode"])
     return result
 
 
-def _check_options(model, names, *, k, features, weights) -> None:
-    """Refuse options that would be silently ignored by every selected metric."""
-    what = ", ".join(names)
-    if k is not None:
-        nll_k = [m for m in names if "k" in METRICS.get(m).options]
-        if not nll_k:
-            raise DgmError(f"-k sets the importance samples of the nll metric, which is not selected ({what}); "
-                           "drop -k or add --metric nll")
-        if model is not None and "elbo" not in model.capabilities:
-            raise DgmError(f"-k sets the importance samples of latent-variable models (vae, beta-vae, aae, avb); "
-                           f"the nll of this {type(model).__name__} is exact and uses none: drop -k")
-    networked = "/".join(m.name for m in image_metrics() if m.uses_network)
-    for flag, value in (("--features", features), ("--weights", weights)):
-        if value is not None and not any(METRICS.get(m).uses_network for m in names):
-            raise DgmError(f"{flag} is for the feature network of {networked}; none of the selected metrics ({what}) "
-                           f"uses one: drop {flag} or choose such a metric with --metric")
+def _check_images(ctx: EvalContext, image, other) -> None:
+    """What the image pipeline cannot do in this evaluation: -n, --data-dir or --truncation where nothing is drawn or
+    read, an audio run, a feature network no selected metric uses."""
+    model, o = ctx.model, ctx.options
+    if ctx.was_given("n") and ctx.was_given("fake"):
+        raise DgmError("-n sets how many samples to draw from the run; --fake images are counted as they are: drop -n")
+    if ctx.was_given("data_dir") and not ctx.was_given("real"):
+        raise DgmError("--data-dir is the folder of the --real dataset's files; give --real DATASET too, or drop it")
+    if o["truncation"] is not None or o["truncation_mode"] is not None:
+        check_eval_truncation(model, o["truncation"], o["truncation_mode"], run_metrics=other)
+    if model is not None and model.config.data_kind == "audio" and (image or ctx.was_given("fake")
+                                                                     or ctx.was_given("real")):
+        flag = "--fake" if ctx.was_given("fake") else "--real" if ctx.was_given("real") else \
+            f"--metric {','.join(image)}"
+        raise DgmError(f"{flag} is for image runs; this audio run is evaluated with --metric nll only")
 
 
-def _check_conditional(model, image, dataset, *, features, fake: bool, per_class: bool) -> None:
-    """Refuse, before anything is loaded or sampled, what class-conditional metrics cannot measure: cas or
-    --per-class on an unconditional run, --fake images (no labels), or a dataset without dgm's classifier."""
+def _evaluate_images(result: Dict, model, image, o: Dict, s: Dict):
+    """Draw (or read) the fakes, load the reals and the feature network, compute the image metrics into ``result``;
+    returns the feature network used (None when no selected metric needs one)."""
+    data_cfg = {"name": o["real"], "data_dir": o["data_dir"]} if o["real"] is not None else model.run_config["data"]
     chosen = [METRICS.get(m) for m in image]
-    if per_class:
-        capable = [m.name for m in image_metrics() if m.per_class]
-        if not any(m.per_class for m in chosen):
-            raise DgmError(f"--per-class is measured by {', '.join(capable)} only (intra-class FID); add --metric fid "
-                           "or drop --per-class")
-        if fake or model is None:
-            raise DgmError("--per-class needs a class-conditional run directory (samples drawn for known labels), "
-                           "not --fake images")
-        if not model.conditional:
-            raise DgmError(f"--per-class compares the samples drawn for each class with that class's real images; "
-                           f"this {model.run_config['model']} run is unconditional: train with --conditional")
-    if any(m.conditional for m in chosen):
-        check_cas(model, dataset, features, fake=fake)
-
-
-def _check_completion_options(names, observe, orders_used) -> None:
-    """--observe and --orders-used belong to the completion metric, which reports its own nll_nats (so it is not
-    combined with nll in one JSON object)."""
-    if "completion" not in names:
-        for flag, value in (("--observe", observe), ("--orders-used", orders_used)):
-            if value is not None:
-                raise DgmError(f"{flag} is an option of the completion metric; add --metric completion or drop {flag}")
-        return
-    if "nll" in names:
-        raise DgmError("the nll and completion metrics both report nll_nats: evaluate them in two calls")
-    if orders_used is not None and orders_used < 1:
-        raise DgmError(f"--orders-used must be >= 1, got {orders_used}")
+    split = s["split"]
+    with_labels = o["per_class"] or any(m.conditional for m in chosen)  # real labels: per-class FID, cas_real
+    reals, real_labels = real_images(data_cfg, split, labels=True) if with_labels else \
+        (real_images(data_cfg, split), None)
+    net = None  # loaded before sampling, so that a missing weights file fails fast
+    if any(m.uses_network for m in chosen):
+        net = load_features(o["features"] or default_features(data_cfg["name"]), o["weights"], device=s["device"])
+    fake_labels = None
+    if o["fake"] is not None:
+        fakes = read_images(o["fake"], channels=reals.shape[1])
+        check_counts(chosen, len(reals), len(fakes))
+        result["fake"] = str(o["fake"])
+    else:
+        check_counts(chosen, len(reals), o["n"])  # before sampling
+        fakes = sample_images(model, o["n"], s["batch_size"], s["seed"], s["progress"], o["truncation"],
+                              o["truncation_mode"])
+        fake_labels = sample_labels(model, o["n"])
+    if o["save_samples"]:
+        np.savez_compressed(o["save_samples"], images=(fakes.numpy() * 255).round().astype(np.uint8))
+        result["samples_file"] = str(o["save_samples"])
+    result.update(real=data_cfg["name"], split=split)
+    result.update(evaluate_images(reals, fakes, image, features=net, weights=o["weights"], dataset=data_cfg["name"],
+                                  batch_size=s["batch_size"], seed=s["seed"], use_cache=not o["no_cache"],
+                                  progress=s["progress"], device=s["device"], real_labels=real_labels,
+                                  fake_labels=fake_labels, per_class=o["per_class"], options=o))
+    return net
 
 
 def _null_non_finite(result: Dict, prefix: str = "") -> Dict[str, str]:

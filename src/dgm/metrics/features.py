@@ -10,6 +10,8 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from ..errors import DgmError
+from ..options import Option
 from .registry import Metric, register
 
 
@@ -156,8 +158,22 @@ def _fid_label(c) -> str:
     return f"FID ({c.tag}); intra_fid: mean FID of real vs generated images of each class (Miyato & Koyama 2018)"
 
 
+def _check_fid(ctx) -> None:
+    """--per-class compares the samples drawn for each class with that class's reals: a class-conditional run."""
+    if not ctx.was_given("per_class"):
+        return
+    if ctx.model is None:
+        raise DgmError("--per-class needs a class-conditional run directory (samples drawn for known labels), not "
+                       "--fake images")
+    if not ctx.model.conditional:
+        raise DgmError(f"--per-class compares the samples drawn for each class with that class's real images; this "
+                       f"{ctx.model.run_config['model']} run is unconditional: train with --conditional")
+
+
+PER_CLASS = Option("per_class", bool, False, "class-conditional runs: also the intra-class FID (intra_fid, "
+                   "fid_per_class; Miyato & Koyama 2018)")
 register(Metric("fid", "features", _fid, label=_fid_label, default_for_images=True, same_shape=True,
-                min_images=2, per_class=True, help="Fréchet distance of Gaussians fitted to real and fake features (Heusel et al. 2017)"))
+                min_images=2, per_class=True, options=(PER_CLASS,), check=_check_fid, help="Fréchet distance of Gaussians fitted to real and fake features (Heusel et al. 2017)"))
 register(Metric("kid", "features", _kid, label=lambda c: f"KID ({c.tag})", default_for_images=True, same_shape=True,
                 min_images=2, help="unbiased cubic-kernel MMD^2 of features, mean and std over subsets (Bińkowski et al. 2018)"))
 register(Metric("is", "probs", _is, default_for_images=True, min_images=2,

@@ -181,7 +181,8 @@ def check_counts(metrics: Iterable, n_real: int, n_fake: int) -> None:
 def evaluate_images(real: torch.Tensor, fake: torch.Tensor, metrics: Iterable[str], features=None,
                     weights: Optional[str] = None, dataset: Optional[str] = None, batch_size: int = 256,
                     seed: int = 0, use_cache: bool = True, progress: bool = False, device="cpu",
-                    swd_images: int = 4096, real_labels=None, fake_labels=None, per_class: bool = False) -> Dict:
+                    swd_images: int = 4096, real_labels=None, fake_labels=None, per_class: bool = False,
+                    options: Optional[Dict] = None) -> Dict:
     """The named image metrics of fake vs real images (both float (N, C, H, W) in [0, 1]), as a flat dict.
 
     Feature metrics use ``features`` (a FEATURES name or a loaded network; default: dgm's classifier for ``dataset``
@@ -215,7 +216,7 @@ def evaluate_images(real: torch.Tensor, fake: torch.Tensor, metrics: Iterable[st
     check_counts(chosen, len(real), len(fake))
     out: Dict = {"n_real": len(real), "n_fake": len(fake)}
     c = Comparison(real, fake, tuple(m.name for m in chosen), seed=seed, progress=progress, swd_images=swd_images,
-                   real_labels=real_labels, fake_labels=fake_labels, per_class=per_class)
+                   real_labels=real_labels, fake_labels=fake_labels, per_class=per_class, options=dict(options or {}))
     if any(m.uses_network for m in chosen):
         net = features if isinstance(features, torch.nn.Module) else \
             load_features(features or default_features(dataset), weights, device=device)

@@ -12,8 +12,10 @@ import torch
 
 from ..data.batching import dataset_batches
 from ..data.image import fixed_draw
+from ..errors import DgmError
 from ..nn.blocks import evaluating
 from ..nn.pixels import bits_per_dim
+from ..options import Option, at_least
 from .registry import Metric, register
 
 
@@ -98,5 +100,14 @@ def audio_nll(model, dataset, progress: bool = False, chunk: int = 80000) -> Dic
             "protocol": "whole files; the first samples of each condition on zero padding"}
 
 
-register(Metric("nll", "run", nll, options=("k", "seed"),
+def _check(ctx) -> None:
+    """-k is the importance samples of a latent-variable model's estimate; an exact NLL uses none."""
+    if ctx.was_given("k") and ctx.model is not None and "elbo" not in ctx.model.capabilities:
+        raise DgmError(f"-k sets the importance samples of latent-variable models (vae, beta-vae, aae, avb); "
+                       f"the nll of this {type(ctx.model).__name__} is exact and uses none: drop -k")
+
+
+K = Option("k", int, None, "importance samples for the NLL of latent-variable models (default 5000; k=1 is the "
+           "ELBO's one-sample estimate)", flag="-k", check=at_least(1, "-k"))
+register(Metric("nll", "run", nll, options=(K, "seed"), check=_check,
                 help="exact negative log-likelihood: nats per example and bits per dimension"))

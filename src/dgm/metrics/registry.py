@@ -6,8 +6,8 @@ A metric file defines its function and registers it next to it::
 
 ``needs`` decides what ``compute`` receives:
 
-* ``"run"``: ``compute(model, data, batch_size=..., progress=..., **options)`` with the run's model and dataset split;
-  ``options`` names keyword arguments of `evaluate` passed on (``"k"``, ``"seed"``);
+* ``"run"``: ``compute(model, data, batch_size=..., progress=..., **options)`` with the run's model and dataset split,
+  and by keyword each of its own options and the settings it names (``"seed"``);
 * ``"features"`` / ``"probs"`` / ``"images"``: ``compute(c)`` with one `Comparison` ``c`` of real vs fake images.
   The feature network runs (once, reals through the cache) only when a selected metric needs features or class
   probabilities; metrics that can share work (P/R and D/C share one k-NN pass) do so through ``c.shared``.
@@ -17,6 +17,12 @@ real labels (``c.real_labels``): a ``conditional`` metric (CAS) needs them and t
 network; a metric registered with ``per_class`` also reports per-class values when ``c.per_class`` is set
 (`dgm eval --per-class`: intra-class FID).
 
+A metric declares the `dgm eval` options it reads (``options``: ``dgm.options.Option``s with type, default, help and
+validation; the command line is built from them, and an option no selected metric reads is refused). Image metrics
+also read the options of the image pipeline (``IMAGE_OPTIONS``: -n, --real, --fake, ...) and, with a feature
+network, ``NETWORK_OPTIONS``; image metrics find their own options' values in ``c.options``. ``check(ctx)`` refuses,
+in one line and before anything is computed, what the metric cannot measure in this evaluation (`EvalContext`).
+
 Image metrics are computed and reported in registration order; ``label(c)`` is what the JSON ``labels`` object says.
 ``min_images`` is the fewest real and fake images a metric is defined on (a covariance needs 2, a k-NN ball k + 1):
 fewer is a one-line error before any feature is extracted or cached.
@@ -25,15 +31,39 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
+from ..options import Option, at_least, union
 from ..registry import Registry
 
 NEEDS = ("run", "features", "probs", "images")
-RUN_OPTIONS = ("k", "seed", "observe", "orders_used")  # what `evaluate` can pass on to a run metric
+SETTINGS = ("seed",)  # evaluation settings a run metric receives when it names them in ``options``
+#: options of every image metric: where the fakes and the reals come from
+IMAGE_OPTIONS = (
+    Option("n", int, 10000, "samples to draw from the run for image metrics", flag="-n", check=at_least(2, "-n")),
+    Option("real", str, None, "real dataset to compare with (default: the run's)", metavar="DATASET"),
+    Option("fake", str, None, "fake images: a folder of PNG/JPEG or an .npz/.npy file (uint8 or floats in [0, 1]) "
+           "instead of sampling", metavar="PATH"),
+    Option("data_dir", str, None, "folder holding the --real dataset's files"),
+    Option("save_samples", str, None, "save the images evaluated as fakes (uint8) for reuse with --fake",
+           metavar="FILE.npz"),
+    Option("truncation", float, None, "models with a Gaussian latent: evaluate samples drawn with the truncation "
+           "trick (as dgm sample --truncation)", metavar="PSI"),
+    Option("truncation_mode", str, None, "--truncation: towards the mean latent (interpolate), resampling of |z_i| > "
+           "PSI (resample, BigGAN), in W toward the mean w (w-mean, stylegan) (default: the model's first)",
+           choices=("w-mean", "interpolate", "resample")),
+)
+#: options of the image metrics that run a feature network
+NETWORK_OPTIONS = (
+    Option("features", str, None, "feature network (dgm list features; default: dgm's classifier for digits and "
+           "fashion-mnist, else inception-v3)"),
+    Option("weights", str, None, "weights file of the feature network (inception-v3: "
+           "pt_inception-2015-12-05-6726825d.pth; or set DGM_INCEPTION_WEIGHTS)"),
+    Option("no_cache", bool, False, "recompute the real images' features (cache: $DGM_CACHE_DIR or ~/.cache/dgm)"),
+)
 
 METRICS: Registry = Registry("metric")
 
@@ -45,22 +75,41 @@ class Metric:
     needs: str  # one of NEEDS
     compute: Callable[..., Dict[str, Any]]  # returns the JSON keys it reports
     label: Optional[Callable[["Comparison"], str]] = None  # the entry in `labels` (image metrics)
-    options: Tuple[str, ...] = ()  # RUN_OPTIONS passed to a run metric's compute
+    options: Tuple[Union[Option, str], ...] = ()  # its own `dgm eval` options, and SETTINGS a run metric receives
     help: str = ""  # one line for `dgm list metrics`
     default_for_images: bool = False  # measured when an image GAN or `--fake` names no --metric
     same_shape: bool = False  # real and fake images must have the same (C, H, W)
     min_images: int = 1  # fewest real and fake images it is defined on (refused before anything is computed)
     per_class: bool = False  # also measured per class with --per-class (class-conditional samples vs real classes)
     conditional: bool = False  # measures class-conditional samples: needs their labels and the dataset's classifier
+    check: Optional[Callable[["EvalContext"], None]] = None  # one-line DgmError for what it cannot measure here
 
     def __post_init__(self):
         if self.needs not in NEEDS:
             raise ValueError(f"metric {self.name!r}: needs must be one of {NEEDS}, got {self.needs!r}")
-        bad = [o for o in self.options if o not in RUN_OPTIONS]
-        if bad or (self.options and self.needs != "run"):
-            raise ValueError(f"metric {self.name!r}: options {self.options} (run metrics only, from {RUN_OPTIONS})")
+        bad = [o for o in self.options if not isinstance(o, Option) and o not in SETTINGS]
+        if bad or (self.settings and self.needs != "run"):
+            raise ValueError(f"metric {self.name!r}: options {self.options}: Options, or settings {SETTINGS} (run "
+                             "metrics only)")
         if not self.help:
             raise ValueError(f"metric {self.name!r} needs a one-line help")
+        union([(self.name, self.all_options)])  # one declaration per name
+
+    @property
+    def own_options(self) -> Tuple[Option, ...]:
+        """The `dgm eval` options this metric declares itself."""
+        return tuple(o for o in self.options if isinstance(o, Option))
+
+    @property
+    def settings(self) -> Tuple[str, ...]:
+        """The evaluation settings (SETTINGS) a run metric's compute receives."""
+        return tuple(o for o in self.options if isinstance(o, str))
+
+    @property
+    def all_options(self) -> Tuple[Option, ...]:
+        """Every `dgm eval` option this metric reads: its own, and those of the image pipeline it runs in."""
+        family = (IMAGE_OPTIONS if self.needs != "run" else ()) + (NETWORK_OPTIONS if self.uses_network else ())
+        return self.own_options + family
 
     @property
     def uses_network(self) -> bool:
@@ -69,11 +118,42 @@ class Metric:
 
 
 def register(metric: Metric) -> Metric:
-    """Add ``metric`` to METRICS under its name (a name registered twice is an error)."""
+    """Add ``metric`` to METRICS under its name (a name registered twice is an error; its options must agree with
+    other metrics' options of the same name)."""
     if not isinstance(metric, Metric):
         raise TypeError(f"register() takes a Metric, got {type(metric).__name__}")
+    union([(m.name, m.all_options) for m in METRICS.values()] + [(metric.name, metric.all_options)])
     METRICS.add(metric.name, metric, metric.help)
     return metric
+
+
+def metric_options() -> Dict[str, Option]:
+    """name -> Option over every registered metric (what `dgm eval` offers)."""
+    return union((m.name, m.all_options) for m in METRICS.values())
+
+
+def option_readers() -> Dict[str, List[str]]:
+    """option name -> the metrics that read it."""
+    out: Dict[str, List[str]] = {}
+    for m in METRICS.values():
+        for o in m.all_options:
+            out.setdefault(o.name, []).append(m.name)
+    return out
+
+
+@dataclass
+class EvalContext:
+    """What a metric's ``check`` sees before anything is computed: the run's model (None with --fake), the selected
+    metric names, every option's value (defaults filled in), the options given, and the real dataset's name."""
+    model: Any
+    metrics: Tuple[str, ...]
+    options: Dict[str, Any]
+    given: Dict[str, Any]
+    dataset: Optional[str]
+
+    def was_given(self, name: str) -> bool:
+        value = self.given.get(name)
+        return value is not None and value is not False
 
 
 def image_metrics() -> list:
@@ -118,6 +198,7 @@ class Comparison:
     real_labels: Optional[np.ndarray] = None  # int64 (N_real,) classes of the reals, when the dataset has labels
     fake_labels: Optional[np.ndarray] = None  # int64 (N_fake,) classes the fakes were drawn for (conditional runs)
     per_class: bool = False  # --per-class: per_class metrics also report one value per class
+    options: Dict[str, Any] = field(default_factory=dict)  # the evaluation's option values (image metrics' own too)
     _shared: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -144,4 +225,5 @@ class Comparison:
         return self._shared[key]
 
 
-__all__ = ["Metric", "Comparison", "METRICS", "NEEDS", "RUN_OPTIONS", "IMAGE_METRICS", "register", "image_metrics"]
+__all__ = ["Metric", "Comparison", "EvalContext", "METRICS", "NEEDS", "SETTINGS", "IMAGE_OPTIONS", "NETWORK_OPTIONS",
+           "IMAGE_METRICS", "register", "image_metrics", "metric_options", "option_readers"]
