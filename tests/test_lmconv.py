@@ -1,6 +1,7 @@
 """LMConv (Jain et al. 2020): the locally masked convolution equals the paper's unfold formulation, every order of
 every family is autoregressive (autograd), likelihoods are sums of one-pixel conditionals, ensembles are
 log-mean-exp, completion keeps what is observed, and training resumes bit for bit and runs under DDP."""
+import json
 import math
 import os
 import subprocess
@@ -9,13 +10,16 @@ import sys
 import pytest
 import torch
 
+import dgm
 from dgm import checkpoint as ckpt
 from dgm.cli import main
 from dgm.errors import DgmError
 from dgm.models import build_model
+from dgm.models.lmconv import LMConv
 from dgm.nn import MaskedConv2d
 from dgm.nn.lmconv import LocallyMaskedConv2d, tap_masks, unfold_reference
 from dgm.nn.orders import family_orders, region_mask
+from dgm.runs import CONFIG, write_json
 
 from conftest import ROOT, torchrun
 
@@ -150,9 +154,109 @@ def test_completion_keeps_observed_pixels_and_its_nll_is_the_hidden_conditionals
         torch.testing.assert_close(model.completion_nll(x, obs), -hidden)
 
 
-def test_colour_images_are_refused_in_one_line():
-    with pytest.raises(DgmError, match="greyscale"):
-        build_model("lmconv", dict(channels=3, height=4, width=4, levels=2))
+@pytest.mark.parametrize("opts,match", [(dict(channels=3), "greyscale"), (dict(order_sampling="minibatch"),
+                                                                          "--order-sampling must be example or batch"),
+                                        (dict(height=1, width=6), "1 x 6 image .* use --orders 1 or fewer")])
+def test_unusable_configs_are_refused_in_one_line(opts, match):
+    with pytest.raises(DgmError, match=match) as e:
+        build_model("lmconv", {**dict(height=4, width=4, levels=2), **opts})
+    assert "\n" not in str(e.value)
+
+
+# -- runs saved before issue 31 ---------------------------------------------------------------------------------------
+# An 8-order Hilbert LMConv on 4 x 3 images as the code before issue 31 built it (variant 1 mirrored the columns, 2 the
+# rows; on a non-square image variants 4-7 repeated 0-3), and what that code computed with it (seed 0, every parameter
+# times 5): log p(X) under orders 0-3, the ensemble, and the images drawn from NOISE under orders 1 and 2.
+OLD_ORDERS = [[0, 3, 4, 1, 2, 5, 8, 11, 10, 7, 6, 9], [2, 5, 4, 1, 0, 3, 6, 9, 10, 7, 8, 11],
+              [9, 6, 7, 10, 11, 8, 5, 2, 1, 4, 3, 0], [11, 8, 7, 10, 9, 6, 3, 0, 1, 4, 5, 2]] * 2
+OLD_LOG_PROB = [[-33.715, -10.4817, -40.1465], [-26.9859, -29.483, -24.2051], [-19.23, -32.0212, -34.7535],
+                [-48.5533, -37.4083, -33.8391]]
+OLD_ENSEMBLE = [-20.6158, -11.868, -25.5913]
+OLD_SAMPLES = {1: [[0, 1, 0, 1, 0, 0, 0, 0, 1, 1, 0, 0], [0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0],
+                   [0, 1, 0, 1, 0, 0, 1, 1, 1, 0, 0, 1]],
+               2: [[1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0], [1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0],
+                   [1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0]]}
+
+
+def test_a_run_saved_with_the_old_order_numbering_loads_and_computes_as_before(tmp_path):
+    """A checkpoint carries its orders (the ``order_table`` buffer), so renumbering the variants changes new runs only;
+    a config.json written before ``order_sampling`` existed trains with one order per example, as then."""
+    torch.manual_seed(0)
+    model = build_model("lmconv", dict(height=4, width=3, levels=2, hidden=6, layers=3, orders=8,
+                                       order_family="hilbert"))
+    assert model.order_table.tolist() != OLD_ORDERS       # this code numbers (and builds) them differently
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(5)
+        model.order_table.copy_(torch.tensor(OLD_ORDERS))
+    run = tmp_path / "old"
+    (run / "checkpoints").mkdir(parents=True)
+    config = {k: v for k, v in model.config.to_dict().items() if k != "order_sampling"}
+    write_json(run / CONFIG, {"model": "lmconv", "model_config": config,
+                              "data": {"name": "digits", "binarize": "dynamic"}})
+    ckpt.save_atomic({"model": model.state_dict(), "step": 1}, ckpt.checkpoint_path(run, 1))
+    loaded = dgm.load(run)
+    assert loaded.config.order_sampling == "example"
+    assert loaded.order_table.tolist() == OLD_ORDERS
+    x = torch.randint(0, 2, (3, 1, 4, 3), generator=torch.Generator().manual_seed(1)).float()
+    got = torch.stack([loaded.log_prob(x, order=i) for i in range(4)])
+    torch.testing.assert_close(got, torch.tensor(OLD_LOG_PROB), rtol=1e-5, atol=2e-4)
+    torch.testing.assert_close(loaded.log_prob(x), torch.tensor(OLD_ENSEMBLE), rtol=1e-5, atol=2e-4)
+    noise = torch.rand(3, 1, 4, 3, generator=torch.Generator().manual_seed(2))
+    for order, images in OLD_SAMPLES.items():
+        for method in ("cached", "naive"):
+            assert loaded.sample(3, noise=noise, order=order, method=method).view(3, -1).tolist() == images
+
+
+# -- how training draws orders ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sampling", ["example", "batch"])
+def test_training_draws_one_order_per_example_or_one_per_batch(sampling):
+    """Each example's training log-likelihood is its log p(x; pi) under exactly one of the 8 orders, which identifies
+    the order it was drawn: with "batch" one for the whole batch, with "example" several per batch; the global RNG's
+    seed fixes the draws, and other seeds draw other orders."""
+    model = _model(4, 4, 2, orders=8, order_family="s-curve", order_sampling=sampling)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3)                                         # orders' likelihoods far apart
+    x = torch.randint(0, 2, (16, 1, 4, 4), generator=torch.Generator().manual_seed(0)).double()
+    each = torch.stack([model.log_prob(x, order=i) for i in range(8)], 1)        # (B, 8)
+
+    def drawn(seed):
+        torch.manual_seed(seed)
+        hit = (model.training_log_prob(x)[:, None] - each).abs() < 1e-9
+        assert bool((hit.sum(1) == 1).all())
+        return hit.long().argmax(1).tolist()
+
+    draws = [drawn(seed) for seed in range(6)]
+    assert drawn(3) == draws[3]
+    per_batch = [len(set(d)) for d in draws]
+    if sampling == "batch":
+        assert per_batch == [1] * 6
+    else:
+        assert min(per_batch) > 1
+    assert len({tuple(d) for d in draws}) > 1
+
+
+@pytest.mark.parametrize("sampling", ["example", "batch"])
+def test_dgm_train_uses_the_order_sampling_option(tmp_path, monkeypatch, sampling):
+    """Through `dgm train`: each training step runs one pass of the whole batch under one order ("batch"), or one pass
+    per distinct order drawn for its examples ("example"); config.json records the option."""
+    calls = []
+    logits = LMConv._logits
+
+    def spy(self, x, y, order):
+        if self.training:
+            calls.append((x.shape[0], tuple(order.tolist())))
+        return logits(self, x, y, order)
+
+    monkeypatch.setattr(LMConv, "_logits", spy)
+    assert _train(tmp_path / "run", "--steps", "2", "--orders", "8", "--order-sampling", sampling) == 0
+    assert sum(n for n, _ in calls) == 2 * 32
+    if sampling == "batch":
+        assert [n for n, _ in calls] == [32, 32]
+    else:
+        assert len(calls) > 2 and len({o for _, o in calls}) > 2
+    assert json.loads((tmp_path / "run" / CONFIG).read_text())["model_config"]["order_sampling"] == sampling
 
 
 # -- training through the shared engine ------------------------------------------------------------------------------
@@ -162,10 +266,12 @@ def _train(out, *extra):
                  "--eval-every", "1000", "--deterministic", *TINY_LM, *extra])
 
 
-def test_resume_equals_uninterrupted_run_bit_for_bit(tmp_path):
-    assert _train(tmp_path / "full", "--steps", "3", "--orders", "3") == 0
-    assert _train(tmp_path / "half", "--steps", "1", "--orders", "3") == 0
-    assert _train(tmp_path / "half", "--steps", "3", "--orders", "3", "--resume") == 0
+@pytest.mark.parametrize("sampling", ["example", "batch"])
+def test_resume_equals_uninterrupted_run_bit_for_bit(tmp_path, sampling):
+    opts = ("--orders", "3", "--order-sampling", sampling)
+    assert _train(tmp_path / "full", "--steps", "3", *opts) == 0
+    assert _train(tmp_path / "half", "--steps", "1", *opts) == 0
+    assert _train(tmp_path / "half", "--steps", "3", "--resume") == 0
     a, b = (ckpt.load_checkpoint(ckpt.latest_checkpoint(r)) for r in (tmp_path / "full", tmp_path / "half"))
     assert a["step"] == b["step"] == 3
     for k in a["model"]:

@@ -23,22 +23,61 @@ def test_every_order_of_every_family_is_a_permutation(h, w):
             assert o.dtype == torch.long
             assert torch.equal(o.sort().values, torch.arange(h * w))
             check_order(o, h * w)
-    for family, n in (("mixed", 24), ("random", 5)):
-        for o in model_orders(family, n, h, w):
-            assert torch.equal(o.sort().values, torch.arange(h * w))
+    for o in model_orders("random", 5, h, w):
+        assert torch.equal(o.sort().values, torch.arange(h * w))
 
 
 def test_raster_s_curve_and_symmetries():
     assert torch.equal(family_orders("raster", 3, 4)[0], torch.arange(12))
     assert family_orders("s-curve", 2, 3)[0].tolist() == [0, 1, 2, 5, 4, 3]
     v = family_orders("raster", 2, 3)
-    assert v[1].tolist() == [2, 1, 0, 5, 4, 3]  # mirrored left-right
-    assert v[2].tolist() == [3, 4, 5, 0, 1, 2]  # mirrored top-bottom
+    assert v[1].tolist() == [3, 4, 5, 0, 1, 2]  # mirrored top-bottom
+    assert v[2].tolist() == [2, 1, 0, 5, 4, 3]  # mirrored left-right
     assert v[4].tolist() == [0, 3, 1, 4, 2, 5]  # transposed: columns first
+    assert v[5].tolist() == [3, 0, 4, 1, 5, 2]  # transposed, then mirrored top-bottom
     assert len({tuple(o.tolist()) for o in family_orders("hilbert", 8, 8)}) == 8
 
 
-@pytest.mark.parametrize("h,w", [(4, 4), (8, 8), (7, 7), (28, 28), (3, 5), (5, 3), (6, 9), (5, 4)])
+@pytest.mark.parametrize("n", [4, 5])
+def test_variants_are_numbered_as_in_the_official_code(n):
+    """The official LMConv code (ajayjain/lmconv, masking.py ``augment_orders``) lists, for a base curve of (row, col)
+    cells on a square image: the curve, rows reflected, columns reflected, both, then the same four of the transposed
+    curve. Restated here on cells, independently of ``family_orders``."""
+    def flat(cells):
+        return [r * n + c for r, c in cells]
+
+    for family in ORDER_FAMILIES:
+        base = [divmod(p, n) for p in family_orders(family, n, n)[0].tolist()]
+        official = []
+        for cells in (base, [(c, r) for r, c in base]):
+            official += [cells, [(n - 1 - r, c) for r, c in cells], [(r, n - 1 - c) for r, c in cells],
+                         [(n - 1 - r, n - 1 - c) for r, c in cells]]
+        assert [o.tolist() for o in family_orders(family, n, n)] == [flat(c) for c in official], family
+    assert family_orders("raster", n, n)[1][:n].tolist() == list(range(n * n - n, n * n))  # --orders 2: bottom row next
+
+
+def test_the_orders_a_model_uses_are_pairwise_distinct():
+    """Issue 31: on a non-square image the Hilbert variants 4-7 were variants 0-3 again (the curve followed the long
+    side, so building it on the transposed grid gave the same curve). Now every family's 8 orders are distinct on every
+    image of at least 2 x 2 pixels, square or not, and mixed's 24 from 3 x 3 on."""
+    for h, w in [(h, w) for h in range(2, 10) for w in range(2, 10)] + [(28, 27), (24, 32)]:
+        for family, n in [(f, 8) for f in ORDER_FAMILIES] + [("mixed", 24)] * (min(h, w) > 2):
+            assert len({tuple(o.tolist()) for o in model_orders(family, n, h, w)}) == n, (family, h, w)
+
+
+@pytest.mark.parametrize("family,n,h,w,most", [("s-curve", 2, 1, 5, 1), ("raster", 3, 5, 1, 2), ("hilbert", 8, 1, 1, 1),
+                                              ("mixed", 14, 2, 6, 13)])
+def test_orders_that_would_repeat_are_refused_in_one_line(family, n, h, w, most):
+    """A 1-pixel-wide image has 2 orders per family (1 x W: variant 1, rows mirrored, is variant 0); on 2 rows the
+    transposed Hilbert curve is an S-curve, so mixed has 13 distinct."""
+    assert len(model_orders(family, most, h, w)) == most
+    with pytest.raises(DgmError, match=f"on a {h} x {w} image .*; use --orders {most} or fewer$") as e:
+        model_orders(family, n, h, w)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("h,w", [(4, 4), (8, 8), (7, 7), (28, 28), (3, 5), (5, 3), (6, 9), (9, 6), (5, 4), (4, 5),
+                                 (2, 7), (12, 3), (24, 32)])
 def test_curves_step_to_neighbours(h, w):
     """s-curve: always a 4-neighbour; hilbert: at most one diagonal step (odd-by-even parts), never a jump."""
     for o in family_orders("s-curve", h, w):

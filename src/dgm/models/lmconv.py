@@ -8,7 +8,8 @@ vertical and horizontal stacks), with dilations cycling 1, 2, 4 to widen the rec
 head gives a Bernoulli logit (binary data) or K categorical logits per pixel. Parameters are shared across the
 model's orders (default: the 8 S-curve variants, as the paper trains on binarized MNIST), and the any-order contract
 (``AnyOrderModel``) gives the order ensemble, completion with maximum-context orders and one order per training
-example. Greyscale only: the masks order pixels, not the channels inside a pixel.
+example (``order_sampling="batch"``: one per batch, as the official code draws them). Greyscale only: the masks order
+pixels, not the channels inside a pixel.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from .anyorder import AnyOrderConfig, AnyOrderModel, greyscale_only
 from .base import MODELS
 
 _CACHE_SIZE = 64   # single-order mask sets kept per model (the model's orders plus completion orders)
+ORDER_SAMPLING = ("example", "batch")   # how training draws orders (LMConvConfig.order_sampling)
 
 
 @dataclass
@@ -36,6 +38,7 @@ class LMConvConfig(AnyOrderConfig):
     kernel: int = 3                 # kernel of every block (dilated 1, 2, 4, ... up to dilation_cycle)
     first_kernel: int = 3           # the input layer (its mask excludes the centre)
     dilation_cycle: int = 3         # block l uses dilation 2 ** (l % dilation_cycle); 1 = no dilation
+    order_sampling: str = "example"  # example | batch: one order per training example, or per batch (official code)
 
     @classmethod
     def tiny(cls) -> Dict[str, Any]:
@@ -53,6 +56,8 @@ class LMConvConfig(AnyOrderConfig):
             k = getattr(self, name)
             if k < 1 or k % 2 == 0:
                 raise DgmError(f"--{name.replace('_', '-')} must be an odd positive number, got {k}")
+        if self.order_sampling not in ORDER_SAMPLING:
+            raise DgmError(f"--order-sampling must be {' or '.join(ORDER_SAMPLING)}, got {self.order_sampling!r}")
 
 
 def _gate(t: torch.Tensor) -> torch.Tensor:
@@ -116,6 +121,13 @@ class LMConv(AnyOrderModel):
 
     def _logits(self, x: torch.Tensor, y: Optional[torch.Tensor], order: torch.Tensor) -> torch.Tensor:
         return self._run(x, self.masks(order.to(x.device)))
+
+    def training_log_prob(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """log p(x_b; pi_b), the orders drawn uniformly from the global RNG: one per example (``order_sampling``
+        "example", AnyOrderModel), or one for the whole batch ("batch", as the official code of Jain et al. 2020)."""
+        if self.config.order_sampling == "example":
+            return super().training_log_prob(x, y)
+        return self.log_prob(x, y, order=int(torch.randint(self.order_table.shape[0], (1,))))
 
     # -- cached sampling: every layer's activation map is the cache ----------------------------------------------
     sample_methods = ("cached", "naive")

@@ -10,17 +10,21 @@ Families (``ORDER_FAMILIES``), each a base curve on an R x C grid:
 * ``raster``: rows top to bottom, each left to right.
 * ``s-curve``: boustrophedon: rows top to bottom, even rows left to right, odd rows right to left.
 * ``hilbert``: a generalized Hilbert curve ("gilbert", after J. Cervený's construction) that fills any
-  R x C rectangle directly, not a 2^k square with the outside dropped: the rectangle is cut recursively
-  along its long side (when it is much longer than wide) or into the three parts of a Hilbert "U"
-  (otherwise), preferring even splits so that every step of the curve is to a 4-neighbour; only when
-  the parity of a part makes that impossible (some odd x even sizes) does the curve take a diagonal
-  step, a few times per image at most (``tests/test_orders.py`` measures it).
+  R x C rectangle directly, not a 2^k square with the outside dropped: from the top-left corner to the far
+  end of the top row (its major axis runs along the columns, like a raster's rows, whichever side is
+  longer), the rectangle is cut recursively in two (when a part is much longer than wide) or into the three
+  parts of a Hilbert "U" (otherwise), preferring even splits so that every step of the curve is to a
+  4-neighbour; only when the parity of a part makes that impossible (some odd x even sizes) does the curve
+  take a diagonal step, once per image at most (``tests/test_orders.py`` measures it).
 
-Each family has 8 variants, the base curve under the 8 symmetries of the grid (``family_orders``):
-variants 0-3 are the curve on the H x W grid as is, mirrored left-right, mirrored top-bottom and both
-(a 180 degree turn); variants 4-7 build the curve on the transposed W x H grid and map it back
-(transpose), then apply the same three mirrors (for a square image these are the two diagonal mirrors
-and the two quarter turns). Variant 0 of ``raster`` is the plain raster order.
+Each family has 8 variants, the base curve under the 8 symmetries of the grid (``family_orders``), numbered
+as the official LMConv code numbers them (``augment_orders`` in its masking.py): variants 0-3 are the curve on
+the H x W grid as is, mirrored top-bottom (rows reversed), mirrored left-right (columns reversed) and both (a
+180 degree turn); variants 4-7 build the curve on the transposed W x H grid and map it back (transpose), then
+apply the same three mirrors (for a square image these are the two diagonal mirrors and the two quarter turns).
+Variant 0 of ``raster`` is the plain raster order. Because every base curve runs along the columns first,
+variants 4-7 (along the rows first) differ from 0-3 on any image of at least 2 x 2 pixels, square or not;
+``model_orders`` refuses a count that would use one order twice (a 1-pixel-wide image has only 2).
 """
 from __future__ import annotations
 
@@ -89,9 +93,9 @@ def _gilbert(x: int, y: int, ax: int, ay: int, bx: int, by: int) -> Iterator[Tup
 
 @ORDER_FAMILIES.register("hilbert", help="generalized Hilbert curve, any rectangle (gilbert construction)")
 def hilbert_curve(rows: int, cols: int) -> Cells:
-    # x runs along the columns, y along the rows; the major axis is the longer side
-    walk = _gilbert(0, 0, cols, 0, 0, rows) if cols >= rows else _gilbert(0, 0, 0, rows, cols, 0)
-    return [(y, x) for x, y in walk]
+    # x runs along the columns, y along the rows; the major axis is always x (not the longer side, which would make
+    # the curve built on the transposed grid, variants 4-7, the same curve as variants 0-3 on a non-square image)
+    return [(y, x) for x, y in _gilbert(0, 0, cols, 0, 0, rows)]
 
 
 def family_orders(family: str, height: int, width: int) -> List[torch.Tensor]:
@@ -101,7 +105,7 @@ def family_orders(family: str, height: int, width: int) -> List[torch.Tensor]:
     out = []
     for transposed in (False, True):
         cells = curve(height, width) if not transposed else [(c, r) for r, c in curve(width, height)]
-        for flip_rows, flip_cols in ((False, False), (False, True), (True, False), (True, True)):
+        for flip_rows, flip_cols in ((False, False), (True, False), (False, True), (True, True)):
             out.append(torch.tensor([(height - 1 - r if flip_rows else r) * width + (width - 1 - c if flip_cols else c)
                                      for r, c in cells], dtype=torch.long))
     return out
@@ -111,7 +115,8 @@ def model_orders(family: str, n: int, height: int, width: int, seed: int = 0) ->
     """The n orders a model uses: the first n variants of a registered family (n <= 8); ``mixed``: raster,
     s-curve and hilbert interleaved (variant 0 of each, then variant 1 of each, ...; n <= 24); ``random``: raster
     followed by n - 1 uniformly random permutations drawn from a CPU generator seeded with ``seed``
-    (order-agnostic training as in MADE and EoNADE)."""
+    (order-agnostic training as in MADE and EoNADE). A family's or ``mixed``'s n orders that would repeat one (on
+    images 1, or for ``mixed`` 2, pixels wide or high) are refused."""
     known = list(ORDER_FAMILIES) + list(MODEL_FAMILIES)
     if family not in known:
         import difflib
@@ -129,8 +134,19 @@ def model_orders(family: str, n: int, height: int, width: int, seed: int = 0) ->
         return [torch.arange(height * width)] + [torch.randperm(height * width, generator=gen) for _ in range(n - 1)]
     if family == "mixed":
         per = [family_orders(f, height, width) for f in MIXED]
-        return [per[i % len(MIXED)][i // len(MIXED)] for i in range(n)]
-    return family_orders(family, height, width)[:n]
+        return _distinct([per[i % len(MIXED)][i // len(MIXED)] for i in range(n)], family, height, width)
+    return _distinct(family_orders(family, height, width)[:n], family, height, width)
+
+
+def _distinct(orders: List[torch.Tensor], family: str, height: int, width: int) -> List[torch.Tensor]:
+    """``orders``, refused in one line if two are the same (thin images have fewer distinct variants)."""
+    seen = {}
+    for i, o in enumerate(orders):
+        j = seen.setdefault(tuple(o.tolist()), i)
+        if j != i:
+            raise OrderError(f"--orders {len(orders)}: on a {height} x {width} image order {i} of family {family!r} "
+                             f"is order {j} again (thin images have fewer distinct orders); use --orders {i} or fewer")
+    return orders
 
 
 def _check_size(height: int, width: int) -> None:
