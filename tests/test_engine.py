@@ -263,3 +263,47 @@ def test_missing_best_checkpoint_is_a_clear_error(tiny_run, tmp_path, capsys):
     assert main(["eval", str(run), "--checkpoint", "best"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "--eval-every" in err
+
+
+@pytest.mark.parametrize("eval_every,stop_step", [(2, 2), (0, 3)], ids=["mid-run", "final"])
+def test_sigterm_during_validation_stops_at_the_next_order_with_a_checkpoint(tmp_path, capsys, monkeypatch,
+                                                                              eval_every, stop_step):
+    """A SIGTERM in the middle of a validation (MADE's 8-order ensemble: one network pass per order) ends it at the
+    next order (dgm.interrupt), not after all 8, and the run exits 143 with its checkpoint; before, the validation
+    ran to its end (minutes for an LMConv ensemble on Fashion-MNIST)."""
+    import os
+    import signal
+
+    from dgm.models.made import MADE
+    from dgm.training.steps import LikelihoodStep
+
+    passes, state = [], {"val": False}
+    conditionals, evaluate = MADE.conditionals, LikelihoodStep.evaluate
+
+    def counting(self, x, y=None, order=None):
+        if state["val"]:
+            passes.append(order)
+            if len(passes) == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return conditionals(self, x, y, order)
+
+    def validating(self, batches):
+        state["val"] = True
+        try:
+            return evaluate(self, batches)
+        finally:
+            state["val"] = False
+
+    monkeypatch.setattr(MADE, "conditionals", counting)
+    monkeypatch.setattr(LikelihoodStep, "evaluate", validating)
+    out = tmp_path / "run"
+    code = main(["train", "made", "--data", "digits", "--binarize", "--orders", "8", "--hidden", "16", "--steps", "3",
+                 "--eval-every", str(eval_every), "--batch-size", "32", "--n-samples", "0", "--no-progress",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 143 and "interrupted by SIGTERM" in err and err.strip().count("\n") == 0, err
+    assert passes == [0]  # order 1 of the ensemble never ran
+    assert _final_state(out)["step"] == stop_step
+    assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
+    from dgm import interrupt
+    assert interrupt.requested() is None  # nothing left behind for the next run in this process

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from .. import interrupt
+
 
 def collate(items):
     """[(x, y), ...] -> (stacked x, stacked y)."""
@@ -12,7 +14,8 @@ def collate(items):
 
 
 def dataset_batches(dataset, batch_size: int, device, progress: bool = False):
-    """(x, y) batches of a dataset in order, moved to ``device``."""
+    """(x, y) batches of a dataset in order, moved to ``device``; a requested stop (``dgm.interrupt``) ends it."""
     for s in tqdm(range(0, len(dataset), batch_size), disable=not progress, desc="eval", mininterval=1.0):
+        interrupt.check()
         x, y = collate([dataset[i] for i in range(s, min(s + batch_size, len(dataset)))])
         yield x.to(device), y.to(device)

@@ -20,6 +20,7 @@ import torch
 
 from ..errors import DgmError
 from ..nn.blocks import evaluating
+from .. import interrupt
 from ..nn.orders import check_order, context_first, max_context_orders, model_orders, puts_first
 from .autoregressive import AutoregressiveModel
 from .base import InputError, ModelConfig
@@ -142,7 +143,11 @@ class AnyOrderModel(AutoregressiveModel):
         if order is not None:
             return self.conditionals(x, y, order).flatten(1).sum(1)
         n = self.order_table.shape[0]
-        per = torch.stack([self.conditionals(x, y, i).flatten(1).sum(1) for i in range(n)])
+        per = []
+        for i in range(n):  # one full pass per order: a requested stop (dgm.interrupt) ends it between orders
+            interrupt.check()
+            per.append(self.conditionals(x, y, i).flatten(1).sum(1))
+        per = torch.stack(per)
         return torch.logsumexp(per, 0) - math.log(n)
 
     def training_log_prob(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -16,6 +16,7 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from .. import interrupt
 from ..nn.blocks import evaluating
 from ..nn.pixels import PixelLikelihood, bits_per_dim  # noqa: F401  (bits_per_dim: dgm.models re-exports it)
 from .base import ImageModel, InputError
@@ -174,6 +175,7 @@ class AutoregressiveModel(ImageModel):
             for ch, i, j in self.order():
                 if bool(obs[:, ch, i, j].all()):
                     continue
+                interrupt.check()  # one network pass per element: stop promptly when asked
                 self._fill(x, obs, self(x, y), noise, ch, i, j)
             return x
 
@@ -197,6 +199,7 @@ class AutoregressiveModel(ImageModel):
         cache, c = self._cache(x.shape[0], y), self.config
         raster = ((ch, i, j) for i in range(c.height) for j in range(c.width) for ch in range(c.channels))
         for ch, i, j in raster:  # the order the caches are built for, whatever ``order()`` a subclass declares
+            interrupt.check()
             at = cache.step(ch, i, j)
             at = at[:, 0] if self.binary else at
             if logits is not None:

@@ -22,6 +22,7 @@ from ..errors import DgmError
 from ..data.batching import collate, dataset_batches
 from ..viz import save_grid
 from .. import checkpoint as ckpt
+from .. import interrupt
 from .config import TrainConfig
 from .distributed import DistInfo, barrier, wrap
 from .optim import make_optimizer
@@ -296,7 +297,10 @@ class Trainer:
         if not self.info.is_main or self.cfg.n_samples == 0:
             return None
         gen = torch.Generator().manual_seed(self.cfg.seed)  # same noise at every snapshot; global RNG untouched
-        images = self.step_fn.samples(self.cfg.n_samples, gen)
+        try:
+            images = self.step_fn.samples(self.cfg.n_samples, gen)
+        except interrupt.Interrupted:  # a signal: the loop stops right after, with a checkpoint
+            return None
         if images is None:
             return None
         path = save_grid(images, self.run_dir / "samples" / f"step-{self.global_step:08d}.png")
@@ -314,7 +318,10 @@ class Trainer:
             return {}
         with torch.random.fork_rng(devices=[]):  # evaluation never moves the training RNG
             torch.manual_seed(self.cfg.seed + 12345)
-            values = self.step_fn.evaluate(dataset_batches(self.val_set, 256, self.device))
+            try:
+                values = self.step_fn.evaluate(dataset_batches(self.val_set, 256, self.device))
+            except interrupt.Interrupted:  # a signal: this validation is dropped, the loop stops with a checkpoint
+                return {}
         key = self.step_fn.best_key
         if key is not None and key in values and values[key] < self.best:  # keep the best-on-validation model (early stopping)
             self.best = values[key]
@@ -325,6 +332,7 @@ class Trainer:
     # -- signals and failures --------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:
         self._signal = signum
+        interrupt.request(signum)  # long loops (validation, sampling) check it and stop within seconds
         signal.signal(signum, signal.SIG_DFL)  # a second signal ends at once
 
     def _diverged(self, loss: torch.Tensor) -> None:
@@ -403,12 +411,19 @@ class Trainer:
             samples = self.sample_grid()
             metrics = self.evaluate()
             barrier(info)
+            if self._signal is not None:  # during the final samples or validation: the run itself is complete
+                name = signal.Signals(self._signal).name
+                raise TrainingStopped(f"interrupted by {name} during the final samples and validation, after the last "
+                                      f"step ({self.global_step}); checkpoint saved to {ckpt_path}; the run is "
+                                      "complete: measure it with dgm eval",
+                                      130 if self._signal == signal.SIGINT else 143)
             run_seconds = self.elapsed - elapsed0
             return {"steps": self.global_step, "stopped_by": reason, "seconds": run_seconds,
                     "images_per_sec": images / max(run_seconds, 1e-9), "val": metrics,
                     "samples": str(samples) if samples else None, "checkpoint": str(ckpt_path) if ckpt_path else None}
         finally:
             bar.close()
+            interrupt.clear()
             for s, h in handlers.items():
                 signal.signal(s, h)
             if self._writer is not None:
