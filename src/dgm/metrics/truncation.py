@@ -36,7 +36,15 @@ def check_eval_truncation(model, psi: Optional[float], mode: Optional[str], run_
     mode = mode or model.truncation_modes[0]
     if mode not in model.truncation_modes:
         raise DgmError(f"--truncation-mode {mode}: this model truncates by {', '.join(model.truncation_modes)}")
-    check_truncation(psi, mode)
+    _check_psi(psi, mode)
+
+
+def _check_psi(psi: float, mode: str) -> None:
+    """PSI for ``mode``: StyleGAN's move toward the mean w takes [-1, 1]; the latent modes, ``check_truncation``."""
+    if mode != "w-mean":
+        check_truncation(psi, mode)
+    elif not -1 <= psi <= 1:
+        raise DgmError(f"--truncation PSI in W must be in [-1, 1] (1: ordinary sampling, 0: the mean w), got {psi}")
 
 
 def truncation_curve(model, psis: Iterable[float], metrics: Sequence[str] = ("fid", "pr"), *,
@@ -85,7 +93,7 @@ def _finite_or_none(v):
 
 def _valid(psi: float, mode: str) -> bool:
     try:
-        check_truncation(psi, mode)
+        _check_psi(psi, mode)
     except DgmError:
         return False
     return True
