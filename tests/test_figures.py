@@ -144,3 +144,30 @@ def test_figure_options_are_checked_in_one_line(reference_runs, tmp_path, capsys
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1, err
     assert not (tmp_path / "x.png").exists()
+
+
+@pytest.mark.parametrize("where", ["checkpoints/ckpt-00000003.pt", "config.json", "metrics.jsonl",
+                                   "checkpoints/new.png"])
+def test_output_flags_never_write_over_a_runs_own_files(reference_runs, tmp_path, capsys, where):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(reference_runs["gpcnn"], run)
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for flag in ("--out", "--save-tensor"):
+        assert main(["sample", str(run), "-n", "2", flag, str(run / where)]) == 2
+        err = capsys.readouterr().err
+        assert "would write into the run folder" in err and err.count("\n") == 1, err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_an_output_flag_never_overwrites_the_checkpoint_it_reads(reference_runs, tmp_path, capsys):
+    import shutil
+
+    file = tmp_path / "alone.pt"
+    shutil.copy(sorted((reference_runs["gpcnn"] / "checkpoints").glob("ckpt-*.pt"))[-1], file)
+    data = file.read_bytes()
+    assert main(["sample", str(file), "-n", "2", "--save-tensor", str(file)]) == 2
+    assert "is the file this command reads" in capsys.readouterr().err and file.read_bytes() == data
+    assert main(["eval", str(file), "--metric", "fid", "-n", "20", "--save-samples", str(file)]) == 2
+    assert "is the file this command reads" in capsys.readouterr().err and file.read_bytes() == data

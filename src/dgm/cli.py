@@ -350,10 +350,10 @@ def _sample(args) -> int:
     _check_seed(args.seed)
     check_device(args.device)
     if args.out is not None:
-        _check_output(args.out, "--out", make_parent=True)
+        _check_output(args.out, "--out", make_parent=True, inputs=(args.run, args.checkpoint))
     given = {name: getattr(args, name) for name in figure_options()}
     if given.get("save_tensor") is not None:
-        _check_output(given["save_tensor"], "--save-tensor")
+        _check_output(given["save_tensor"], "--save-tensor", inputs=(args.run, args.checkpoint))
     name = choose(given, args.figure)
     check_given(given, name)  # before loading: options the figure does not read
     model = load(args.run, checkpoint=args.checkpoint, device=args.device, ema=not args.no_ema)
@@ -373,7 +373,7 @@ def _eval(args) -> int:
     _check_seed(args.seed)
     check_device(args.device)
     if args.save_samples is not None:
-        _check_output(args.save_samples, "--save-samples")
+        _check_output(args.save_samples, "--save-samples", inputs=(args.run, args.checkpoint, args.fake))
     options = {name: getattr(args, name) for name in metric_options()}
     options.update(split=args.split, batch_size=args.batch_size, seed=args.seed, checkpoint=args.checkpoint,
                    device=args.device, progress=args.progress, ema=not args.no_ema)

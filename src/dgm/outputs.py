@@ -8,12 +8,24 @@ from pathlib import Path
 from .errors import DgmError
 
 
-def check_output(path, flag: str, make_parent: bool = False) -> None:
+#: what a run folder holds that no output flag may replace (its checkpoints/ folder is protected as a whole)
+RUN_FILES = ("config.json", "metrics.jsonl", ".dgm.lock")
+
+
+def check_output(path, flag: str, make_parent: bool = False, inputs=()) -> None:
     """Refuse, before any work is done, an output file whose folder cannot hold it (``make_parent``: missing
-    folders are made, as for `dgm sample --out`)."""
+    folders are made, as for `dgm sample --out`), one inside a run folder's checkpoints/ or over its config,
+    metrics or lock, and one that is one of the command's ``inputs`` (a checkpoint file being read)."""
     p = Path(path)
     if p.is_dir():
         raise DgmError(f"{flag} {path} is a folder; give a file name")
+    resolved = p.resolve()
+    run = resolved.parent.parent if resolved.parent.name == "checkpoints" else resolved.parent
+    if (run / "config.json").is_file() and (resolved.parent.name == "checkpoints" or resolved.name in RUN_FILES):
+        raise DgmError(f"{flag} {path} would write into the run folder {run}'s own files (checkpoints, config, "
+                       "metrics); choose another path, e.g. in its samples/ folder")
+    if any(resolved == Path(i).resolve() for i in inputs if i is not None):
+        raise DgmError(f"{flag} {path} is the file this command reads; choose another path")
     folder = p.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
