@@ -17,6 +17,7 @@ import typing
 from pathlib import Path
 from typing import Dict, List, Optional
 
+from . import threads
 from .errors import DgmError, user_fault
 from .outputs import check_output as _check_output, undo_on_failure as _undo_on_failure  # noqa: F401
 
@@ -172,8 +173,6 @@ def _model_name(argv: List[str]) -> Optional[str]:
 
 
 def _build_parser_rest(sub) -> None:
-    from .sampling import REGIONS
-
     from .figures import FIGURES, figure_options
     from .figures.registry import readers
 
@@ -193,6 +192,8 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     s.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: sample the raw generator, "
                    "not the EMA of its weights (the default)")
+    s.add_argument("--threads", type=int, default=None, help="CPU threads (default: the cores other dgm processes "
+                   "leave free, at least 1)")
     group = s.add_argument_group("figure options", "each read by the figures named in brackets")
     owners = readers()
     for name, option in figure_options().items():
@@ -219,6 +220,8 @@ def _build_parser_rest(sub) -> None:
     e.add_argument("--progress", action="store_true", help="show progress bars")
     e.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: evaluate the raw generator, "
                    "not the EMA of its weights (the default)")
+    e.add_argument("--threads", type=int, default=None, help="CPU threads (default: the cores other dgm processes "
+                   "leave free, at least 1)")
     group = e.add_argument_group("metric options", "each read by the metrics named in brackets (image: every image "
                                  "metric)")
     owners = option_readers()
@@ -356,11 +359,12 @@ def _sample(args) -> int:
         _check_output(given["save_tensor"], "--save-tensor", inputs=(args.run, args.checkpoint))
     name = choose(given, args.figure)
     check_given(given, name)  # before loading: options the figure does not read
-    model = load(args.run, checkpoint=args.checkpoint, device=args.device, ema=not args.no_ema)
-    fig, options, n = resolve(model, name, given, args.n, by_flag=args.figure is None)
-    out = Path(args.out) if args.out else _default_out(args.run, fig.file(model, args.seed, options))
-    for path in draw(model, fig, out, n, args.seed, options):
-        print(path)
+    with threads.using(args.threads):
+        model = load(args.run, checkpoint=args.checkpoint, device=args.device, ema=not args.no_ema)
+        fig, options, n = resolve(model, name, given, args.n, by_flag=args.figure is None)
+        out = Path(args.out) if args.out else _default_out(args.run, fig.file(model, args.seed, options))
+        for path in draw(model, fig, out, n, args.seed, options):
+            print(path)
     return 0
 
 
@@ -377,7 +381,9 @@ def _eval(args) -> int:
     options = {name: getattr(args, name) for name in metric_options()}
     options.update(split=args.split, batch_size=args.batch_size, seed=args.seed, checkpoint=args.checkpoint,
                    device=args.device, progress=args.progress, ema=not args.no_ema)
-    _print_json(evaluate(args.run, names, options))
+    with threads.using(args.threads):
+        result = evaluate(args.run, names, options)
+    _print_json(result)
     return 0
 
 

@@ -44,6 +44,7 @@ class TrainConfig:
     max_minutes: Optional[float] = None  # stop (and save) after this much training (wall-clock) time
     max_cpu_minutes: Optional[float] = None  # or after this much CPU time of this process (fair budgets on a busy machine)
     progress: bool = True             # progress bar on stderr
+    threads: Optional[int] = None     # CPU threads (none: the cores other dgm processes leave free, stored for --resume)
 
     def validate(self) -> None:
         def bad(flag, why):
@@ -85,6 +86,8 @@ class TrainConfig:
         for name in ("eval_every", "sample_every", "warmup_steps", "n_samples"):
             if getattr(self, name) < 0:
                 bad(name.replace("_", "-"), f"must be >= 0, got {getattr(self, name)}")
+        if self.threads is not None and not 1 <= self.threads <= 4096:
+            bad("threads", f"must be in 1..4096, got {self.threads}")
         for name in ("max_minutes", "max_cpu_minutes"):
             v = getattr(self, name)
             if v is not None and not v > 0:

@@ -24,7 +24,10 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+import torch
+
 from .. import checkpoint as ckpt
+from .. import threads
 from .._version import __version__
 from ..data import DATASETS, ImageDataset
 from ..errors import DgmError
@@ -37,7 +40,7 @@ from .engine import Trainer, seed_everything
 from .steps import STEPS
 
 #: training options a resume may change; any other option given with --resume must equal the saved value
-RESUMABLE = ("steps", "epochs", "max_minutes", "max_cpu_minutes", "progress", "device")
+RESUMABLE = ("steps", "epochs", "max_minutes", "max_cpu_minutes", "progress", "device", "threads")
 _DATA_FLAGS = {"name": "--data", "data_dir": "--data-dir", "binarize": "--binarize", "levels": "--quantize"}
 _OPTION_FLAGS = {"image_size": "--image-size", "channels": "--image-channels"}
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
@@ -87,8 +90,12 @@ def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, A
     MODELS.get(model_name)  # unknown name: a clear error before any folder is claimed
     if resume:
         read_run_config(out)  # not a run: a clear error before a lock is taken (nothing is created)
-    with _claimed(out, Path("runs") / f"{model_name}-{data_cfg.get('name')}") as run_dir:
-        return _train_in(run_dir, model_name, data_cfg, model_opts, train_cfg, resume, overrides or {}, command)
+    before = torch.get_num_threads()
+    try:
+        with _claimed(out, Path("runs") / f"{model_name}-{data_cfg.get('name')}") as run_dir:
+            return _train_in(run_dir, model_name, data_cfg, model_opts, train_cfg, resume, overrides or {}, command)
+    finally:
+        threads.release(before)  # the caller's thread count again (a library call leaves no global change)
 
 
 def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, Any],
@@ -112,6 +119,10 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
     if not resume and ckpt.list_checkpoints(run_dir):
         raise DgmError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     train_cfg.validate()
+    if train_cfg.threads is None and not resume:  # chosen once and stored: a resume computes with as many threads
+        train_cfg.threads = threads.default_threads()[0]
+    if train_cfg.threads is not None:  # None: a run saved before --threads keeps torch's count, as it trained
+        threads.apply(train_cfg.threads)
     info = setup(train_cfg.device)
     train_set = load_data(data_cfg, "train")
     val_set = load_data(data_cfg, "val")
