@@ -264,3 +264,13 @@ def test_train_refuses_an_unused_objective_option_before_writing(tmp_path, capsy
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "--gp-weight: not used by objective hinge" in err
     assert not out.exists()
+
+
+def test_a_reader_that_leaves_ends_the_command_quietly(monkeypatch, capsys):
+    """`dgm eval RUN | head`: the pipe closes before dgm's output ends; no "dgm: error: ... Broken pipe" line."""
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "_list", closed)
+    assert cli.main(["list", "figures"]) == 141
+    assert capsys.readouterr().err == ""

@@ -442,6 +442,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("dgm: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output left (`dgm eval RUN | head`): end quietly, as other tools do
+        import os
+
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 141
     except Exception as exc:  # noqa: BLE001 -- what a user can cause becomes one line; anything else is a bug
         err = user_fault(exc)
         if err is None or debug:

@@ -31,10 +31,10 @@ FIGURES: Registry = Registry("figure")
 #: what a refusal says a figure needs, for the abilities users meet (the rest: ``ABILITIES``' text)
 NEEDS_TEXT = {
     "sample": "a model that samples on its own (a VQ-VAE samples through its prior: dgm train vq-vae-prior --from RUN)",
-    "gaussian-latent": "a model with a Gaussian latent (gan, vae, beta-vae, aae, avb)",
-    "latent": "a latent-variable model with an encoder (vae, beta-vae, aae, avb)",
-    "reconstruct": "a model with an encoder or a code map (vae, beta-vae, aae, avb, vq-vae)",
-    "complete": "an autoregressive model (pixelcnn, gated-pixelcnn, lmconv, made, nade, vq-vae-prior)",
+    "gaussian-latent": "a model with a Gaussian latent ({models})",
+    "latent": "a latent-variable model with an encoder ({models})",
+    "reconstruct": "a model with an encoder or a code map ({models})",
+    "complete": "an autoregressive model that completes images ({models})",
     "styles": "a stylegan run (dgm train gan --arch stylegan)",
     "attention": "a GAN with self-attention (--arch sagan or biggan)",
     "info_codes": "an InfoGAN run",
@@ -128,6 +128,28 @@ def choose(given: Mapping[str, Any], figure: Optional[str] = None) -> Optional[s
     return chosen[0] if chosen else None
 
 
+def _models_with(ability: str) -> str:
+    """The registered models whose class declares ``ability`` (for the refusal's list)."""
+    from ..models import MODELS
+
+    out = []
+    for name in MODELS.names():
+        cls = MODELS.get(name)
+        have = set(cls.capabilities)
+        if cls.truncation_modes:
+            have.add("gaussian-latent")
+        if {"latent", "codes"} & have:
+            have.add("reconstruct")
+        if ability in have:
+            out.append(name)
+    return ", ".join(out)
+
+
+def _needs_text(ability: str) -> str:
+    text = NEEDS_TEXT.get(ability, ABILITIES[ability])
+    return text.format(models=_models_with(ability)) if "{models}" in text else text
+
+
 def _how(name: str) -> str:
     """How a command chooses figure ``name``: --figure NAME, or the flag that selects it."""
     fig = FIGURES.get(name)
@@ -155,7 +177,7 @@ def resolve(model, name: Optional[str], given: Mapping[str, Any], n: Optional[in
     fig = FIGURES.get(name or model.default_figure)
     missing = fig.missing(model)
     if missing:
-        what = " or ".join(NEEDS_TEXT.get(a, ABILITIES[a]) for a in missing[0].split("|"))
+        what = " or ".join(_needs_text(a) for a in missing[0].split("|"))
         typed = options_cli(fig.selected_by) if by_flag else f"figure {fig.name}"
         raise DgmError(f"{typed} needs {what}; this {model.run_config['model']} run can make: "
                        f"{', '.join(can_make(model)) or 'none'} (dgm list figures)")
