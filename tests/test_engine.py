@@ -278,7 +278,7 @@ def test_sigterm_during_validation_stops_at_the_next_order_with_a_checkpoint(tmp
     from dgm.training.steps import LikelihoodStep
 
     passes, state = [], {"val": False}
-    conditionals, evaluate = MADE.conditionals, LikelihoodStep.evaluate
+    conditionals = MADE.conditionals
 
     def counting(self, x, y=None, order=None):
         if state["val"]:
@@ -287,10 +287,12 @@ def test_sigterm_during_validation_stops_at_the_next_order_with_a_checkpoint(tmp
                 os.kill(os.getpid(), signal.SIGTERM)
         return conditionals(self, x, y, order)
 
-    def validating(self, batches):
+    def validating(self, batches):  # the full 8-order ensemble (validation itself uses order 0 only)
+        from dgm.metrics.nll import nll_from_batches
+
         state["val"] = True
         try:
-            return evaluate(self, batches)
+            return nll_from_batches(self.model, batches)
         finally:
             state["val"] = False
 
@@ -298,7 +300,8 @@ def test_sigterm_during_validation_stops_at_the_next_order_with_a_checkpoint(tmp
     monkeypatch.setattr(LikelihoodStep, "evaluate", validating)
     out = tmp_path / "run"
     code = main(["train", "made", "--data", "digits", "--binarize", "--orders", "8", "--hidden", "16", "--steps", "3",
-                 "--eval-every", str(eval_every), "--batch-size", "32", "--n-samples", "0", "--no-progress",
+                 "--eval-every", str(eval_every), "--eval-share", "0", "--batch-size", "32", "--n-samples", "0",
+                 "--no-progress",
                  "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 143 and "interrupted by SIGTERM" in err and err.strip().count("\n") == 0, err
@@ -307,3 +310,52 @@ def test_sigterm_during_validation_stops_at_the_next_order_with_a_checkpoint(tmp
     assert signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)
     from dgm import interrupt
     assert interrupt.requested() is None  # nothing left behind for the next run in this process
+
+
+def test_validation_of_an_order_ensemble_uses_one_order_and_says_so(tmp_path, capsys):
+    """MADE with 4 orders: validation during training measures -log p(x; pi_0) (1/4 of the ensemble's cost), the
+    closing line says so, and `dgm eval` keeps the 4-order ensemble."""
+    from dgm.metrics.nll import nll_from_batches
+    from dgm.data.batching import dataset_batches
+    from dgm.runs import load_data
+
+    out = tmp_path / "made"
+    assert main(["train", "made", "--data", "digits", "--binarize", "--orders", "4", "--hidden", "16", "--steps", "3",
+                 "--batch-size", "32", "--n-samples", "0", "--no-progress", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "(order 0 of 4; dgm eval: the 4-order ensemble)" in said
+    logged = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if '"val"' in ln][-1]
+    model = dgm.load(out)
+    val = load_data(json.loads((out / "config.json").read_text())["data"], "val")
+    with torch.no_grad():
+        one = -torch.cat([model.log_prob(x, order=0) for x, _ in dataset_batches(val, 256, "cpu")]).double().mean()
+    assert logged["nll_nats"] == pytest.approx(float(one), rel=1e-9)
+    full = nll_from_batches(model, dataset_batches(val, 256, "cpu"))["nll_nats"]
+    assert full < logged["nll_nats"] - 1e-6  # the ensemble is better than one of its orders (Jensen)
+    assert main(["eval", str(out), "--metric", "nll", "--split", "val"]) == 0
+    assert json.loads(capsys.readouterr().out)["nll_nats"] == pytest.approx(full, rel=1e-9)
+
+
+@pytest.mark.parametrize("share,expect_all", [("0.1", False), ("0", True)])
+def test_eval_every_keeps_validation_within_its_share_of_training_time(tmp_path, capsys, monkeypatch, share,
+                                                                       expect_all):
+    import time
+
+    from dgm.training.steps import LikelihoodStep
+
+    evaluate = LikelihoodStep.evaluate
+
+    def slow(self, batches):  # a validation that costs far more than the tiny training steps
+        time.sleep(0.3)
+        return evaluate(self, batches)
+
+    monkeypatch.setattr(LikelihoodStep, "evaluate", slow)
+    out = tmp_path / "r"
+    assert _train(out, "--steps", "8", "--eval-every", "1", "--eval-share", share) == 0
+    steps = [json.loads(ln)["step"] for ln in (out / "metrics.jsonl").read_text().splitlines() if '"val"' in ln]
+    err = capsys.readouterr().err
+    if expect_all:
+        assert steps == list(range(1, 9)) and "--eval-share" not in err
+    else:
+        assert steps[0] == 1 and steps[-1] == 8 and len(steps) < 8  # the first and the final one always run
+        assert err.count("validations are skipped until training catches up") == 1

@@ -20,13 +20,15 @@ from .registry import Metric, register
 
 
 @torch.no_grad()
-def nll_from_batches(model, batches: Iterable) -> Dict[str, float]:
-    """Mean -log p(x) over (x, y) batches (float64 accumulation) for a model with ``log_prob``."""
+def nll_from_batches(model, batches: Iterable, validation: bool = False) -> Dict[str, float]:
+    """Mean -log p(x) over (x, y) batches (float64 accumulation) for a model with ``log_prob``; ``validation``: the
+    model's ``validation_log_prob`` (a cheaper estimate for costly models, e.g. one order of an ensemble)."""
     conditional = model.conditional
+    log_prob = model.validation_log_prob if validation else model.log_prob
     total, count = 0.0, 0
     with evaluating(model):
         for x, y in batches:
-            total += -model.log_prob(x, y if conditional else None).double().sum().item()
+            total += -log_prob(x, y if conditional else None).double().sum().item()
             count += x.shape[0]
     value = total / max(count, 1)
     return {"nll_nats": value, "bits_per_dim": bits_per_dim(value, model.dims), "n": count}

@@ -140,6 +140,15 @@ class ImageModel(nn.Module):
         example here."""
         return self.log_prob(x, y)
 
+    def validation_log_prob(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """What validation during training measures (the best checkpoint is chosen by it): ``log_prob(x, y)``; a
+        model whose full measure is costly returns a stated cheaper estimate here (``validation_note`` says which),
+        and `dgm eval` keeps the full measure."""
+        return self.log_prob(x, y)
+
+    #: what ``validation_log_prob`` estimates when it is not the full measure ("" when it is)
+    validation_note: str = ""
+
     def start_note(self) -> str:
         """A line `dgm train` prints when training starts (e.g. a WaveNet's receptive field); "" for none."""
         return ""

@@ -39,6 +39,7 @@ class TrainConfig:
     keep_last: int = 3                # checkpoints kept (older ones deleted; best.pt is kept apart)
     log_every: int = 25               # steps between logged training losses (metrics.jsonl)
     eval_every: int = 0               # 0: evaluate on the val split at the end only
+    eval_share: float = 0.1           # --eval-every skips a validation once validations took this share of training time (0: never skips)
     sample_every: int = 0             # 0: sample grid at the end only
     n_samples: int = 64               # images in each sample grid (0: none)
     max_minutes: Optional[float] = None  # stop (and save) after this much training (wall-clock) time
@@ -86,6 +87,8 @@ class TrainConfig:
         for name in ("eval_every", "sample_every", "warmup_steps", "n_samples"):
             if getattr(self, name) < 0:
                 bad(name.replace("_", "-"), f"must be >= 0, got {getattr(self, name)}")
+        if not 0 <= self.eval_share <= 1:
+            bad("eval-share", f"must be in [0, 1] (0: validate at every --eval-every), got {self.eval_share}")
         if self.threads is not None and not 1 <= self.threads <= 4096:
             bad("threads", f"must be in 1..4096, got {self.threads}")
         for name in ("max_minutes", "max_cpu_minutes"):

@@ -329,6 +329,20 @@ class Trainer:
         self.log("val", values)
         return values
 
+    def _within_eval_share(self, step: int) -> bool:
+        """Whether a scheduled validation (--eval-every) runs: not once the validations of this process so far took
+        more than --eval-share of its training time (the final validation always runs). The first note says so."""
+        share = self.cfg.eval_share
+        train_seconds = self.elapsed - self._elapsed_at_start - self._val_seconds
+        if not share or self._val_seconds <= share * train_seconds:
+            return True
+        if not self._eval_skip_noted and self.info.is_main:
+            self._eval_skip_noted = True
+            print(f"dgm: note: validations took {self._val_seconds:.1f} s of {train_seconds:.1f} s of training, more "
+                  f"than --eval-share {share:g}: --eval-every validations are skipped until training catches up "
+                  f"(first at step {step}; --eval-share 0 keeps them all)", file=sys.stderr)
+        return False
+
     # -- signals and failures --------------------------------------------------------------------
     def _on_signal(self, signum, frame) -> None:
         self._signal = signum
@@ -361,6 +375,7 @@ class Trainer:
         sums: Dict[str, float] = {}
         n_sum, images, t_start, reason = 0, 0, time.perf_counter(), "done"
         elapsed0, cpu0 = self.elapsed, time.process_time()
+        self._elapsed_at_start, self._val_seconds, self._eval_skip_noted = elapsed0, 0.0, False
         try:
             self.step_fn.model.train()
             while self.global_step < self.total_steps and reason == "done":
@@ -389,9 +404,12 @@ class Trainer:
                     if cfg.sample_every and s % cfg.sample_every == 0 and s < self.total_steps:
                         self.sample_grid()
                         barrier(info)
-                    if cfg.eval_every and s % cfg.eval_every == 0 and s < self.total_steps:
+                    if cfg.eval_every and s % cfg.eval_every == 0 and s < self.total_steps and \
+                            self._within_eval_share(s):
+                        t_val = time.perf_counter()
                         self.evaluate()
                         barrier(info)
+                        self._val_seconds += time.perf_counter() - t_val
                     if self._signal is not None:
                         reason = "signal"
                     elif cfg.max_minutes is not None and self.elapsed - elapsed0 >= cfg.max_minutes * 60:

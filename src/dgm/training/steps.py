@@ -94,7 +94,7 @@ class LikelihoodStep(TrainStep):
     def evaluate(self, batches):
         from ..metrics.nll import nll_from_batches
 
-        return nll_from_batches(self.model, batches)
+        return nll_from_batches(self.model, batches, validation=True)
 
 
 @STEPS.register("audio-likelihood", help="exact-likelihood audio models (wavenet): NLL per sample on random "
