@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 import torch
 
 from ..errors import DgmError
-from ..models.base import ABILITIES
+from ..models.base import ABILITIES, derived_abilities
 from ..options import Option, refuse_unread, union
 from ..outputs import undo_on_failure
 from ..registry import Registry
@@ -132,17 +132,8 @@ def _models_with(ability: str) -> str:
     """The registered models whose class declares ``ability`` (for the refusal's list)."""
     from ..models import MODELS
 
-    out = []
-    for name in MODELS.names():
-        cls = MODELS.get(name)
-        have = set(cls.capabilities)
-        if cls.truncation_modes:
-            have.add("gaussian-latent")
-        if {"latent", "codes"} & have:
-            have.add("reconstruct")
-        if ability in have:
-            out.append(name)
-    return ", ".join(out)
+    return ", ".join(name for name in MODELS.names() if ability in derived_abilities(
+        MODELS.get(name).capabilities, MODELS.get(name).can_sample, MODELS.get(name).truncation_modes))
 
 
 def _needs_text(ability: str) -> str:

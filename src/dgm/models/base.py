@@ -87,6 +87,13 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
 
+def derived_abilities(capabilities, can_sample: bool, truncation_modes) -> Tuple[str, ...]:
+    """The capabilities, "sample" where a model samples on its own, "gaussian-latent" where it has truncation modes,
+    "reconstruct" where it has an encoder (latent) or a code map (codes)."""
+    out = [*capabilities] + ["sample"] * bool(can_sample) + ["gaussian-latent"] * bool(truncation_modes)
+    return tuple(out + ["reconstruct"] * bool({"latent", "codes"} & set(capabilities)))
+
+
 class ImageModel(nn.Module):
     """Base of all models: keeps its config so that a run can be rebuilt from it alone.
 
@@ -162,13 +169,9 @@ class ImageModel(nn.Module):
 
     @property
     def abilities(self) -> Tuple[str, ...]:
-        """What the figures of `dgm sample` may need of this model (``ABILITIES``): its capabilities, its data kind,
-        "sample" where it samples on its own, "gaussian-latent" where it has truncation modes, "reconstruct" where
-        it has an encoder (latent) or a code map (codes)."""
-        out = [*self.capabilities, self.config.data_kind]
-        out += ["sample"] * self.can_sample + ["gaussian-latent"] * bool(self.truncation_modes)
-        out += ["reconstruct"] * bool({"latent", "codes"} & set(self.capabilities))
-        return tuple(out)
+        """What the figures of `dgm sample` may need of this model (``ABILITIES``): ``derived_abilities`` of its
+        declarations, and its data kind."""
+        return derived_abilities(self.capabilities, self.can_sample, self.truncation_modes) + (self.config.data_kind,)
 
     @property
     def dims(self) -> int:
