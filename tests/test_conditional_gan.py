@@ -138,7 +138,7 @@ def test_every_mode_trains_with_three_objectives_and_samples_the_labels_asked_fo
 
     out = tmp_path / "run"
     _train(out, "--cond", cond, "--objective", objective, "--steps", "2", "--n-critic", "1")
-    assert json.loads((out / "config.json").read_text())["model_config"]["cond"] == cond
+    assert json.loads((out / "config.json").read_text())["model_config"]["regularisers"]["conditional"]["cond"] == cond
     rows = [json.loads(r) for r in (out / "metrics.jsonl").read_text().splitlines()]
     train = [r for r in rows if r["split"] == "train"]
     assert train and all(math.isfinite(r["loss_d"]) for r in train)

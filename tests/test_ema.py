@@ -10,7 +10,7 @@ import torch.nn as nn
 from dgm import load
 from dgm.cli import main
 from dgm.data import load_dataset
-from dgm.models import build_model
+from dgm.models import GANConfig, build_model
 from dgm.nn.ema import ema_copy, ema_update
 from dgm.training import STEPS, TrainConfig, Trainer
 
@@ -99,9 +99,10 @@ def test_sampling_uses_the_ema_by_default_and_raw_weights_on_request(ema_runs, t
 
 
 def test_no_ema_is_refused_on_a_run_without_ema_and_old_runs_load(ema_runs, tmp_path, capsys):
-    run = tmp_path / "old"  # a run written before EMA existed: no EMA key in its config nor in its checkpoints
+    run = tmp_path / "old"  # a run written before EMA existed: no EMA key in its (flat) config nor in its checkpoints
     shutil.copytree(ema_runs / "full", run)
     cfg = json.loads((run / "config.json").read_text())
+    cfg["model_config"] = GANConfig.from_dict(cfg["model_config"]).flat()  # the flat config.json of that time
     for k in ("ema_decay", "ema_start"):
         del cfg["model_config"][k]
     (run / "config.json").write_text(json.dumps(cfg))

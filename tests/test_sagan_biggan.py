@@ -228,9 +228,9 @@ def test_arch_options_refused_with_other_archs(tmp_path, capsys):
 
 def _optim(tmp_path, arch, **opts):
     model = build_model("gan", dict(channels=1, height=8, width=8, levels=17, arch=arch, hidden=4, latent_dim=8,
-                                    **{k: v for k, v in opts.items() if k in GANConfig.__dataclass_fields__}))
+                                    **{k: v for k, v in opts.items() if k not in TrainConfig.__dataclass_fields__}))
     step = STEPS.get("gan")(model)
-    tc = {k: v for k, v in opts.items() if k not in GANConfig.__dataclass_fields__}
+    tc = {k: v for k, v in opts.items() if k in TrainConfig.__dataclass_fields__}
     Trainer(step, load_dataset("digits", "val"), TrainConfig(steps=1, batch_size=8, progress=False, n_samples=0,
                                                              **tc), tmp_path)
     return model.config, [(o.param_groups[0]["lr"], o.param_groups[0].get("betas"))

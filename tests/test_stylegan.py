@@ -96,7 +96,7 @@ def test_truncation_psi_0_gives_the_mean_w_image_for_every_z():
     assert torch.allclose(x, ref.expand_as(x), atol=1e-6)
     one = m.sample(5, generator=torch.Generator().manual_seed(0), truncation=1.0)
     assert torch.allclose(one, m.sample(5, generator=torch.Generator().manual_seed(0)), atol=1e-6)
-    m.config.truncation_cutoff = 2  # the fine layers keep their own w: the images differ again
+    m.config.arch_options.truncation_cutoff = 2  # the fine layers keep their own w: the images differ again
     cut = m.sample(5, generator=torch.Generator().manual_seed(0), truncation=0.0)
     assert (cut - cut[:1]).abs().amax() > 1e-4
 
@@ -119,7 +119,8 @@ def test_noise_changes_the_image_only_where_its_scale_is_nonzero():
 
 def test_r1_flags_make_the_lazy_penalty_with_weight_gamma_over_2_times_k(tmp_path):
     m = _gan(r1=4.0, r1_every=3, style_mix_prob=0.0)
-    (p,) = m.objective.penalties(m.config)
+    assert m.objective.penalties(m.config) == []  # R1 is a regulariser's entry, after the objective's (none here)
+    (p,) = m.config.penalties()
     assert (p.points, p.target, p.weight, p.every, p.step_weight) == ("real", 0.0, 2.0, 3, 6.0)
     step = STEPS.get("gan")(m)
     data = load_dataset("digits", "val")
@@ -150,7 +151,7 @@ def test_r1_defaults_and_refusals():
     dc["arch"] = "dcgan"
     assert build_model("gan", dc).config.r1 == 0.0                    # other architectures: off unless asked
     both = build_model("gan", dict(dc, r1=1.0, objective="wgan-gp"))  # an explicit --r1 adds to the objective's GP
-    assert [p.name for p in both.objective.penalties(both.config)] == ["gradient_penalty", "r1"]
+    assert [p.name for p in both.config.penalties()] == ["gradient_penalty", "r1"]
     with pytest.raises(DgmError, match="auto-encoder"):
         build_model("gan", dict(dc, r1=1.0, objective="ebgan"))
     with pytest.raises(DgmError, match="--r1-every"):

@@ -65,35 +65,73 @@ def _field_default(f: dataclasses.Field):
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
 
 
-def _add_config_options(parser, config_cls, skip=(), group_title: Optional[str] = None):
+def _field_groups(config_cls, given: Dict) -> list:
+    """The option groups of the parts a config composes (``part_options.OptionGroup``s, from the ``options`` metadata
+    of its fields, e.g. GANConfig's objective, architecture and regularisers), for the options ``given`` so far."""
+    return [g for f in dataclasses.fields(config_cls) if "options" in f.metadata for g in f.metadata["options"](given)]
+
+
+def _add_config_options(parser, config_cls, skip=(), group_title: Optional[str] = None, given: Optional[Dict] = None):
     """One option per field of ``config_cls``: its help is the field's comment in the source, then its real
-    default (None is shown as "none"; the comment says what that means)."""
-    group = parser.add_argument_group(group_title) if group_title else parser
-    comments = _field_comments(config_cls)
-    for f in dataclasses.fields(config_cls):
-        if f.name in skip or not f.metadata.get("cli", True):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        kind = _field_type(f)
-        default = _field_default(f)
-        shown = "none" if default is None else ("on" if default is True else "off" if default is False else default)
-        text = f"{comments[f.name]} " if f.name in comments else ""
-        text = (text + f"(default: {shown})").replace("%", "%%")
-        if kind is bool:
-            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            group.add_argument(flag, type=kind, default=None, help=text)
+    default (None is shown as "none"; the comment says what that means). A config composing parts adds each part's
+    options in a group of its own: those of the parts that the options ``given`` select are shown, the others' are
+    accepted but hidden (the config refuses them by name) and listed in the epilog."""
+    def add(group, cls, hide=False):
+        comments = _field_comments(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in skip or not f.metadata.get("cli", True) or f.name in added:
+                continue
+            added.add(f.name)
+            flag = "--" + f.name.replace("_", "-")
+            kind = _field_type(f)
+            default = _field_default(f)
+            shown = "none" if default is None else ("on" if default is True else "off" if default is False else default)
+            text = f"{comments[f.name]} " if f.name in comments else ""
+            text = (text + f"(default: {shown})").replace("%", "%%")
+            if kind is bool:
+                action = group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+            else:
+                action = group.add_argument(flag, type=kind, default=None, help=text)
+            action.hidden = hide  # left out of --help by _TrainHelp (accepted, with its help for the other parts)
+
+    added: set = set()
+    add(parser.add_argument_group(group_title) if group_title else parser, config_cls)
+    groups = _field_groups(config_cls, given or {})
+    for g in groups:
+        if g.shown:
+            add(parser.add_argument_group(g.title), g.options)
+    others = [g for g in groups if not g.shown]
+    for g in others:
+        add(parser, g.options, hide=True)
+    if others:
+        parts = "; ".join(f"{g.how}: {' '.join('--' + n.replace('_', '-') for n in g.options.__dataclass_fields__)}"
+                          for g in others)
+        parser.epilog = ("The options of the parts not selected here (each part's are shown with it, e.g. "
+                         f"`{others[-1].how} --help`; a run that does not use a part refuses its options): {parts}."
+                         ).replace("%", "%%")
 
 
 def _collect(ns, config_cls, skip=()):
     out = {}
-    for f in dataclasses.fields(config_cls):
+    classes = [config_cls] + [g.options for g in _field_groups(config_cls, {})]
+    for f in (f for cls in classes for f in dataclasses.fields(cls)):
         if f.name in skip:
             continue
         v = getattr(ns, f.name, None)
         if v is not None:
             out[f.name] = v
     return out
+
+
+class _TrainHelp(argparse.HelpFormatter):
+    """`dgm train MODEL --help` without the options marked ``hidden`` (those of parts the run does not use)."""
+
+    def add_usage(self, usage, actions, groups, prefix=None):
+        super().add_usage(usage, [a for a in actions if not getattr(a, "hidden", False)], groups, prefix)
+
+    def add_argument(self, action):
+        if not getattr(action, "hidden", False):
+            super().add_argument(action)
 
 
 def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
@@ -103,12 +141,20 @@ def _build_parser(argv: List[str]) -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    t = sub.add_parser("train", help="train a model; writes a run directory",
+    t = sub.add_parser("train", help="train a model; writes a run directory", formatter_class=_TrainHelp,
                        description="Train MODEL on a dataset. `dgm train MODEL --help` lists the model's options.")
     _train_arguments(t)
     model_name = _model_name(argv)
     if model_name is not None:
-        _add_config_options(t, MODELS.get(model_name).Config, skip=DATA_FIELDS, group_title=f"{model_name} options")
+        config_cls = MODELS.get(model_name).Config
+        first = _Parser(prog="dgm train", add_help=False)  # the options given, for the parts they select
+        _train_arguments(first)
+        _add_config_options(first, config_cls, skip=DATA_FIELDS)
+        try:
+            given = _collect(first.parse_known_args([a for a in argv if a != "--debug"][1:])[0], config_cls)
+        except DgmError:
+            given = {}  # the real parse below says what is wrong
+        _add_config_options(t, config_cls, skip=DATA_FIELDS, group_title=f"{model_name} options", given=given)
     _build_parser_rest(sub)
     return p
 

@@ -31,9 +31,9 @@ from ..errors import DgmError
 class Protocol:
     name: str
     summary: str
-    model: Dict[str, Any]                    # GANConfig fields
+    model: Dict[str, Any]                    # GAN options by name, flat (GANConfig composes the parts from them)
     train: Dict[str, Any]                    # TrainConfig fields (batch_size: per pack, see ``batch_size``)
-    per_objective: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # objective -> GANConfig fields
+    per_objective: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # objective -> GAN options (flat)
     steps: int = 0                           # full length in discriminator updates
     steps_per_epoch: int = 0                 # >0: the protocol counts epochs of this many updates
     packs_per_batch: bool = False            # batch_size counts packs (PacGAN): the batch is pack x batch_size

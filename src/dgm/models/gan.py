@@ -2,12 +2,16 @@
 
 The model holds the two networks and its config; the networks come from the architecture registry
 ``gan_nets.GAN_ARCHS``, the losses from ``dgm.objectives``, and the alternating updates (n_critic, unrolling,
-TTUR, penalties) live in ``dgm.training.gan_step``.
+TTUR, penalties) live in ``dgm.training.gan_step``. ``GANConfig`` holds the options every run has and composes the
+parts the run uses, each declaring its own options: the objective's, the architecture's and the regularisers'
+(``gan_regularisers``: R1, packing, minibatch features, EMA, conditioning, unrolling, instance noise, GDPP,
+orthogonal regularisation).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Dict, Optional
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -15,12 +19,12 @@ from torch import Tensor
 from ..errors import DgmError
 from ..nn import SelfAttention, apply_spectral_norm
 from ..nn.blocks import evaluating
-from ..nn.ema import ema_copy
 from ..nn.latent import TRUNCATIONS, gaussian_latent
-from ..objectives import F_DIVERGENCES, OBJECTIVES
+from ..objectives import OBJECTIVES
+from ..part_options import Options, OptionGroup, build, check_types, names
 from .base import MODELS, ImageModel, ModelConfig
 from .gan_nets import GAN_ARCHS, AutoencoderDiscriminator, Discriminator  # noqa: F401  (D types, re-exported)
-from .gan_nets.base import CONDS
+from .gan_regularisers import REGULARISERS, Regulariser, flag
 
 NORMS = ("auto", "batch", "layer", "none")
 # How D's and G's gradients are taken in one training step. alternating (dgm's default, the common PyTorch loop):
@@ -30,8 +34,66 @@ NORMS = ("auto", "batch", "layer", "none")
 UPDATE_ORDERS = ("alternating", "simultaneous")
 
 
-@dataclass
+def _chosen_objective(given: Mapping[str, Any]) -> str:
+    """The objective of a run with these options given (``auto``: the architecture's paper loss, else
+    non-saturating), for the command line before the config exists."""
+    name = given.get("objective", "auto")
+    if name == "auto":
+        arch = given.get("arch", "auto")
+        defaults = GAN_ARCHS.get(arch).defaults if arch in GAN_ARCHS else {}
+        return defaults.get("objective", "non-saturating")
+    return name
+
+
+def _objective_groups(given: Mapping[str, Any]) -> List[OptionGroup]:
+    chosen = _chosen_objective(given)
+    return [OptionGroup(f"objective {n} options", OBJECTIVES.get(n).Options, n == chosen, f"--objective {n}")
+            for n in OBJECTIVES.names() if OBJECTIVES.get(n).options]
+
+
+def _arch_groups(given: Mapping[str, Any]) -> List[OptionGroup]:
+    chosen = given.get("arch", "auto")
+    return [OptionGroup(f"--arch {n} options", GAN_ARCHS.get(n).Options, n == chosen, f"--arch {n}")
+            for n in GAN_ARCHS.names() if GAN_ARCHS.get(n).options]
+
+
+def _regulariser_groups(given: Mapping[str, Any]) -> List[OptionGroup]:
+    return [OptionGroup(f"regulariser {cls.part_name} (any --arch, --objective): {REGULARISERS.help(cls.part_name)}",
+                        cls, True) for cls in REGULARISERS.values()]
+
+
+def _parts():
+    """Every option class a GANConfig may compose: regularisers first (their defaults are the "off" values the flat
+    view gives for a regulariser a run does not use), then objectives and architectures."""
+    return ([*REGULARISERS.values()] + [OBJECTIVES.get(n).Options for n in OBJECTIVES.names()]
+            + [GAN_ARCHS.get(n).Options for n in GAN_ARCHS.names()])
+
+
+def option_defaults() -> Dict[str, Any]:
+    """Every option a part declares -> its default (the first declaring part's; see ``_parts``)."""
+    out: Dict[str, Any] = {}
+    for cls in _parts():
+        for f in dataclasses.fields(cls):
+            out.setdefault(f.name, f.default)
+    return out
+
+
+COMPOSED = ("objective_options", "arch_options", "regularisers")
+
+
+@dataclass(init=False)
 class GANConfig(ModelConfig):
+    """The options every GAN run has, and the parts it composes, each with its own options (``config.json``: one
+    mapping per part): ``objective_options`` (declared beside the objective in ``objectives/gan.py``),
+    ``arch_options`` (in the architecture's file, ``gan_nets/``) and ``regularisers`` (name -> options, one file
+    each in ``gan_regularisers/``; only those the run uses).
+
+    ``GANConfig(**options)`` takes every option flat too (``gp_weight=5``, ``ema_decay=0.999``: how the command line,
+    the benchmarks and the config.json of runs written before issue 31 give them) and composes the parts from them;
+    ``config.gp_weight`` reads an option of a part (read-only; a part the run does not use gives its default).
+    Subclasses are declared ``@dataclass(init=False)`` (this ``__init__`` takes the flat options).
+    """
+
     objective: str = "auto"           # the GAN loss (dgm list objectives; auto: hinge (sagan, biggan), non-saturating)
     arch: str = "auto"                # dgm list archs (auto: mlp for 2-D points, dcgan for images)
     latent_dim: int = 0               # 0: 2 for points (PacGAN), 64 for images
@@ -42,73 +104,93 @@ class GANConfig(ModelConfig):
     n_critic: int = 0                 # D updates per G update (0: the objective's paper default)
     lr_g: Optional[float] = None      # TTUR: separate learning rates (default: --lr, else the paper's)
     lr_d: Optional[float] = None      # (see --lr-g) the discriminator's learning rate
-    ema_decay: float = 0.0            # EMA of G's weights sampled by default (e.g. 0.999; 0: off; dgm.nn.ema)
-    ema_start: int = 0                # the EMA copies G until this training step, then averages
-    gp_weight: float = 10.0           # lambda of WGAN-GP / DRAGAN
-    dragan_c: float = 0.5             # DRAGAN perturbation scale c (x_p = x + c std(x) U[0,1])
-    clip_value: float = 0.01          # WGAN weight clipping c
-    smooth_alpha: float = 0.9         # label smoothing targets (Salimans et al. 2016)
-    smooth_beta: float = 0.0          # label smoothing target of fake images (0: none)
-    margin: float = 1.0               # EBGAN margin m (energy = mean squared reconstruction error)
-    pt_weight: float = 0.1            # EBGAN pulling-away term weight (0 disables)
-    gamma: float = 0.5                # BEGAN diversity ratio
-    lambda_k: float = 0.001           # BEGAN k_t learning rate
-    divergence: str = "js"            # f-GAN: kl | reverse-kl | js | pearson | hellinger
-    unroll_steps: int = 0             # unrolled GAN (Metz et al. 2017): K differentiable D updates
-    instance_noise: float = 0.0       # std of Gaussian instance noise on D's inputs, annealed to 0
-    noise_decay_steps: int = 0        # 0: anneal over the whole run
-    pack: int = 1                     # PacGAN (Lin et al. 2018): D scores packs of m samples; --batch-size = m x packs
-    minibatch_disc: int = 0           # minibatch discrimination (Salimans et al. 2016): number of kernels B (0: off)
-    minibatch_disc_dim: int = 5       # dimension C of each minibatch-discrimination kernel
-    mbstd: bool = False               # minibatch standard deviation feature (Karras et al. 2018, ProGAN)
-    mbstd_group: int = 4              # group size of --mbstd (ProGAN: 4)
     update_order: str = "alternating"  # alternating: G against the updated D | simultaneous: both from one evaluation
-    gdpp: float = 0.0                 # GDPP (Elfeki et al. 2019): weight of the DPP diversity loss on G, over D's features
     protocol: str = ""                # toy-mixture preset veegan | pacgan (dgm.bench.protocols): fills defaults
-    # R1 (any scoring D) and StyleGAN (--arch stylegan, Karras et al. 2019)
-    r1: Optional[float] = None        # R1 gamma/2 E||grad D(x)||^2 on reals (Mescheder 2018); none: 0, stylegan 10
-    r1_every: int = 1                 # lazy R1 (StyleGAN2): on every K-th D update only, with weight gamma/2 x K
-    mapping_layers: int = 8           # stylegan: layers of the mapping network z -> w (0: w = the normalised z)
-    const_input: bool = True          # stylegan: learned constant input (--no-const-input: a linear layer of w)
-    noise: bool = True                # stylegan: per-layer noise inputs with learned per-channel scales
-    modulation: str = "adain"         # stylegan: adain | demod (StyleGAN2 weight demodulation) | none (no styles)
-    style_mix_prob: float = 0.9       # stylegan: share of fakes mixing two w's at a random crossover layer
-    truncation_cutoff: int = 0        # stylegan: sample --truncation moves w on layers < this only (0: all layers)
-    d_residual: bool = True           # stylegan: residual D blocks (StyleGAN2; --no-d-residual: the plain ProGAN D)
-    # class-conditional GANs (issue 16): CGAN concat, projection discriminator, ACGAN
-    conditional: bool = False         # class-conditional on the dataset's labels (needs a labelled dataset)
-    cond: str = "projection"          # --conditional: concat (CGAN) | projection (Miyato & Koyama 2018) | ac (ACGAN)
-    ac_weight: float = 1.0            # --cond ac: weight of the class loss (Odena et al. 2017)
+    # the parts the run uses (None until composed from the flat options); the command line lists their options
+    objective_options: Options = field(default=None, metadata={"cli": False, "options": _objective_groups})
+    arch_options: Options = field(default=None, metadata={"cli": False, "options": _arch_groups})
+    regularisers: Dict[str, Regulariser] = field(default=None, metadata={"cli": False, "options": _regulariser_groups})
 
-    # ProGAN (Karras et al. 2018): --arch progan's switches (Table 1 rows) and the drift term of its WGAN-GP loss
-    phase_images: int = 60000         # (progan) images shown per fade-in and per stabilisation of each resolution
-    growing: bool = True              # (progan) progressive growing from 4x4 (--no-growing: the data size throughout)
-    eqlr: bool = True                 # (progan) equalized learning rate (--no-eqlr: plain layers with He's init)
-    pixelnorm: bool = True            # (progan) pixelwise feature normalisation after each conv of G
-    drift: float = 0.0                # (wgan-gp) + drift x E D(x)^2 on the critic's loss (ProGAN's epsilon_drift 0.001)
-    # SAGAN / BigGAN (issue 17; gan_nets/sagan.py, biggan.py)
-    attn_res: int = 16                # sagan/biggan: self-attention at the largest feature map <= this size (0: none)
-    ortho_reg: Optional[float] = None  # orthogonal reg. beta of G (Brock et al. 2019; none: 1e-4 biggan, else 0)
-    skip_z: bool = True               # biggan: hierarchical latents, a chunk of z per G block (off: z at the input)
-    shared_embed: bool = True         # biggan, conditional: one class embedding for all G blocks (off: one each)
+    def __init__(self, **options):
+        own = {f.name for f in dataclasses.fields(self)}
+        flat = {k: v for k, v in options.items() if k not in own}
+        unknown = sorted(set(flat) - set(option_defaults()))
+        if unknown:
+            raise DgmError(f"{type(self).__name__} has no option(s) {', '.join(unknown)}; known: "
+                           f"{', '.join(sorted(own - set(COMPOSED) | set(option_defaults())))}")
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, options[f.name] if f.name in options else _field_default(f))
+        self._flat = {k: v for k, v in flat.items() if v is not None}  # None: not given
+        self.__post_init__()
+        self.__dict__.pop("_flat", None)
+
+    # -- the flat view -------------------------------------------------------------------------------------------
+    def __getattr__(self, name: str):
+        """An option of a part the run uses (``config.gp_weight``), else that option's default."""
+        if name.startswith("_"):
+            raise AttributeError(name)
+        d = self.__dict__
+        for part in (d.get("objective_options"), d.get("arch_options"), *(d.get("regularisers") or {}).values()):
+            if isinstance(part, Options) and name in part.__dataclass_fields__:
+                return getattr(part, name)
+        defaults = option_defaults()
+        if name in defaults:
+            return defaults[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or option {name!r}")
+
+    def __setattr__(self, name: str, value) -> None:
+        if name not in self.__dataclass_fields__ and not name.startswith("_") and name in option_defaults():
+            raise AttributeError(f"{name} is an option of a GAN part, read-only on the config: build a new config "
+                                 f"with it (GANConfig(..., {name}=...)) or change the part's options")
+        super().__setattr__(name, value)
+
+    @property
+    def objective_spec(self):
+        """The registered ``Objective`` of this config."""
+        return OBJECTIVES.get(self.objective)
+
+    @property
+    def arch_spec(self):
+        """The registered ``GANArch`` of this config."""
+        return GAN_ARCHS.get(self.arch)
+
+    def penalties(self) -> list:
+        """D's gradient penalties: the objective's (WGAN-GP, DRAGAN), then each regulariser's (R1)."""
+        return self.objective_spec.penalties(self) + [p for r in self.regularisers.values() for p in r.penalties()]
+
+    def flat(self) -> Dict[str, Any]:
+        """This config as one flat mapping, as config.json held it before issue 31: every field but the composed
+        parts, then every option any part declares (those of parts the run does not use at their defaults)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in COMPOSED}
+        return {**out, **{k: getattr(self, k) for k in option_defaults()}}
+
+    # -- reading and refusing options ----------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "GANConfig":
+        """A config from config.json's ``model_config``: the composed form (one mapping per part) or the flat one
+        of runs written before issue 31; a value of the wrong type is refused in one line."""
+        d = dict(d)
+        if "data_kind" not in d and d.get("levels") == 0:  # runs written before data_kind: levels 0 marked points
+            d["data_kind"] = "points"
+        for part in _parts():  # (a flat None is an option not given, as before: r1 and ortho_reg were Optional)
+            check_types(part, {k: v for k, v in d.items() if k in part.__dataclass_fields__ and v is not None},
+                        "model_config")
+        return cls(**d)
 
     @classmethod
     def refuse_unused(cls, given: Dict[str, Any]) -> None:
-        """An objective's option (e.g. --gp-weight) given to another objective is refused: each objective declares
-        the config fields it reads (``Objective.options``), so nothing is silently ignored."""
-        name = given.get("objective", cls.objective)
-        if name == "auto":
-            arch = given.get("arch", cls.arch)
-            name = GAN_ARCHS.get(arch).defaults.get("objective", "non-saturating") \
-                if arch in GAN_ARCHS.names() else "non-saturating"
+        """An option given explicitly (by name) to a part the run does not use is refused in one line naming the part
+        that reads it: another objective's (``--gp-weight`` with hinge), another architecture's, or a regulariser's
+        that is off (``--mbstd-group`` without ``--mbstd``). Each part declares its options, so nothing is ignored."""
+        name = _chosen_objective(given)
         if name not in OBJECTIVES.names():
             return  # an unknown objective: __post_init__ says so with the nearest name
         knobs = {o for n in OBJECTIVES.names() for o in OBJECTIVES.get(n).options}
         own = OBJECTIVES.get(name).options
         unused = [k for k in given if k in knobs and k not in own]
         if unused:
-            flags = " ".join("--" + o.replace("_", "-") for o in unused)
-            its = " ".join("--" + o.replace("_", "-") for o in own) or "none"
+            flags = " ".join(flag(o) for o in unused)
+            its = " ".join(flag(o) for o in own) or "none"
             raise DgmError(f"{flags}: not used by objective {name} (its options: {its}); drop it or choose an "
                            "objective that reads it (dgm list objectives)")
         arch = given.get("arch", cls.arch)
@@ -117,19 +199,12 @@ class GANConfig(ModelConfig):
             for other in GAN_ARCHS.names():
                 unused = [k for k in GAN_ARCHS.get(other).options if k in given and k not in own]
                 if unused:
-                    flags = " ".join("--" + o.replace("_", "-") for o in unused)
+                    flags = " ".join(flag(o) for o in unused)
                     raise DgmError(f"{flags}: an option of --arch {other}, not used by --arch {arch}; drop it or "
                                    f"choose --arch {other}")
-        for sub in ("cond", "ac_weight"):
-            if sub in given and not given.get("conditional"):
-                raise DgmError(f"--{sub.replace('_', '-')} sets how a class-conditional GAN uses its labels; give "
-                               "--conditional too, or drop it")
-        if "ac_weight" in given and given.get("cond", cls.cond) != "ac":
-            raise DgmError("--ac-weight is the weight of ACGAN's class loss: give --cond ac, or drop it")
-        for sub, main in (("minibatch_disc_dim", "minibatch_disc"), ("mbstd_group", "mbstd")):
-            if sub in given and not given.get(main):
-                raise DgmError(f"--{sub.replace('_', '-')} sets an option of --{main.replace('_', '-')}, which is off;"
-                               f" give --{main.replace('_', '-')} too, or drop it")
+        defaults = GAN_ARCHS.get(arch).defaults if arch in GAN_ARCHS.names() else {}
+        for part in REGULARISERS.values():
+            part.refuse(given, defaults)
 
     @classmethod
     def tiny(cls) -> Dict[str, Any]:
@@ -143,95 +218,88 @@ class GANConfig(ModelConfig):
         if self.gdpp:
             raise DgmError(f"--gdpp is for dgm train gan; {model}'s generator loss has no GDPP term: drop it")
 
+    # -- composing the parts -------------------------------------------------------------------------------------
     def __post_init__(self):
+        given = self.__dict__.get("_flat", {})
         points = self.data_kind == "points"
         if self.arch == "auto":
             self.arch = "mlp" if points else "dcgan"
         arch = GAN_ARCHS.get(self.arch)
-        r1_given = self.r1 is not None
         for name, value in arch.defaults.items():  # the architecture's paper values, where the user gave none
-            if getattr(self, name) in (None, "auto"):
-                setattr(self, name, value)
+            if name in self.__dataclass_fields__ and getattr(self, name) in (None, "auto"):
+                setattr(self, name, value)  # (a regulariser reads its own: R1's gamma, the ortho. reg.'s beta)
         self.objective = "non-saturating" if self.objective == "auto" else self.objective
         self.spectral_norm = bool(self.spectral_norm)
-        self.ortho_reg = 0.0 if self.ortho_reg is None else self.ortho_reg
         obj = OBJECTIVES.get(self.objective)  # unknown name -> one-line error with the nearest name
-        self.r1 = 0.0 if self.r1 is None else float(self.r1)
-        if self.r1 and not r1_given and (obj.kind == "energy" or obj.penalty):
-            self.r1 = 0.0  # an architecture's R1 default yields to the objective's own penalty / an auto-encoder D
-        if self.r1 < 0 or (self.r1 and obj.kind == "energy"):
-            raise DgmError(f"--r1 must be >= 0 and needs a scoring discriminator ({self.objective} has an auto-encoder "
-                           f"D), got {self.r1}")
-        if self.r1_every < 1 or (self.r1_every != 1 and not self.r1):
-            raise DgmError(f"--r1-every must be >= 1 and needs --r1 GAMMA > 0, got {self.r1_every}")
+        self.objective_options = _part(obj.Options, self.objective_options, given, "objective_options")
+        self.arch_options = _part(arch.Options, self.arch_options, given, "arch_options")
+        self._compose_regularisers(given)
         if self.d_norm not in NORMS:
             raise DgmError(f"--d-norm must be one of {', '.join(NORMS)}, got {self.d_norm!r}")
         if self.update_order not in UPDATE_ORDERS:
             raise DgmError(f"--update-order must be one of {', '.join(UPDATE_ORDERS)}, got {self.update_order!r}")
-        if self.divergence not in F_DIVERGENCES:
-            raise DgmError(f"--divergence must be one of {', '.join(F_DIVERGENCES)}, got {self.divergence!r}")
-        for name in ("n_critic", "unroll_steps", "latent_dim", "hidden", "noise_decay_steps", "minibatch_disc"):
+        for name in ("n_critic", "latent_dim", "hidden"):
             if getattr(self, name) < 0:
                 raise DgmError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        for name in ("layers", "pack", "minibatch_disc_dim", "mbstd_group"):
-            if getattr(self, name) < 1:
-                raise DgmError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        if not self.gdpp >= 0:
-            raise DgmError(f"--gdpp must be >= 0 (0: off), got {self.gdpp}")
-        if self.gdpp and (obj.kind == "energy" or self.unroll_steps):
-            raise DgmError("--gdpp compares D's features of fakes and reals in G's loss: it needs a scoring "
-                           f"discriminator and no --unroll-steps ({self.objective}, {self.unroll_steps} unrolling "
-                           "steps here); drop one of them")
-        if obj.kind == "energy" and (self.minibatch_disc or self.mbstd):
-            raise DgmError(f"--minibatch-disc / --mbstd need a scoring discriminator; {self.objective} has an "
-                           "auto-encoder D: drop the option or choose another objective")
+        if self.layers < 1:
+            raise DgmError(f"--layers must be >= 1, got {self.layers}")
         for name in ("lr_g", "lr_d"):
             v = getattr(self, name)
             if v is not None and not v > 0:
                 raise DgmError(f"--{name.replace('_', '-')} must be > 0, got {v}")
-        if self.ortho_reg < 0 or self.attn_res < 0:
-            raise DgmError(f"--ortho-reg and --attn-res must be >= 0, got {self.ortho_reg} and {self.attn_res}")
-        if not 0 < self.gamma <= 1:
-            raise DgmError(f"--gamma must be in (0, 1], got {self.gamma}")
         if self.data_kind not in arch.data_kinds:
             kinds = {"points": "2-D point datasets", "images": "image data"}
             raise DgmError(f"--arch {self.arch} needs {' or '.join(kinds[k] for k in arch.data_kinds)}; "
                            f"use --arch mlp for {kinds[self.data_kind]}")
-        if not 0 <= self.ema_decay < 1:
-            raise DgmError(f"--ema-decay must be in [0, 1) (0: no EMA), got {self.ema_decay}")
-        if self.ema_start < 0 or (self.ema_start and not self.ema_decay):
-            raise DgmError(f"--ema-start must be >= 0 and needs --ema-decay > 0, got {self.ema_start}")
+        self.objective_options.check(self)
+        self.arch_options.check(self)
         if self.latent_dim == 0:
             self.latent_dim = 2 if points else 64
         if self.hidden == 0:
             self.hidden = arch.hidden
         if self.d_norm == "auto":
-            plain = not obj.penalties(self) and not self.spectral_norm and obj.kind != "energy"
+            plain = not self.penalties() and not self.spectral_norm and obj.kind != "energy"
             self.d_norm = "batch" if (arch.batch_norm_d and plain) else "none"
         if self.n_critic == 0:
             self.n_critic = obj.n_critic
-        self._check_conditional(obj)
 
-    def _check_conditional(self, obj) -> None:
-        """--conditional needs labels, a scoring D for projection / ac, and one sample per D input (no packing)."""
-        if self.cond not in CONDS:
-            raise DgmError(f"--cond must be one of {', '.join(CONDS)}, got {self.cond!r}")
-        if not self.conditional:
-            return
-        if self.num_classes < 1:
-            raise DgmError("--conditional needs a labelled dataset (e.g. digits, mnist, fashion-mnist, an image folder "
-                           "with class subfolders); this one has no classes: drop --conditional")
-        if obj.kind == "energy" and self.cond != "concat":
-            raise DgmError(f"--cond {self.cond} needs a scoring discriminator; {self.objective} has an auto-encoder D: "
-                           "use --cond concat or another objective")
-        if self.pack > 1:
-            raise DgmError("--pack scores packs of samples that may have different labels; it does not combine with "
-                           "--conditional: drop one")
-        if self.cond == "ac" and self.unroll_steps:
-            raise DgmError("--unroll-steps does not unroll ACGAN's class loss; use --cond concat or projection, or "
-                           "drop --unroll-steps")
-        if not self.ac_weight >= 0:
-            raise DgmError(f"--ac-weight must be >= 0, got {self.ac_weight}")
+    def _compose_regularisers(self, given: Mapping[str, Any]) -> None:
+        """``self.regularisers``: from a config file's mapping (exactly the regularisers listed there, with their
+        values) or, when None, from the flat options given (every regulariser, then those that are on); each one
+        resolves the values it was not given (an architecture's paper value) and checks them all."""
+        listed = self.regularisers
+        if listed is not None and not isinstance(listed, Mapping):
+            raise DgmError(f"regularisers must be a mapping of regulariser name -> options, got {listed!r}")
+        for name in listed or {}:
+            REGULARISERS.get(name)  # an unknown name: one line with the nearest one
+        built = []
+        for cls in REGULARISERS.values():
+            own = {k: given[k] for k in names(cls) if k in given}
+            if listed is not None and cls.part_name not in listed and not own:
+                continue
+            values = listed.get(cls.part_name, {}) if listed is not None else {}
+            part = _part(cls, values, own, f"regularisers {cls.part_name!r}")
+            fixed = names(cls) if listed is not None and cls.part_name in listed else tuple(own)
+            built.append((cls.part_name, part, fixed))
+        for _, part, fixed in built:
+            part.resolve(self, fixed)
+        self.regularisers = {name: part for name, part, _ in built if part.active()}
+        for _, part, _ in built:
+            part.check(self)
+
+
+def _field_default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+
+
+def _part(cls: type, current, given: Mapping[str, Any], where: str) -> Options:
+    """One part's options: ``current`` (an instance, or a config file's mapping: unknown keys are refused), or the
+    defaults when None, with the flat options ``given`` that the part declares on top."""
+    part = cls() if current is None else build(cls, current, f"model_config {where}")
+    own = {k: given[k] for k in names(cls) if k in given}
+    return dataclasses.replace(part, **own) if own else part
 
 
 @MODELS.register("gan", help="GAN: MLP (2-D points) or DCGAN (images) with any objective (dgm list objectives)")
@@ -265,8 +333,8 @@ class GAN(ImageModel):
             apply_spectral_norm(self.discriminator)
         if hasattr(self.generator, "truncated"):  # StyleGAN: truncation in W toward the tracked mean w by default
             self.truncation_modes = ("w-mean",) + TRUNCATIONS
-        if c.ema_decay > 0:  # the EMA of G (dgm.nn.ema), updated by the GAN step, sampled by default
-            self.generator_ema = ema_copy(self.generator)
+        for part in c.regularisers.values():  # e.g. the EMA of G (gan_regularisers/ema.py), sampled by default
+            part.build(self)
         self.sample_ema = True  # what sample(ema=None) uses when the run has an EMA (dgm sample/eval --no-ema)
 
     @property

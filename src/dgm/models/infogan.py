@@ -25,7 +25,7 @@ from .gan import GAN, GANConfig
 Q_HIDDEN = 128  # the paper's MNIST Q: FC 128 after D's shared layers
 
 
-@dataclass
+@dataclass(init=False)  # GANConfig.__init__ takes the parts' options flat too
 class InfoGANConfig(GANConfig):
     # InfoGAN (Chen et al. 2016)
     cat_codes: int = 10               # K: values of the categorical code c (one-hot into G; 0: none)

@@ -20,7 +20,7 @@ from .gan import GAN, GANConfig
 from .infogan import _refuse_shared_d_options
 
 
-@dataclass
+@dataclass(init=False)  # GANConfig.__init__ takes the parts' options flat too
 class SSGANConfig(GANConfig):
     # semi-supervised GAN (Salimans et al. 2016)
     labels_per_class: int = 10        # N labelled training images per class (the rest is used without labels)

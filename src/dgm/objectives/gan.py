@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import DgmError
+from ..part_options import Options, names
 from ..registry import Registry
-from .penalties import Penalty, r1
+from .penalties import Penalty
 
 # ---------------------------------------------------------------------------------------------------
 # The classic family (Goodfellow et al. 2014), on logits.
@@ -184,8 +186,6 @@ F_DIVERGENCES: Dict[str, FDivergence] = {d.name: d for d in [
 
 
 def f_divergence(name: str) -> FDivergence:
-    from ..errors import DgmError
-
     if name not in F_DIVERGENCES:
         raise DgmError(f"unknown f-divergence {name!r}; choose one of: {', '.join(F_DIVERGENCES)}")
     return F_DIVERGENCES[name]
@@ -238,15 +238,20 @@ class Objective:
     betas: Tuple[float, float] = (0.5, 0.999)
     optimizer: str = "adam"
     n_critic: int = 1
-    d_options: Tuple[Tuple[str, str], ...] = ()  # (keyword of d, GAN config field) pairs, e.g. ("margin", "margin")
+    d_options: Tuple[Tuple[str, str], ...] = ()  # (keyword of d, option name) pairs, e.g. ("margin", "margin")
     g_options: Tuple[Tuple[str, str], ...] = ()
     reference: str = ""
-    options: Tuple[str, ...] = ()      # the GAN config fields (flat CLI flags) this objective reads
+    Options: type = Options            # its options (flags), a dataclass declared beside its registration below
     reconstruction: str = ""           # energy kind: the auto-encoder D's loss, "mse" (EBGAN) or "l1" (BEGAN)
     state: Tuple[Tuple[str, float], ...] = ()  # training state (checkpointed), passed to d by keyword: BEGAN's k_t
     g_extra: Callable[..., Optional[Tensor]] = _no_term  # (D's code of the fakes or None, config) -> added to loss_g
     after_d: Callable[..., Dict[str, Tensor]] = _no_logs  # (d_real, d_fake, state, config, all_mean) -> logs; may
     #                                                       update state. all_mean averages a tensor over processes.
+
+    @property
+    def options(self) -> Tuple[str, ...]:
+        """The names of this objective's options (its flags: ``gp_weight`` is ``--gp-weight``)."""
+        return names(self.Options)
 
     def losses(self, d_real: Tensor, d_fake: Tensor, **options) -> Tuple[Tensor, Tensor]:
         """(loss_d, loss_g) for these discriminator outputs; ``options`` by keyword (e.g. margin=1.0)."""
@@ -275,13 +280,11 @@ class Objective:
         return loss if extra is None else loss + extra
 
     def penalties(self, config) -> List[Penalty]:
-        """The gradient penalties of D: this objective's (target 1, weight --gp-weight), if it has one, and R1 where
-        the config asks for it (--r1 GAMMA [--r1-every K], lazy: weight gamma/2 x K on every K-th D update)."""
-        out = [] if self.penalty is None else [Penalty(self.penalty, target=1.0, weight=config.gp_weight,
-                                                       scale=config.dragan_c)]
-        if getattr(config, "r1", 0):
-            out.append(r1(config.r1, getattr(config, "r1_every", 1)))
-        return out
+        """This objective's gradient penalty of D (target 1, weight --gp-weight), if it has one (R1, which any scoring
+        D may add, is a regulariser: ``models/gan_regularisers/r1.py``)."""
+        if self.penalty is None:
+            return []
+        return [Penalty(self.penalty, target=1.0, weight=config.gp_weight, scale=config.dragan_c)]
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -315,6 +318,55 @@ def _fgan_after_d(d_real: Tensor, d_fake: Tensor, state, config, all_mean) -> Di
 OBJECTIVES: Registry = Registry("objective")
 
 
+# Each objective's options (its flags, shown by `dgm train gan --objective NAME --help`), beside its registration.
+@dataclass
+class LabelSmoothingOptions(Options):
+    smooth_alpha: float = 0.9         # label smoothing targets (Salimans et al. 2016)
+    smooth_beta: float = 0.0          # label smoothing target of fake images (0: none)
+
+
+@dataclass
+class WGANOptions(Options):
+    clip_value: float = 0.01          # WGAN weight clipping c
+
+
+@dataclass
+class WGANGPOptions(Options):
+    gp_weight: float = 10.0           # lambda of WGAN-GP / DRAGAN
+    drift: float = 0.0                # + drift x E D(x)^2 on the critic's loss (ProGAN's epsilon_drift 0.001)
+
+
+@dataclass
+class DRAGANOptions(Options):
+    gp_weight: float = 10.0           # lambda of WGAN-GP / DRAGAN
+    dragan_c: float = 0.5             # DRAGAN perturbation scale c (x_p = x + c std(x) U[0,1])
+
+
+@dataclass
+class EBGANOptions(Options):
+    margin: float = 1.0               # EBGAN margin m (energy = mean squared reconstruction error)
+    pt_weight: float = 0.1            # EBGAN pulling-away term weight (0 disables)
+
+
+@dataclass
+class BEGANOptions(Options):
+    gamma: float = 0.5                # BEGAN diversity ratio
+    lambda_k: float = 0.001           # BEGAN k_t learning rate
+
+    def check(self, config) -> None:
+        if not 0 < self.gamma <= 1:
+            raise DgmError(f"--gamma must be in (0, 1], got {self.gamma}")
+
+
+@dataclass
+class FGANOptions(Options):
+    divergence: str = "js"            # f-GAN: kl | reverse-kl | js | pearson | hellinger
+
+    def check(self, config) -> None:
+        if self.divergence not in F_DIVERGENCES:
+            raise DgmError(f"--divergence must be one of {', '.join(F_DIVERGENCES)}, got {self.divergence!r}")
+
+
 def _add(obj: Objective, help: str) -> None:
     flags = " ".join("--" + o.replace("_", "-") for o in obj.options)
     OBJECTIVES.add(obj.name, obj, help + (f" [flags: {flags}]" if flags else ""))
@@ -325,32 +377,32 @@ _add(Objective("minimax", minimax_d, minimax_g, reference="Goodfellow et al. 201
 _add(Objective("non-saturating", minimax_d, non_saturating_g, reference="Goodfellow et al. 2014"),
      "non-saturating: G maximises E log D(G(z))")
 _add(Objective("label-smoothing", label_smoothing_d, non_saturating_g, d_options=(("alpha", "smooth_alpha"), ("beta", "smooth_beta")),
-               options=("smooth_alpha", "smooth_beta"), reference="Salimans et al. 2016"),
+               Options=LabelSmoothingOptions, reference="Salimans et al. 2016"),
      "non-saturating GAN with one-sided label smoothing (targets alpha=0.9 / beta=0)")
 _add(Objective("lsgan", lsgan_d, lsgan_g, kind="critic", reference="Mao et al. 2017"),
      "least squares: E(D(x)-1)^2 + E D(G(z))^2; G: E(D(G(z))-1)^2")
 _add(Objective("wgan", wasserstein_d, wasserstein_g, kind="critic", clip=True, lr_d=5e-5, lr_g=5e-5,
-               optimizer="rmsprop", n_critic=5, options=("clip_value",), after_d=_wasserstein_estimate,
+               optimizer="rmsprop", n_critic=5, Options=WGANOptions, after_d=_wasserstein_estimate,
                reference="Arjovsky et al. 2017"),
      "Wasserstein GAN with weight clipping (c=0.01, RMSprop 5e-5, n_critic=5)")
 _add(Objective("wgan-gp", wasserstein_d, wasserstein_g, kind="critic", penalty="interpolates", lr_d=1e-4, lr_g=1e-4,
-               betas=(0.0, 0.9), n_critic=5, options=("gp_weight", "drift"), after_d=_wasserstein_estimate,
+               betas=(0.0, 0.9), n_critic=5, Options=WGANGPOptions, after_d=_wasserstein_estimate,
                d_options=(("drift", "drift"),), reference="Gulrajani et al. 2017"),
      "WGAN with gradient penalty on interpolates (lambda=10, Adam 1e-4 (0, 0.9), n_critic=5)")
-_add(Objective("dragan", minimax_d, non_saturating_g, penalty="perturbed", options=("gp_weight", "dragan_c"),
+_add(Objective("dragan", minimax_d, non_saturating_g, penalty="perturbed", Options=DRAGANOptions,
                reference="Kodali et al. 2017"),
      "non-saturating GAN + gradient penalty around perturbed real points (lambda=10)")
 _add(Objective("hinge", hinge_d, hinge_g, kind="critic", lr_d=4e-4, lr_g=1e-4, betas=(0.0, 0.9),
                reference="Lim & Ye 2017; Zhang et al. 2019 (TTUR 4e-4 / 1e-4)"),
      "hinge loss (SAGAN): E relu(1-D(x)) + E relu(1+D(G(z))); G: -E D(G(z))")
 _add(Objective("ebgan", ebgan_d, ebgan_g, kind="energy", reconstruction="mse", d_options=(("margin", "margin"),),
-               options=("margin", "pt_weight"), g_extra=_pulling_away_term, reference="Zhao et al. 2017"),
+               Options=EBGANOptions, g_extra=_pulling_away_term, reference="Zhao et al. 2017"),
      "energy-based GAN: auto-encoder D, margin m, pulling-away term (--pt-weight)")
 _add(Objective("began", began_d, began_g, kind="energy", reconstruction="l1", lr_d=1e-4, lr_g=1e-4,
-               options=("gamma", "lambda_k"), state=(("k", 0.0),), after_d=_began_after_d,
+               Options=BEGANOptions, state=(("k", 0.0),), after_d=_began_after_d,
                reference="Berthelot et al. 2017"),
      "boundary equilibrium GAN: auto-encoder D, k_t control (gamma, lambda_k), convergence measure")
 _add(Objective("f-gan", fgan_d, fgan_g, kind="critic", d_options=(("divergence", "divergence"),),
-               g_options=(("divergence", "divergence"),), options=("divergence",), after_d=_fgan_after_d,
+               g_options=(("divergence", "divergence"),), Options=FGANOptions, after_d=_fgan_after_d,
                reference="Nowozin et al. 2016"),
      "f-GAN through Fenchel conjugates: --divergence kl|reverse-kl|js|pearson|hellinger")

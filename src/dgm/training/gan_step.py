@@ -2,9 +2,11 @@
 
 One engine step = one discriminator (critic) update on one real batch; every ``n_critic``-th step also
 updates the generator. The step knows n_critic, TTUR learning rates, the list of gradient penalties, clipping,
-instance noise and unrolling (Metz et al. 2017, with ``torch.func.functional_call``). What is particular to an
+unrolling (Metz et al. 2017, with ``torch.func.functional_call``) and class labels. What is particular to an
 objective (its losses, its state such as BEGAN's k_t, EBGAN's pulling-away term, the logged estimates) comes
-through the hooks of ``dgm.objectives.Objective``; this file never tests an objective's name.
+through the hooks of ``dgm.objectives.Objective``, and what a regulariser adds (R1's penalty, instance noise, GDPP's
+and the orthogonal term of G's loss, the EMA of G, packing's batch check) through the hooks of
+``models.gan_regularisers.Regulariser``; this file never tests an objective's or a regulariser's name.
 """
 from __future__ import annotations
 
@@ -16,11 +18,7 @@ import torch.nn as nn
 from torch import Tensor
 from torch.func import functional_call
 
-from ..errors import DgmError
-from ..nn.ema import ema_update
-from ..objectives import acgan_d_class_loss, acgan_g_class_loss, clip_weights, gradient_penalty, instance_noise_std
-from ..objectives.diversity import gdpp_loss
-from ..objectives.orthogonal import orthogonal_regularization_of
+from ..objectives import acgan_d_class_loss, acgan_g_class_loss, clip_weights, gradient_penalty
 from .optim import differentiable_step
 from .steps import STEPS, TrainStep
 
@@ -30,7 +28,7 @@ class _Critic(nn.Module):
 
     forward(real, fake, points, targets, y_real, y_fake, reps) -> (D(real) or None, D(fake), [gradient penalty at each
     points with its target], D's code of fake or None, ACGAN's class logits (of real or None, of fake) or None,
-    ``reps``: the head's inputs (representation of real, of fake) for G's GDPP term, else None)
+    ``reps``: the head's inputs (representation of real, of fake) for a regulariser's term of G's loss, else None)
 
     A class-conditional D gets the labels: the real batch's, the ones the fakes were drawn for, and for the penalty
     points the real labels (exact for R1 and DRAGAN, whose points are (near) real images; WGAN-GP's interpolate
@@ -72,19 +70,13 @@ class GANStep(TrainStep):
     def setup(self, engine) -> None:
         super().setup(engine)
         m, c = self.model, self.model.config
-        obj, tc = m.objective, engine.cfg
+        obj = m.objective
         self._wire(engine, _Critic(m.discriminator, obj.kind == "energy"), m.discriminator.parameters())
-        self.penalties = obj.penalties(c)
+        self.penalties = c.penalties()  # the objective's, then the regularisers' (R1)
         self.pack = getattr(m.discriminator, "pack", 1)  # PacGAN: D scores packs of m of the batch's samples
-        per_process = tc.batch_size // engine.info.world_size
-        if per_process % self.pack:
-            raise DgmError(f"--pack {self.pack} groups each process's batch into packs of {self.pack} samples; "
-                           f"--batch-size {tc.batch_size} gives {per_process} per process: use a multiple of "
-                           f"{self.pack} (PacGAN: --batch-size = {self.pack} x the number of packs)")
         self.classes = c.num_classes if m.conditional else 0  # class-conditional: labels to D and G
-        if c.gdpp and not getattr(m.discriminator, "split", False):
-            raise DgmError(f"--gdpp needs D's last hidden features; --arch {c.arch}'s discriminator has no "
-                           "features/head split: drop --gdpp or choose another --arch")
+        # GDPP: D's representations of the reals and fakes in G's pass, for the regularisers' terms of G's loss
+        self.reps = any(r.wants_representations for r in self.regularisers)
 
         # growing architectures (ProGAN): the modules told the images shown before each update (``set_progress``)
         self.progressive = [mod for mod in m.modules() if hasattr(mod, "set_progress")]
@@ -99,6 +91,9 @@ class GANStep(TrainStep):
         TTUR) or the objective's (``GAN.optimizer_defaults``)."""
         m, c, tc = self.model, self.model.config, engine.cfg
         self.obj, self.c = m.objective, c
+        self.regularisers = list(c.regularisers.values())  # in registration order: the order of their hooks
+        for r in self.regularisers:
+            r.setup(self)
         self.G = engine.wrap(m.generator)
         self.critic = critic  # unwrapped: --update-order simultaneous calls it on D's parameters before the update
         self.D = engine.wrap(critic)
@@ -155,12 +150,10 @@ class GANStep(TrainStep):
         return {k: mine(v) for k, v in draw(b * info.world_size, gen, mixing=True).items()}
 
     def _noise(self, *xs):
-        c = self.c
-        decay = c.noise_decay_steps or self.engine.total_steps
-        s = instance_noise_std(self.engine.global_step, c.instance_noise, decay)
-        if s == 0:
-            return xs
-        return tuple(x + s * torch.randn_like(x) for x in xs)
+        """D's inputs as the regularisers make them (instance noise), each in turn."""
+        for r in self.regularisers:
+            xs = r.d_inputs(self, xs)
+        return xs
 
     def _d_loss(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
         return self.obj.d_loss(d_real, d_fake, self.state, self.c)
@@ -189,7 +182,7 @@ class GANStep(TrainStep):
                   real: Optional[Tensor] = None, y_real: Optional[Tensor] = None):
         """The critic's outputs on G's fakes: the current D (alternating), or D before this step's update
         (simultaneous; a functional call on the copy, so the real D gets neither gradient nor buffer change).
-        ``real`` (--gdpp): also D's representations of the reals and of the fakes."""
+        ``real`` (GDPP): also D's representations of the reals and of the fakes."""
         args = (real, fake, (), (), y_real, y_fake, real is not None)
         if before is None:
             return self.D(*args)
@@ -259,28 +252,22 @@ class GANStep(TrainStep):
             else:
                 with e.autocast():
                     _, d_gen, _, code, logits, reps = self._g_critic(before, fake_g, y_fake,
-                                                                     *((real_n, y_real) if c.gdpp else ()))
+                                                                     *((real_n, y_real) if self.reps else ()))
                 loss_g = self._g_loss(d_gen.float(), code)
                 if reps is not None:
-                    loss_g = loss_g + c.gdpp * self._gdpp(*reps)
+                    loss_g = self._add_terms(loss_g, [r.g_loss_on_d(self, *reps) for r in self.regularisers])
                 if logits is not None:
                     loss_g = loss_g + acgan_g_class_loss(logits[1], y_fake, c.ac_weight)
             self._update_g(loss_g)
         return self._logged(out, loss_d)
 
-    def _gdpp(self, h_real: Tensor, h_fake: Tensor) -> Tensor:
-        """GDPP's diversity loss (objectives/diversity.py) over the global batch: under DDP every process gathers
-        all processes' representations (the fakes' with their gradient) and computes the same loss, so the averaged
-        gradient equals the one-process gradient of the loss on the union batch. The loss pairs fake i with real i
-        (eigenvectors index samples), so both are put in the one-process order: z is split in contiguous slices
-        (``_inputs``), the real batch by the DistributedSampler, which deals sample j to process j mod W."""
-        if self.engine.info.distributed:
-            from torch.distributed.nn.functional import all_gather
-
-            h_fake = torch.cat(all_gather(h_fake.float()))
-            h_real = torch.stack(all_gather(h_real.detach().float())).transpose(0, 1).flatten(0, 1)
-        loss = gdpp_loss(h_fake, h_real)
-        self.last["gdpp"] = float(loss.detach())
+    def _add_terms(self, loss: Tensor, terms) -> Tensor:
+        """``loss`` plus the regularisers' terms (None: a regulariser without one), in their order; each term's
+        values are logged (``last``)."""
+        for term in terms:
+            if term is not None:
+                loss = loss + term[0]
+                self.last.update(term[1])
         return loss
 
     # -- the updates every GAN-family step shares (InfoGAN, SSGAN) -----------------------------------
@@ -298,26 +285,21 @@ class GANStep(TrainStep):
         return loss_d
 
     def _update_g(self, loss_g: Tensor) -> None:
-        """G's update: its loss plus BigGAN's orthogonal regularisation (Brock et al. 2019: beta ||W^T W - diag||^2
-        over G's weights, --ortho-reg), the optimizer step, then the EMA of G (its step: the training step, = D
-        updates so far)."""
-        m, c = self.model, self.c
-        if c.ortho_reg:
-            ortho = orthogonal_regularization_of(m.generator, c.ortho_reg)
-            loss_g = loss_g + ortho
-            self.last["ortho_reg"] = float(ortho.detach())
+        """G's update: its loss plus the regularisers' terms on G's weights (BigGAN's orthogonal regularisation), the
+        optimizer step, then each regulariser's after-update hook (the EMA of G)."""
+        loss_g = self._add_terms(loss_g, [r.g_loss_on_weights(self) for r in self.regularisers])
         self.engine.update(loss_g, "g")
         self.last["loss_g"] = float(loss_g.detach())
-        if m.has_ema:
-            ema_update(m.generator_ema, m.generator, c.ema_decay, self.d_steps, c.ema_start)
+        for r in self.regularisers:
+            r.after_g(self)
 
     def _logged(self, out: Dict, loss_d: Tensor) -> Dict:
-        """The step's log: D's loss (also as ``loss``), and G's last loss and orthogonal penalty once there is one."""
+        """The step's log: D's loss (also as ``loss``), and G's last loss and the regularisers' terms once there
+        are some."""
         out["loss_d"] = loss_d.detach()
         out["loss"] = loss_d.detach()
-        for k in ("loss_g", "ortho_reg", "gdpp"):
-            if k in self.last:
-                out[k] = torch.tensor(self.last[k])
+        for k in sorted(self.last, key=lambda k: k != "loss_g"):
+            out[k] = torch.tensor(self.last[k])
         return out
 
     # -- evaluation and samples ------------------------------------------------------------------

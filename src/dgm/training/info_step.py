@@ -50,7 +50,7 @@ class InfoGANStep(GANStep):
         # Chen et al. 2016: G learns faster than D (1e-3 against 2e-4); Q trains with D
         self._wire(engine, _InfoCritic(m.discriminator, m.q_head),
                    itertools.chain(m.discriminator.parameters(), m.q_head.parameters()), lr_g=LR_G)
-        self.penalties = obj.penalties(c)
+        self.penalties = c.penalties()  # the objective's, then the regularisers' (R1)
         self.pack = 1
         self.state = obj.init_state()
         self.d_steps = 0

@@ -17,7 +17,6 @@ resume is appended to ``commands`` in config.json; ``command`` stays the first o
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import os
 import sys
@@ -277,12 +276,12 @@ def _check_resume(saved: Dict[str, Any], run_dir: Path, model_name: str, data_cf
                        f"dgm train {saved.get('model')} --out {run_dir} --resume")
     data = saved.get("data") or {}
     cls = MODELS.get(model_name)
-    model_defaults = {f.name: f.default for f in dataclasses.fields(cls.Config)}
+    saved_model = cls.Config.from_dict(saved.get("model_config") or {})  # read as the model reads it (GAN parts)
     train_saved = {**TrainConfig().to_dict(), **(saved.get("train") or {})}
     given = [(_DATA_FLAGS[k], v, data.get(k)) for k, v in data_cfg.items() if k in _DATA_FLAGS and v is not None]
     given += [(_OPTION_FLAGS.get(k, "--" + k.replace("_", "-")), v, (data.get("options") or {}).get(k))
               for k, v in (data_cfg.get("options") or {}).items() if v is not None]
-    given += [("--" + k.replace("_", "-"), v, saved.get("model_config", {}).get(k, model_defaults.get(k)))
+    given += [("--" + k.replace("_", "-"), v, getattr(saved_model, k, None))
               for k, v in model_opts.items() if v is not None]
     given += [("--" + k.replace("_", "-"), v, train_saved.get(k))
               for k, v in overrides.items() if k not in RESUMABLE and v is not None]

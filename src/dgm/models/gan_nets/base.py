@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ...errors import DgmError
+from ...part_options import Options, names
 from ...registry import Registry
 
 
@@ -22,10 +23,10 @@ from ...registry import Registry
 class GANArch:
     """``build(config, energy) -> (generator, discriminator)``; ``data_kinds`` it accepts; ``hidden``: the default of
     ``--hidden`` (0 in the config); ``batch_norm_d``: whether ``--d-norm auto`` is batch norm when nothing else
-    (a penalty, spectral norm, an energy D) regularises D; ``options``: the GANConfig fields only this architecture
-    reads (e.g. an attention resolution): given with another architecture they are refused, not ignored.
-    ``defaults``: GANConfig fields the architecture's paper sets (SAGAN's hinge objective, StyleGAN's R1 gamma),
-    filled only where the user gave none (fields whose unset value is None or "auto"); ``ttur``: the paper's Adam
+    (a penalty, spectral norm, an energy D) regularises D; ``Options``: the dataclass of the options only this
+    architecture reads (e.g. an attention resolution; ``config.arch_options``, declared in its file): given with
+    another architecture they are refused, not ignored. ``defaults``: options the architecture's paper sets (SAGAN's
+    hinge objective, StyleGAN's R1 gamma), filled only where the user gave none; ``ttur``: the paper's Adam
     (lr_d, lr_g, betas) (SAGAN's two time-scale rule), ahead of the objective's but behind --lr-d / --lr-g / --lr /
     --beta1 / --beta2; ``truncation_modes``: the model's truncations, default first (() = the GAN's)."""
 
@@ -33,10 +34,15 @@ class GANArch:
     data_kinds: Tuple[str, ...] = ("images", "points")
     hidden: int = 256
     batch_norm_d: bool = False
-    options: Tuple[str, ...] = ()
+    Options: type = Options
     defaults: Mapping[str, Any] = field(default_factory=dict)
     ttur: Optional[Tuple[float, float, Tuple[float, float]]] = None
     truncation_modes: Tuple[str, ...] = ()
+
+    @property
+    def options(self) -> Tuple[str, ...]:
+        """The names of this architecture's options (its flags)."""
+        return names(self.Options)
 
 
 GAN_ARCHS: Registry = Registry("GAN architecture", list_name="archs")
@@ -203,16 +209,18 @@ class AutoencoderDiscriminator(nn.Module):
         return self.energy_and_code(x, y)[0]
 
 
-def batch_layers(config, features: int) -> list:
-    """The batch-level layers the config asks for, in this order: minibatch discrimination, then minibatch stddev."""
-    from .batch_features import MinibatchDiscrimination, MinibatchStdDev
+def _batch_parts(config) -> list:
+    """The config's regularisers that add a batch-level layer to D (``d_batch_features`` > 0), in their order."""
+    return [p for p in (config.regularisers.values() if config is not None else ()) if p.d_batch_features]
 
+
+def batch_layers(config, features: int) -> list:
+    """The batch-level layers of D the config's regularisers add (``--minibatch-disc``, then ``--mbstd``: each one's
+    ``d_batch_layer``), each reading the features the previous one leaves; [] without a config."""
     layers = []
-    if getattr(config, "minibatch_disc", 0):
-        layers.append(MinibatchDiscrimination(features, config.minibatch_disc, config.minibatch_disc_dim))
-        features += config.minibatch_disc
-    if getattr(config, "mbstd", False):
-        layers.append(MinibatchStdDev(config.mbstd_group))
+    for part in _batch_parts(config):
+        layers.append(part.d_batch_layer(features))
+        features += part.d_batch_features
     return layers
 
 
@@ -227,13 +235,13 @@ def discriminator(energy: Optional[str], scorer: Callable[[], nn.Module],
     cond = config.cond if classes else ""
     if energy is None:
         body = scorer()
-        wanted = getattr(config, "minibatch_disc", 0) or getattr(config, "mbstd", False)
+        wanted = bool(_batch_parts(config))
         if wanted and not (hasattr(body, "features") and hasattr(body, "head")):
             raise DgmError("--minibatch-disc / --mbstd need a discriminator body with features(x) and a linear head; "
                            f"this architecture's ({type(body).__name__}) has none")
         return Discriminator(body, m, batch_layers(config, body.head.in_features) if wanted else [], classes, cond,
                              flat)
-    if batch_layers(config, 1):
+    if _batch_parts(config):
         raise DgmError("--minibatch-disc / --mbstd need a scoring discriminator; the energy objectives (ebgan, "
                        "began) have an auto-encoder D: drop the option or choose another objective")
     if cond not in ("", "concat"):

@@ -21,6 +21,7 @@ block down to --hidden, D's double from --hidden. Weights start orthogonal, as i
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import torch
@@ -33,7 +34,7 @@ from ...nn import SelfAttention, upsample
 from ...nn.blocks import conv_plan
 from ...nn.conditional import ConditionalBatchNorm
 from .base import GAN_ARCHS, GANArch, discriminator, label_channels
-from .sagan import TTUR, attention_at, orthogonal_init, spectral_g, square
+from .sagan import TTUR, SAGANOptions, attention_at, orthogonal_init, spectral_g, square
 
 
 class _BatchNorm(nn.BatchNorm2d):
@@ -158,6 +159,12 @@ class BigGANEncoder(nn.Module):
         return self.head(self.features(x))
 
 
+@dataclass
+class BigGANOptions(SAGANOptions):
+    skip_z: bool = True               # hierarchical latents, a chunk of z per G block (off: z at the input)
+    shared_embed: bool = True         # conditional: one class embedding for all G blocks (off: one each)
+
+
 def build(c, energy):
     """G and D as above with --hidden channels; spectral norm on G here (on D by GAN through --spectral-norm).
     Conditional runs (``c.conditional``): G's CBN reads the class embedding (concat: G's input does); D's
@@ -189,7 +196,7 @@ def build(c, energy):
 
 
 GAN_ARCHS.add("biggan", GANArch(build, data_kinds=("images",), hidden=32,
-                                options=("attn_res", "skip_z", "shared_embed"),
+                                Options=BigGANOptions,
                                 defaults={"objective": "hinge", "spectral_norm": True, "ortho_reg": 1e-4}, ttur=TTUR,
                                 truncation_modes=("resample", "interpolate")),
               "BigGAN (Brock et al. 2019): residual G/D, skip-z into conditional batch norm, shared class embedding, "

@@ -21,6 +21,7 @@ linear head); the paper's loss is ``--objective wgan-gp --drift 0.001``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Tuple
 
 import torch
@@ -31,6 +32,7 @@ from torch import Tensor
 from ...errors import DgmError
 from ...nn.equalized import EqualizedConv2d, EqualizedLinear, PixelNorm
 from ...nn.resample import downsample, fade_in, upsample
+from ...part_options import Options
 from .base import GAN_ARCHS, GANArch, discriminator, label_channels
 
 def progan_schedule(shown: int, levels: int, phase: int, growing: bool = True) -> Tuple[int, float]:
@@ -214,6 +216,20 @@ class ProGANDiscriminator(_Progressive):
         return self.head(self.features(x))
 
 
+@dataclass
+class ProGANOptions(Options):
+    """--arch progan's switches (the paper's Table 1 rows)."""
+
+    phase_images: int = 60000         # images shown per fade-in and per stabilisation of each resolution
+    growing: bool = True              # progressive growing from 4x4 (--no-growing: the data size throughout)
+    eqlr: bool = True                 # equalized learning rate (--no-eqlr: plain layers with He's init)
+    pixelnorm: bool = True            # pixelwise feature normalisation after each conv of G
+
+    def check(self, config) -> None:
+        if self.phase_images < 1:
+            raise DgmError(f"--phase-images must be >= 1, got {self.phase_images}")
+
+
 def build(c, energy):
     """G and D as in Karras et al. 2018 (Table 2) with --hidden channels at the data size (doubling per halving, up to
     4 x hidden); a scoring D only (ProGAN's objectives: wgan-gp (+ --drift), non-saturating, hinge, ...)."""
@@ -227,8 +243,6 @@ def build(c, energy):
     if c.spectral_norm and c.eqlr:
         raise DgmError("--spectral-norm normalises plain Linear/Conv layers; --arch progan's are equalized: add "
                        "--no-eqlr or drop --spectral-norm")
-    if c.phase_images < 1:
-        raise DgmError(f"--phase-images must be >= 1, got {c.phase_images}")
     phase = c.phase_images
     classes = c.num_classes if getattr(c, "conditional", False) else 0
     g = ProGANGenerator(c.latent_dim, c.channels, c.height, c.hidden, phase, c.growing, c.eqlr, c.pixelnorm, classes)
@@ -241,5 +255,5 @@ def build(c, energy):
 
 
 GAN_ARCHS.add("progan", GANArch(build, data_kinds=("images",), hidden=32,
-                                options=("phase_images", "growing", "eqlr", "pixelnorm")),
+                                Options=ProGANOptions),
               "ProGAN (Karras et al. 2018): progressive growing with fade-in, equalized lr, pixel norm (+ --mbstd)")

@@ -9,6 +9,7 @@ betas (0, 0.9). Weights start orthogonal (Saxe et al. 2014), as in the authors' 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch.nn as nn
@@ -18,6 +19,7 @@ from ...errors import DgmError
 from ...nn import SelfAttention, apply_spectral_norm
 from ...nn.blocks import conv_plan, leaky_relu, norm2d
 from ...nn.conditional import ConditionalBatchNorm
+from ...part_options import Options
 from .base import GAN_ARCHS, GANArch, discriminator, label_channels
 from .dcgan import ConvEncoder
 
@@ -121,6 +123,15 @@ class SAGANEncoder(ConvEncoder):
         self.head = nn.Linear(c * s0 * s0, out)
 
 
+@dataclass
+class SAGANOptions(Options):
+    attn_res: int = 16                # self-attention at the largest feature map <= this size (0: none)
+
+    def check(self, config) -> None:
+        if self.attn_res < 0:
+            raise DgmError(f"--attn-res must be >= 0, got {self.attn_res}")
+
+
 def square(c, arch: str) -> None:
     if c.height != c.width:
         raise DgmError(f"--arch {arch} needs square images, got {c.height}x{c.width}")
@@ -145,7 +156,7 @@ def build(c, energy):
     return spectral_g(generator), d
 
 
-GAN_ARCHS.add("sagan", GANArch(build, data_kinds=("images",), hidden=32, options=("attn_res",),
+GAN_ARCHS.add("sagan", GANArch(build, data_kinds=("images",), hidden=32, Options=SAGANOptions,
                                defaults={"objective": "hinge", "spectral_norm": True}, ttur=TTUR),
               "SAGAN (Zhang et al. 2019): DCGAN-shaped G/D with self-attention at --attn-res, spectral norm in G "
               "and D, hinge loss and TTUR by default")

@@ -28,6 +28,7 @@ through ``draw_inputs`` from the (seed, update) stream of z, so resumed and mult
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
 import torch
@@ -40,6 +41,7 @@ from ...errors import DgmError
 from ...nn.equalized import EqualizedConv2d, EqualizedLinear, pixel_norm
 from ...nn.resample import downsample, upsample
 from ...nn.style import AdaIN, MappingNetwork, ModulatedConv2d, NoiseInput, mix_styles, truncate
+from ...part_options import Options
 from .base import GAN_ARCHS, GANArch, discriminator, label_channels
 
 MODULATIONS = ("adain", "demod", "none")
@@ -267,16 +269,29 @@ def _check(c, energy) -> None:
         raise DgmError("--spectral-norm: the stylegan D uses equalized learning rate layers instead; drop it")
     if c.d_norm not in ("auto", "none"):
         raise DgmError(f"--d-norm {c.d_norm}: the stylegan D has no normalisation layers; drop --d-norm")
-    if c.modulation not in MODULATIONS:
-        raise DgmError(f"--modulation must be one of {', '.join(MODULATIONS)}, got {c.modulation!r}")
-    if c.mapping_layers < 0 or c.truncation_cutoff < 0:
-        raise DgmError("--mapping-layers and --truncation-cutoff must be >= 0")
-    if not 0 <= c.style_mix_prob <= 1:
-        raise DgmError(f"--style-mix-prob must be in [0, 1], got {c.style_mix_prob}")
-    if c.modulation == "none" and c.const_input:
-        raise DgmError("--modulation none feeds w through the input layer only: give --no-const-input too")
-    if c.modulation == "none" and c.style_mix_prob > 0:
-        raise DgmError("--modulation none has no per-layer styles to mix: give --style-mix-prob 0")
+
+
+@dataclass
+class StyleGANOptions(Options):
+    mapping_layers: int = 8           # layers of the mapping network z -> w (0: w = the normalised z)
+    const_input: bool = True          # learned constant input (--no-const-input: a linear layer of w)
+    noise: bool = True                # per-layer noise inputs with learned per-channel scales
+    modulation: str = "adain"         # adain | demod (StyleGAN2 weight demodulation) | none (no styles)
+    style_mix_prob: float = 0.9       # share of fakes mixing two w's at a random crossover layer
+    truncation_cutoff: int = 0        # sample --truncation moves w on layers < this only (0: all layers)
+    d_residual: bool = True           # residual D blocks (StyleGAN2; --no-d-residual: the plain ProGAN D)
+
+    def check(self, config) -> None:
+        if self.modulation not in MODULATIONS:
+            raise DgmError(f"--modulation must be one of {', '.join(MODULATIONS)}, got {self.modulation!r}")
+        if self.mapping_layers < 0 or self.truncation_cutoff < 0:
+            raise DgmError("--mapping-layers and --truncation-cutoff must be >= 0")
+        if not 0 <= self.style_mix_prob <= 1:
+            raise DgmError(f"--style-mix-prob must be in [0, 1], got {self.style_mix_prob}")
+        if self.modulation == "none" and self.const_input:
+            raise DgmError("--modulation none feeds w through the input layer only: give --no-const-input too")
+        if self.modulation == "none" and self.style_mix_prob > 0:
+            raise DgmError("--modulation none has no per-layer styles to mix: give --style-mix-prob 0")
 
 
 def build(c, energy):
@@ -293,8 +308,6 @@ def build(c, energy):
 
 
 GAN_ARCHS.add("stylegan", GANArch(build, data_kinds=("images",), hidden=32,
-                                  options=("mapping_layers", "const_input", "noise", "modulation", "style_mix_prob",
-                                           "truncation_cutoff", "d_residual"),
-                                  defaults={"r1": 10.0}),
+                                  Options=StyleGANOptions, defaults={"r1": 10.0}),
               "StyleGAN (Karras et al. 2019): mapping network, AdaIN or StyleGAN2 demodulation, constant input, noise, "
               "style mixing, W truncation; fixed resolution; R1 gamma 10 by default")
