@@ -80,7 +80,9 @@ def _train_flags(arch: str, a) -> list:
 def _config(run: Path) -> dict:
     """The run's objective / optimiser settings as stored (None: the objective's or architecture's paper default)."""
     cfg = json.loads((run / "config.json").read_text())
-    m, t = cfg.get("model_config", {}), cfg.get("train", {})
+    from dgm.models.gan import GANConfig
+
+    m, t = GANConfig.from_dict(cfg.get("model_config", {})).flat(), cfg.get("train", {})  # parts nested since issue 31
     keys = ("objective", "spectral_norm", "n_critic", "lr_g", "lr_d", "r1", "r1_every", "ortho_reg", "ema_decay")
     return {**{k: m.get(k) for k in keys}, **{k: t.get(k) for k in ("lr", "optimizer", "beta1", "beta2")}}
 

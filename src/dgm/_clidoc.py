@@ -16,7 +16,8 @@ from typing import List
 WIDTH = "100"  # help text is wrapped at this width whatever the terminal
 COMMANDS = (("dgm", ["--help"]), ("dgm train", ["train", "--help"]), ("dgm sample", ["sample", "--help"]),
             ("dgm eval", ["eval", "--help"]), ("dgm bench", ["bench", "--help"]), ("dgm list", ["list", "--help"]))
-LISTS = ("models", "datasets", "figures", "metrics", "features", "families", "objectives", "archs", "orders")
+LISTS = ("models", "datasets", "figures", "metrics", "features", "families", "objectives", "archs", "regularisers",
+         "orders")
 
 
 def _printed(argv: List[str]) -> str:
@@ -58,6 +59,7 @@ def reference() -> str:
     """The whole of docs/cli.md."""
     from .models import MODELS
     from .models.gan_nets import GAN_ARCHS
+    from .objectives import OBJECTIVES
 
     old = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = WIDTH
@@ -74,11 +76,12 @@ def reference() -> str:
         for name in MODELS.names():
             out += [f"### `dgm train {name}`", "", MODELS.help(name), "", *_block(_own_groups(_train_parser([name]),
                                                                                               common))]
-        gan_default = _own_groups(_train_parser(["gan"]), common)
-        for arch in GAN_ARCHS.names():
-            text = _own_groups(_train_parser(["gan", "--arch", arch]), common)
-            if text != gan_default:
-                out += [f"### `dgm train gan --arch {arch}`", "", *_block(text)]
+        shown = common | {g.title for g in _train_parser(["gan"])._action_groups}  # what `dgm train gan` shows
+        for flag, names in (("--arch", GAN_ARCHS.names()), ("--objective", OBJECTIVES.names())):
+            for name in names:  # only the groups this part adds
+                text = _own_groups(_train_parser(["gan", flag, name]), shown)
+                if text:
+                    out += [f"### `dgm train gan {flag} {name}`", "", *_block(text)]
         out += ["## Registered names", ""]
         for what in LISTS:
             out += [f"### `dgm list {what}`", "", *_block(_printed(["list", what]))]

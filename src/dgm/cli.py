@@ -303,7 +303,7 @@ def _build_parser_rest(sub) -> None:
 
     li = sub.add_parser("list", help="list registered names")
     li.add_argument("what", choices=["models", "datasets", "metrics", "features", "families", "objectives", "archs",
-                                        "orders", "figures"])
+                                        "orders", "figures", "regularisers"])
 
 
 def _check_seed(seed: int) -> None:
@@ -459,6 +459,7 @@ def _list(args) -> int:
     from .metrics import FEATURES, METRICS
     from .models import MODELS
     from .models.gan_nets import GAN_ARCHS
+    from .models.gan_regularisers import REGULARISERS
     from .objectives import OBJECTIVES
     from .nn.orders import ORDER_FAMILIES
     from .training import STEPS
@@ -472,7 +473,7 @@ def _list(args) -> int:
             print(f"{name:<{width}}  {fig.help} [needs: {', '.join(fig.needs)}]")
         return 0
     reg = {"models": MODELS, "datasets": DATASETS, "metrics": METRICS, "features": FEATURES, "families": STEPS,
-           "objectives": OBJECTIVES, "archs": GAN_ARCHS, "orders": ORDER_FAMILIES}[args.what]
+           "objectives": OBJECTIVES, "archs": GAN_ARCHS, "orders": ORDER_FAMILIES, "regularisers": REGULARISERS}[args.what]
     width = max(len(n) for n in reg.names())
     for name in reg.names():
         print(f"{name:<{width}}  {reg.help(name)}")
