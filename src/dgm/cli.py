@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import inspect
 import io
 import json
@@ -38,9 +39,11 @@ def _field_type(f: dataclasses.Field):
     return args[0] if args else t
 
 
+@functools.lru_cache(maxsize=None)
 def _field_comments(config_cls) -> Dict[str, str]:
     """The trailing ``# comment`` of each field in the dataclass sources of ``config_cls`` and its bases (a
-    subclass's comment wins), read with ``tokenize`` so that a ``#`` inside a string default is not taken."""
+    subclass's comment wins), read with ``tokenize`` so that a ``#`` inside a string default is not taken. Cached
+    per class: reading the sources is most of the time it takes to build `dgm train gan`'s parser (0.8 s a call)."""
     out: Dict[str, str] = {}
     for klass in reversed([k for k in config_cls.__mro__ if dataclasses.is_dataclass(k)]):
         try:
