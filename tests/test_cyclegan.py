@@ -149,6 +149,7 @@ def test_resume_is_bit_for_bit_pool_included(tmp_path):
         assert torch.equal(a["family_state"][pool]["generator"], b["family_state"][pool]["generator"])
 
 
+@pytest.mark.slow  # multi-process (13-15 s); the default run keeps the engine's and the GAN's DDP checks
 def test_ddp_two_processes_equal_one_process_on_the_union_batch(tmp_path):
     common = ["train", "cyclegan", "--data", "digits-labels", "--batch-size", "8", "--steps", "2", "--n-samples", "0",
               "--no-progress", "--device", "cpu", "--pool-size", "0", "--eval-every", "1000", *TINY]

@@ -104,6 +104,7 @@ def test_refusals():
         SSGANConfig(gdpp=1.0, num_classes=10)
 
 
+@pytest.mark.slow  # multi-process (13-15 s); the default run keeps the engine's and the GAN's DDP checks
 def test_ddp_two_processes_give_the_one_process_gradient(tmp_path):
     """Under torchrun each process gathers the whole batch's features (fakes with their gradient, reals in the
     one-process order) and computes the same loss: after one step G's Adam first moment, (1 - beta1) x its

@@ -145,6 +145,7 @@ def test_vae_conv_on_28x28_images(tmp_path):
     assert model.log_prob(x, k=4).shape == (3,) and model.sample(2).shape == (2, 1, 28, 28)
 
 
+@pytest.mark.slow  # multi-process (13-15 s); the default run keeps the engine's and the GAN's DDP checks
 @pytest.mark.parametrize("model", ["vae", "aae", "avb"])
 def test_vae_ddp_two_processes_train_through_the_shared_engine(tmp_path, model):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}

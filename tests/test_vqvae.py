@@ -2,6 +2,7 @@
 and resume through the shared engine, and the Gated PixelCNN prior over code maps (`--from RUN`)."""
 import json
 
+import pytest
 import torch
 
 import dgm
@@ -112,6 +113,7 @@ def test_vq_user_errors_are_one_line(tmp_path, tiny_run, capsys):
         assert code == 2 and err.count("\n") == 1 and words in err, (argv, err)
 
 
+@pytest.mark.slow  # multi-process (13-15 s); the default run keeps the engine's and the GAN's DDP checks
 def test_vqvae_ema_ddp_two_processes_train_through_the_shared_engine(tmp_path):
     import os
     import subprocess

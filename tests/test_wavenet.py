@@ -186,6 +186,7 @@ def test_seconds_is_refused_for_an_image_run(tiny_run, capsys):
     assert "--seconds is an option of the audio figure" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # multi-process (13-15 s); the default run keeps the engine's and the GAN's DDP checks
 def test_ddp_two_processes_equal_one_process(wav_folder, tmp_path):
     common = ["train", "wavenet", "--data", "audio", "--data-dir", str(wav_folder), "--window", "200",
               "--batch-size", "8", "--steps", "2", "--n-samples", "0", "--no-progress", "--device", "cpu", *TINY]
