@@ -1,8 +1,10 @@
 """Several trainings on one machine: the wall time of each of 1, 2 and 3 concurrent `dgm train` runs, with the old
-default (every process on all cores: --threads = the core count) and the new one (no --threads: each process takes
-the cores the dgm processes started before it leave free, dgm.threads), against one run alone.
+default (every process on all cores: --threads = the core count), the new one (no --threads: each process takes its
+fair share of the cores among the running dgm processes and follows it as they start and end, dgm.threads) and
+--threads 1 each, against one run alone.
 
-    python benchmarks/concurrent_runs.py [--steps 200] [--data digits] [--out benchmarks/results/concurrent_runs.json]
+    python benchmarks/concurrent_runs.py [--steps 200] [--data digits] [--settings old,new,one]
+                                         [--out benchmarks/results/concurrent_runs.json]
 
 Run it alone on the machine (it is the load). The processes of one setting start 1 s apart, in order, so that each
 sees the ones before it; the table gives each run's wall time and its ratio to the run alone (goal: <= 1.5x).
@@ -53,6 +55,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--data", default="digits")
+    ap.add_argument("--settings", default="old,new,one", help="old: --threads = cores each; new: no --threads; one: "
+                    "--threads 1 each")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "concurrent_runs.json"))
     args = ap.parse_args()
     cores = len(os.sched_getaffinity(0))
@@ -62,8 +66,10 @@ def main() -> None:
         alone, _ = _setting(1, None, args.steps, args.data, tmp, "alone")
         print(f"one run alone ({cores} cores, default threads): {alone[0]:.1f} s")
         for k in (2, 3):
-            for name, threads in (("old default (all cores each)", cores), ("new default", None),
-                                  ("--threads 1 each", 1)):
+            for key, name, threads in (("old", "old default (all cores each)", cores), ("new", "new default", None),
+                                       ("one", "--threads 1 each", 1)):
+                if key not in args.settings.split(","):
+                    continue
                 walls, chosen = _setting(k, threads, args.steps, args.data, tmp, f"{k}-{threads}")
                 ratios = [w / alone[0] for w in walls]
                 rows.append({"runs": k, "setting": name, "threads": chosen, "seconds": walls, "ratio": ratios})

@@ -36,30 +36,51 @@ def runtime(tmp_path, monkeypatch):
         p.wait()
 
 
-def test_a_process_takes_the_cores_others_leave_free(runtime, monkeypatch):
+def test_a_process_takes_its_fair_share_of_the_cores(runtime, monkeypatch):
     monkeypatch.setattr(threads, "cores", lambda: 8)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(8)
         assert threads.default_threads()[0] == 8  # alone
         runtime(3)
-        assert threads.default_threads()[0] == 5 and threads.used_by_others() == 3
-        gone = runtime(4)
-        assert threads.default_threads()[0] == 1
+        assert threads.default_threads()[0] == 4 and threads.others() == 1
+        gone = runtime(1)
+        assert threads.default_threads()[0] == 2  # 8 cores, 3 dgm processes
         gone.kill()
         gone.wait()
-        assert threads.default_threads()[0] == 5  # a dead process's claim is dropped (and its file removed)
-        assert len(list((threads._folder()).iterdir())) == 1
-        runtime(20)
+        assert threads.default_threads()[0] == 4  # a dead process is dropped (and its file removed)
+        assert len([f for f in threads._folder().iterdir()]) == 1
+        for _ in range(8):
+            runtime(1)
         assert threads.default_threads()[0] == 1  # at least one
+        (threads._folder() / "junk").write_text("x")  # not a process: ignored
+        assert threads.others() == 9
         torch.set_num_threads(2)
-        (threads._folder()).joinpath("junk").write_text("x")  # not a claim: ignored
         for f in threads._folder().iterdir():
-            if f.name != "junk":
-                f.unlink()
+            f.unlink()
         assert threads.default_threads()[0] == 2  # never more than the process had alone (OMP_NUM_THREADS)
     finally:
         torch.set_num_threads(before)
+
+
+def test_an_adaptive_process_gives_cores_back_and_takes_them_again(runtime, monkeypatch):
+    monkeypatch.setattr(threads, "cores", lambda: 2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        threads.apply(2, adaptive=True)
+        assert threads.adapt() == 2
+        other = runtime(1)
+        assert threads.adapt() == 1 and (threads._folder() / str(os.getpid())).read_text() == "1"
+        other.kill()
+        other.wait()
+        assert threads.adapt() == 2
+        threads.apply(2)  # --threads N: fixed
+        runtime(1)
+        assert threads.adapt() == 2
+    finally:
+        threads.release(before)
+    assert torch.get_num_threads() == before and not (threads._folder() / str(os.getpid())).exists()
 
 
 def test_using_registers_and_restores(runtime):
@@ -72,31 +93,37 @@ def test_using_registers_and_restores(runtime):
 
 def _train(out, *extra):
     return main(["train", "pixelcnn", "--data", "digits", "--binarize", "--batch-size", "32", "--out", str(out),
-                 "--n-samples", "0", "--no-progress", "--ckpt-every", "1000", *TINY, *extra])
+                 "--n-samples", "0", "--no-progress", "--ckpt-every", "1000", "--log-every", "1", *TINY, *extra])
 
 
-def test_a_run_stores_its_threads_and_a_resume_computes_with_them(runtime, tmp_path, monkeypatch):
+def _logged_threads(run):
+    rows = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["threads"] for r in rows if r.get("split") == "train"}
+
+
+def test_a_run_takes_its_share_and_a_fixed_count_is_stored_for_resume(runtime, tmp_path, monkeypatch):
     from dgm import checkpoint as ckpt
 
     before = torch.get_num_threads()
     monkeypatch.setattr(threads, "cores", lambda: 2)
     torch.set_num_threads(2)
     try:
-        assert _train(tmp_path / "full", "--steps", "4") == 0
+        assert _train(tmp_path / "alone", "--steps", "2") == 0
         assert torch.get_num_threads() == 2  # the caller's count is restored
-        cfg = json.loads((tmp_path / "full" / "config.json").read_text())
-        assert cfg["train"]["threads"] == 2
-        assert _train(tmp_path / "half", "--steps", "2") == 0
-        runtime(2)  # another dgm process now uses both cores: a fresh run would take 1 thread
-        assert threads.default_threads()[0] == 1
+        assert json.loads((tmp_path / "alone" / "config.json").read_text())["train"]["threads"] is None
+        assert _logged_threads(tmp_path / "alone") == {2}
+        assert _train(tmp_path / "full", "--steps", "4", "--threads", "2") == 0
+        assert _train(tmp_path / "half", "--steps", "2", "--threads", "2") == 0
+        runtime(1)  # another dgm process now shares the 2 cores
+        assert _train(tmp_path / "shared", "--steps", "2") == 0
+        assert _logged_threads(tmp_path / "shared") == {1}
         assert main(["train", "pixelcnn", "--out", str(tmp_path / "half"), "--resume", "--steps", "4",
                      "--no-progress"]) == 0
         assert json.loads((tmp_path / "half" / "config.json").read_text())["train"]["threads"] == 2
+        assert _logged_threads(tmp_path / "half") == {2}
         a, b = (ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / r)) for r in ("full", "half"))
         for k in a["model"]:
             assert torch.equal(a["model"][k], b["model"][k]), k
-        assert _train(tmp_path / "busy", "--steps", "1") == 0
-        assert json.loads((tmp_path / "busy" / "config.json").read_text())["train"]["threads"] == 1
     finally:
         torch.set_num_threads(before)
 

@@ -241,8 +241,8 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     s.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: sample the raw generator, "
                    "not the EMA of its weights (the default)")
-    s.add_argument("--threads", type=int, default=None, help="CPU threads (default: the cores other dgm processes "
-                   "leave free, at least 1)")
+    s.add_argument("--threads", type=int, default=None, help="CPU threads (default: a fair share of the cores "
+                   "among the running dgm processes, at least 1)")
     group = s.add_argument_group("figure options", "each read by the figures named in brackets")
     owners = readers()
     for name, option in figure_options().items():
@@ -269,8 +269,8 @@ def _build_parser_rest(sub) -> None:
     e.add_argument("--progress", action="store_true", help="show progress bars")
     e.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: evaluate the raw generator, "
                    "not the EMA of its weights (the default)")
-    e.add_argument("--threads", type=int, default=None, help="CPU threads (default: the cores other dgm processes "
-                   "leave free, at least 1)")
+    e.add_argument("--threads", type=int, default=None, help="CPU threads (default: a fair share of the cores "
+                   "among the running dgm processes, at least 1)")
     group = e.add_argument_group("metric options", "each read by the metrics named in brackets (image: every image "
                                  "metric)")
     owners = option_readers()

@@ -1,14 +1,16 @@
 """CPU threads that fit the machine.
 
-Two torch processes that each use every core slow each other down several times over (on 2 cores a training run
-took 2.6x as long beside one other busy process, against ~1.2x with one thread each). Every dgm process that
-computes registers how many threads it uses (a small file per process in a per-user folder, removed when it ends),
-and a process started without ``--threads`` takes the cores the others leave free, at least one, and never more
-than it would have had alone (torch's count: the cores, or ``OMP_NUM_THREADS``). Two processes started within the
-same instant may both see the machine free.
+Two torch processes that each use every core slow each other down many times over (on 2 cores two trainings side by
+side took 7.9x as long as one alone, `benchmarks/concurrent_runs.py`). Every dgm process that computes registers
+itself (a small file per process in a per-user folder, removed when it ends), and a process without ``--threads``
+uses its fair share of the cores: the cores divided by the dgm processes running, at least one, and never more than
+it would have had alone (torch's count: the cores, or ``OMP_NUM_THREADS``). A training run without ``--threads``
+looks again every few seconds (``adapt``), so it gives cores back when another dgm process starts and takes them
+again when it ends.
 
-A training run stores its count in config.json, so that ``--resume`` computes with the same number of threads (the
-last bits of a CPU result depend on it); ``--threads N`` chooses it.
+The last bits of a CPU result depend on the thread count: a run is repeatable bit for bit, and a resumed run equals
+an uninterrupted one, at a fixed ``--threads N`` (stored in config.json, so ``--resume`` uses it), or when it ran
+alone.
 """
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
 from .errors import DgmError
+
+_alone: Optional[int] = None  # this process's torch thread count before dgm changed it
+_adaptive = False             # apply(..., adaptive=True): adapt() may change the count
+_at_exit = False
 
 
 def cores() -> int:
@@ -45,35 +51,31 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def used_by_others() -> int:
-    """Threads registered by the other live dgm processes of this user on this machine (stale files removed)."""
-    total = 0
+def others() -> int:
+    """How many other live dgm processes of this user compute on this machine (stale files are removed)."""
     folder = _folder()
     if not folder.is_dir():
         return 0
+    count = 0
     for f in folder.iterdir():
-        try:
-            pid, n = int(f.name), int(f.read_text().strip() or 0)
-        except (ValueError, OSError):
+        if not f.name.isdigit() or int(f.name) == os.getpid():
             continue
-        if pid == os.getpid():
-            continue
-        if _alive(pid):
-            total += max(n, 0)
+        if _alive(int(f.name)):
+            count += 1
         else:
             with contextlib.suppress(OSError):
                 f.unlink()
-    return total
+    return count
 
 
 def default_threads() -> Tuple[int, str]:
-    """(threads, why): the cores other dgm processes leave free, at least 1, at most this process's torch count."""
+    """(threads, why): this process's fair share of the cores among the running dgm processes."""
     import torch
 
-    alone = torch.get_num_threads()
-    others = used_by_others()
-    n = max(1, min(alone, cores() - others))
-    return n, f"{n} thread(s): {cores()} cores, {others} used by other dgm processes (--threads N to choose)"
+    alone = _alone if _alone is not None else torch.get_num_threads()
+    k = others()
+    n = max(1, min(alone, cores() // (k + 1)))
+    return n, f"{n} thread(s): {cores()} cores shared by {k + 1} dgm process(es) (--threads N to choose)"
 
 
 def check(threads: Optional[int]) -> None:
@@ -81,25 +83,38 @@ def check(threads: Optional[int]) -> None:
         raise DgmError(f"--threads must be in 1..4096, got {threads}")
 
 
-_at_exit = False
-
-
-def apply(n: int) -> None:
-    """Compute on ``n`` threads from now on, registered for other dgm processes to see (``release`` ends it)."""
-    global _at_exit
+def apply(n: int, adaptive: bool = False) -> None:
+    """Compute on ``n`` threads from now on, registered for other dgm processes to see (``release`` ends it);
+    ``adaptive``: ``adapt`` may change the count to the fair share later."""
+    global _alone, _adaptive, _at_exit
     import torch
 
     check(n)
+    if _alone is None:
+        _alone = torch.get_num_threads()
+    _adaptive = adaptive
     torch.set_num_threads(n)
     folder = _folder()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / str(os.getpid())).write_text(str(n))
-    except OSError:  # a read-only or full temp folder: threads still work, others just cannot see them
+    except OSError:  # a read-only or full temp folder: threads still work, others just cannot see this process
         return
     if not _at_exit:
         atexit.register(_unregister)
         _at_exit = True
+
+
+def adapt() -> int:
+    """For a process applied with ``adaptive``: move to the fair share now (the other dgm processes may have started
+    or ended); returns the thread count."""
+    import torch
+
+    if _adaptive:
+        n = default_threads()[0]
+        if n != torch.get_num_threads():
+            apply(n, adaptive=True)
+    return torch.get_num_threads()
 
 
 def _unregister() -> None:
@@ -108,11 +123,13 @@ def _unregister() -> None:
 
 
 def release(before: int) -> None:
-    """Back to ``before`` threads, and no longer registered."""
+    """Back to ``before`` threads, no longer registered nor adaptive."""
+    global _alone, _adaptive
     import torch
 
     torch.set_num_threads(before)
     _unregister()
+    _alone, _adaptive = None, False
 
 
 @contextlib.contextmanager
@@ -131,4 +148,4 @@ def using(threads: Optional[int]) -> Iterator[int]:
         release(before)
 
 
-__all__ = ["cores", "used_by_others", "default_threads", "check", "apply", "release", "using"]
+__all__ = ["cores", "others", "default_threads", "check", "apply", "adapt", "release", "using"]

@@ -45,7 +45,7 @@ class TrainConfig:
     max_minutes: Optional[float] = None  # stop (and save) after this much training (wall-clock) time
     max_cpu_minutes: Optional[float] = None  # or after this much CPU time of this process (fair budgets on a busy machine)
     progress: bool = True             # progress bar on stderr
-    threads: Optional[int] = None     # CPU threads (none: the cores other dgm processes leave free, stored for --resume)
+    threads: Optional[int] = None     # CPU threads, stored for --resume (none: a fair share of the cores among the dgm processes, followed as they start and end)
 
     def validate(self) -> None:
         def bad(flag, why):

@@ -22,7 +22,7 @@ from ..errors import DgmError
 from ..data.batching import collate, dataset_batches
 from ..viz import save_grid
 from .. import checkpoint as ckpt
-from .. import interrupt
+from .. import interrupt, threads
 from .config import TrainConfig
 from .distributed import DistInfo, barrier, wrap
 from .optim import make_optimizer
@@ -376,6 +376,7 @@ class Trainer:
         n_sum, images, t_start, reason = 0, 0, time.perf_counter(), "done"
         elapsed0, cpu0 = self.elapsed, time.process_time()
         self._elapsed_at_start, self._val_seconds, self._eval_skip_noted = elapsed0, 0.0, False
+        t_threads = time.perf_counter()
         try:
             self.step_fn.model.train()
             while self.global_step < self.total_steps and reason == "done":
@@ -392,12 +393,16 @@ class Trainer:
                     n_sum += 1
                     bar.update(1)
                     s = self.global_step
+                    if time.perf_counter() - t_threads >= 5.0:  # give cores back as other dgm processes start
+                        threads.adapt()
+                        t_threads = time.perf_counter()
                     if s % cfg.log_every == 0 or s == self.total_steps:
                         avg = {k: v / n_sum for k, v in sums.items()}
                         bar.set_postfix({k: f"{v:.4g}" for k, v in avg.items() if k in ("loss", "bits_per_dim")})
                         rate = images / max(self.elapsed - elapsed0, 1e-9)
                         lr = next(iter(self.optimizers.values())).param_groups[0]["lr"] if self.optimizers else 0.0
-                        self.log("train", {**avg, "lr": lr, "images_per_sec": rate, "time": self.elapsed})
+                        self.log("train", {**avg, "lr": lr, "images_per_sec": rate, "time": self.elapsed,
+                                           "threads": torch.get_num_threads()})
                         sums, n_sum = {}, 0
                     if s % cfg.ckpt_every == 0 and s < self.total_steps:
                         self.save()

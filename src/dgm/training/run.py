@@ -118,10 +118,10 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
     if not resume and ckpt.list_checkpoints(run_dir):
         raise DgmError(f"{run_dir} already holds a run; pass --resume to continue it or choose another --out")
     train_cfg.validate()
-    if train_cfg.threads is None and not resume:  # chosen once and stored: a resume computes with as many threads
-        train_cfg.threads = threads.default_threads()[0]
-    if train_cfg.threads is not None:  # None: a run saved before --threads keeps torch's count, as it trained
+    if train_cfg.threads is not None:  # --threads N (stored: a resume computes with as many threads)
         threads.apply(train_cfg.threads)
+    else:  # the fair share of the cores among the dgm processes, followed during training (dgm.threads)
+        threads.apply(threads.default_threads()[0], adaptive=True)
     info = setup(train_cfg.device)
     train_set = load_data(data_cfg, "train")
     val_set = load_data(data_cfg, "val")
