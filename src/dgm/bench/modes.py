@@ -199,7 +199,7 @@ def run_one(job: Dict) -> Dict:
     marks = job.get("snapshots") or [job["steps"]]
     for i, s in enumerate(marks):
         cfg = TrainConfig(**{**train_opts, "steps": s}, seed=job["seed"], progress=False, n_samples=0,
-                          ckpt_every=10 ** 9, log_every=max(1, job["steps"] // 20))
+                          ckpt_every=10 ** 9, log_every=max(1, job["steps"] // 20), threads=job.get("threads", 1))
         try:
             train_run("gan", data_cfg, model_opts, cfg, out=str(run_dir), resume=i > 0, overrides={"steps": s})
         except TrainingStopped as e:  # a diverged GAN (non-finite loss) is a result, not a crash of the bench
