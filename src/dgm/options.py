@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import DgmError
 
@@ -80,6 +80,15 @@ def union(owners: Iterable[Tuple[str, Sequence[Option]]]) -> Dict[str, Option]:
     return out
 
 
+def readers(owners: Iterable[Tuple[str, Sequence[Option]]]) -> Dict[str, List[str]]:
+    """option name -> the parts (of ``owners``: (name, options) pairs) that read it."""
+    out: Dict[str, List[str]] = {}
+    for owner, options in owners:
+        for o in options:
+            out.setdefault(o.name, []).append(owner)
+    return out
+
+
 def refuse_unread(given: Mapping[str, Any], readers: Mapping[str, Sequence[str]], chosen: Sequence[str],
                   kind: str, how: Callable[[str], str], options: Mapping[str, Option],
                   chosen_text: Optional[str] = None, prefer: Sequence[str] = ()) -> None:
@@ -99,4 +108,4 @@ def refuse_unread(given: Mapping[str, Any], readers: Mapping[str, Sequence[str]]
                            f"{how(next((p for p in prefer if p in parts), parts[0]))}")
 
 
-__all__ = ["Option", "at_least", "union", "refuse_unread"]
+__all__ = ["Option", "at_least", "union", "readers", "refuse_unread"]

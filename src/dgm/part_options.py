@@ -39,13 +39,15 @@ def names(cls: type) -> Tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(cls))
 
 
-def _fits(value: Any, kind: Any) -> bool:
-    """Whether a JSON value fits a field's annotation (int, float, bool, str, Optional of one of them)."""
+def fits(value: Any, kind: Any) -> bool:
+    """Whether a JSON value fits a config field's annotation (int, float, bool, str, Optional of one of them; other
+    annotations -- lists, nested configs -- are left to the config's own checks)."""
     args = typing.get_args(kind)
     if type(None) in args:
         if value is None:
             return True
-        kind = next(a for a in args if a is not type(None))
+        rest = [a for a in args if a is not type(None)]
+        kind = rest[0] if len(rest) == 1 else None
     if kind is bool:
         return isinstance(value, bool)
     if kind is int:
@@ -62,7 +64,7 @@ def check_types(cls: type, values: Mapping[str, Any], where: str) -> None:
     (keys ``cls`` does not declare are left to the caller)."""
     hints = typing.get_type_hints(cls)
     for k, v in values.items():
-        if k in hints and not _fits(v, hints[k]):
+        if k in hints and not fits(v, hints[k]):
             raise DgmError(f"{where} {k!r} has the wrong type ({v!r}); this is not the config `dgm train` writes")
 
 

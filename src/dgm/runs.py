@@ -20,6 +20,7 @@ from ._version import __version__
 from .data import load_dataset
 from .errors import DgmError, checkpoint_mismatch
 from .models import MODELS, build_model
+from .part_options import fits
 
 CONFIG = "config.json"
 #: the keys that make a checkpoint file self-describing (written by the engine beside the weights)
@@ -37,25 +38,6 @@ def read_run_config(run_dir) -> Dict[str, Any]:
         raise DgmError(f"{path} is not valid JSON ({why})") from None
     check_run_config(path, cfg)
     return cfg
-
-
-def _kind_ok(value, kind) -> bool:
-    """Whether a JSON value fits a config field's annotation (only plain int/float/bool/str are checked)."""
-    args = typing.get_args(kind)
-    if type(None) in args:
-        if value is None:
-            return True
-        rest = [a for a in args if a is not type(None)]
-        kind = rest[0] if len(rest) == 1 else None
-    if kind is bool:
-        return isinstance(value, bool)
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind is str:
-        return isinstance(value, str)
-    return True  # lists, tuples, nested configs: left to the model's own checks
 
 
 def check_run_config(path, cfg) -> None:
@@ -80,7 +62,7 @@ def check_run_config(path, cfg) -> None:
     config_cls = MODELS.get(cfg["model"]).Config
     hints = typing.get_type_hints(config_cls)
     for f in dataclasses.fields(config_cls):
-        if f.name in cfg["model_config"] and not _kind_ok(cfg["model_config"][f.name], hints.get(f.name)):
+        if f.name in cfg["model_config"] and not fits(cfg["model_config"][f.name], hints.get(f.name)):
             bad(f"model_config {f.name!r} has the wrong type ({json.dumps(cfg['model_config'][f.name])[:40]})")
 
 

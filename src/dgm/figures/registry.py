@@ -23,7 +23,7 @@ import torch
 
 from ..errors import DgmError
 from ..models.base import ABILITIES, derived_abilities
-from ..options import Option, refuse_unread, union
+from ..options import Option, readers as option_readers, refuse_unread, union
 from ..outputs import undo_on_failure
 from ..registry import Registry
 
@@ -99,11 +99,7 @@ def options_cli(name: str) -> str:
 
 def readers() -> Dict[str, List[str]]:
     """option name -> the figures that read it."""
-    out: Dict[str, List[str]] = {}
-    for f in FIGURES.values():
-        for o in f.options:
-            out.setdefault(o.name, []).append(f.name)
-    return out
+    return option_readers((f.name, f.options) for f in FIGURES.values())
 
 
 def can_make(model) -> List[str]:

@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
 import numpy as np
 import torch
 
-from ..options import Option, at_least, union
+from ..options import Option, at_least, readers, union
 from ..registry import Registry
 
 NEEDS = ("run", "features", "probs", "images")
@@ -134,11 +134,7 @@ def metric_options() -> Dict[str, Option]:
 
 def option_readers() -> Dict[str, List[str]]:
     """option name -> the metrics that read it."""
-    out: Dict[str, List[str]] = {}
-    for m in METRICS.values():
-        for o in m.all_options:
-            out.setdefault(o.name, []).append(m.name)
-    return out
+    return readers((m.name, m.all_options) for m in METRICS.values())
 
 
 @dataclass
