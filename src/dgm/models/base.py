@@ -70,7 +70,7 @@ class ModelConfig:
             raise DgmError(f"{cls.__name__} has no option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         if "data_kind" not in d and d.get("levels") == 0:  # runs written before data_kind: levels 0 marked points
             d = {**d, "data_kind": "points"}
-        return cls(**d)
+        return check_numbers(cls(**d))
 
     @classmethod
     def refuse_unused(cls, given: Dict[str, Any]) -> None:
@@ -92,6 +92,29 @@ def derived_abilities(capabilities, can_sample: bool, truncation_modes) -> Tuple
     "reconstruct" where it has an encoder (latent) or a code map (codes)."""
     out = [*capabilities] + ["sample"] * bool(can_sample) + ["gaussian-latent"] * bool(truncation_modes)
     return tuple(out + ["reconstruct"] * bool({"latent", "codes"} & set(capabilities)))
+
+
+#: the largest seed a config field may hold (numpy's seed range, as --seed)
+MAX_SEED = 2**32 - 1
+
+
+def check_numbers(config, _where: str = ""):
+    """The rules every number of a config obeys, whatever its field (issue 32): a float is finite (NaN and
+    infinity mean nothing as a weight, a rate or a scale), a seed is in 0..2**32-1; parts composed into the config
+    (nested dataclasses, mappings of them) are checked too. Returns ``config``; a one-line DgmError names the flag."""
+    import math
+
+    values = ({f.name: getattr(config, f.name) for f in dataclasses.fields(config)} if dataclasses.is_dataclass(config)
+              else dict(config) if isinstance(config, dict) else {})
+    for name, v in values.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise DgmError(f"{flag} must be a finite number, got {v}")
+        if (name == "seed" or name.endswith("_seed")) and isinstance(v, int) and not 0 <= v <= MAX_SEED:
+            raise DgmError(f"{flag} must be in 0..{MAX_SEED}, got {v}")
+        if dataclasses.is_dataclass(v) or isinstance(v, dict):
+            check_numbers(v, name)
+    return config
 
 
 class ImageModel(nn.Module):

@@ -22,7 +22,7 @@ from ..nn.blocks import evaluating
 from ..nn.latent import TRUNCATIONS, gaussian_latent
 from ..objectives import OBJECTIVES
 from ..part_options import Options, OptionGroup, build, check_types, names
-from .base import MODELS, ImageModel, ModelConfig
+from .base import MODELS, ImageModel, ModelConfig, check_numbers
 from .gan_nets import GAN_ARCHS, AutoencoderDiscriminator, Discriminator  # noqa: F401  (D types, re-exported)
 from .gan_regularisers import REGULARISERS, Regulariser, flag
 
@@ -175,7 +175,7 @@ class GANConfig(ModelConfig):
         for part in _parts():  # (a flat None is an option not given, as before: r1 and ortho_reg were Optional)
             check_types(part, {k: v for k, v in d.items() if k in part.__dataclass_fields__ and v is not None},
                         "model_config")
-        return cls(**d)
+        return check_numbers(cls(**d))
 
     @classmethod
     def refuse_unused(cls, given: Dict[str, Any]) -> None:

@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from ..errors import DgmError
+from ..models.base import MAX_SEED  # the largest --seed (numpy's seed range; every seed of a run is derived from it)
 from .optim import OPTIMIZERS  # the names of --optimizer
 
 # Keys that config.json "train" sections of older dgm versions hold but TrainConfig no longer has; they are accepted
 # and dropped on load. Empty so far: every version wrote TrainConfig.to_dict(), and no field was ever removed (git
 # log -p of this file). A field that is removed goes here, so that old run directories still load.
 LEGACY_KEYS: frozenset = frozenset()
-#: the largest --seed (numpy's seed range; every seed of a run is derived from it)
-MAX_SEED = 2**32 - 1
 
 
 @dataclass
