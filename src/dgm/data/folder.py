@@ -54,10 +54,12 @@ def _int_option(key: str, value) -> int:
 
 
 @DATASETS.register("images", help="a folder of PNG/JPEG images (--data-dir; options image_size, channels), "
-                   "split 85/5/10 at random")
+                   "split 85/5/10 at random; files all in two or more subfolders are labelled by their subfolder")
 def _images(split: str, data_dir: Optional[str] = None, image_size: Optional[int] = None,
             channels: int = 3) -> RawImages:
-    """Unlabelled images from a folder, all of one size or resized to image_size x image_size."""
+    """Images from a folder, all of one size or resized to image_size x image_size. When every file sits in one of
+    two or more subfolders, each subfolder is a class (sorted names: 0, 1, ...), for --conditional and --per-class;
+    else the images are unlabelled."""
     root = require_dir("images", data_dir, "PNG/JPEG files")
     channels = _int_option("channels", channels)
     if channels not in _MODES:
@@ -72,11 +74,17 @@ def _images(split: str, data_dir: Optional[str] = None, image_size: Optional[int
     mode = _MODES[channels]
     first = _read_image(paths[0], mode, image_size)
     idx = _split_indices(len(paths), split, "images", root)
+    folder = [os.path.relpath(os.path.dirname(p), root) for p in paths]
+    classes = sorted(set(folder))
+    classes = classes if len(classes) >= 2 and "." not in classes else []  # files beside the subfolders: unlabelled
     out = np.empty((len(idx),) + first.shape, dtype=np.uint8)
+    labels = np.full(len(idx), -1, dtype=np.int64)
     for j, i in enumerate(idx):
         a = first if i == 0 else _read_image(paths[i], mode, image_size)
         if a.shape != first.shape:
             raise DgmError(f"{paths[i]}: image is {a.shape[2]}x{a.shape[1]} but {paths[0]} is "
                            f"{first.shape[2]}x{first.shape[1]}; pass the option image_size=N to resize all")
         out[j] = a
-    return RawImages(out, np.full(len(idx), -1, dtype=np.int64), 256, 0)
+        if classes:
+            labels[j] = classes.index(folder[i])
+    return RawImages(out, labels, 256, len(classes))

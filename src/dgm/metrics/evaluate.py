@@ -142,9 +142,11 @@ def _evaluate_images(result: Dict, model, image, o: Dict, s: Dict):
         result["fake"] = str(o["fake"])
     else:
         check_counts(chosen, len(reals), o["n"])  # before sampling
+        fake_labels = sample_labels(model, o["n"])
+        if o["per_class"]:
+            _check_class_counts(real_labels, fake_labels, model.config.num_classes, data_cfg["name"], split)
         fakes = sample_images(model, o["n"], s["batch_size"], s["seed"], s["progress"], o["truncation"],
                               o["truncation_mode"])
-        fake_labels = sample_labels(model, o["n"])
     if o["save_samples"]:
         np.savez_compressed(o["save_samples"], images=(fakes.numpy() * 255).round().astype(np.uint8))
         result["samples_file"] = str(o["save_samples"])
@@ -154,6 +156,20 @@ def _evaluate_images(result: Dict, model, image, o: Dict, s: Dict):
                                   progress=s["progress"], device=s["device"], real_labels=real_labels,
                                   fake_labels=fake_labels, per_class=o["per_class"], options=o))
     return net
+
+
+def _check_class_counts(real_labels, fake_labels, k: int, dataset: str, split: str) -> None:
+    """--per-class fits a Gaussian to each class's reals and fakes: refuse, before sampling, a class with fewer
+    than 2 of either (a covariance needs 2)."""
+    reals = np.bincount(np.asarray(real_labels), minlength=k)
+    fakes = np.bincount(np.asarray(fake_labels), minlength=k)
+    for c in range(k):
+        if reals[c] < 2:
+            raise DgmError(f"--per-class: class {c} has {reals[c]} real image(s) in the {split} split of {dataset}; "
+                           "intra-class FID needs >= 2 per class: use a larger split (--split train) or drop --per-class")
+    if fakes.min() < 2:
+        raise DgmError(f"--per-class: -n {len(fake_labels)} draws {fakes.min()} sample(s) of some class; intra-class "
+                       f"FID needs >= 2 per class: use -n {2 * k} or more")
 
 
 def _null_non_finite(result: Dict, prefix: str = "") -> Dict[str, str]:
