@@ -163,3 +163,17 @@ def test_models_without_a_latent_refuse_the_latent_flags(tiny_run, tmp_path, cap
     for flags in (["--truncation", "0.5"], ["--interpolate", "lerp"], ["--arithmetic", "1,2"]):
         assert main(["sample", str(tiny_run), "--out", str(tmp_path / "x.png"), *flags]) == 2
         assert "needs a model with a Gaussian latent" in capsys.readouterr().err
+
+
+def test_resampling_truncation_ends_for_any_threshold_and_keeps_the_truncated_normal():
+    """BigGAN's resampling redraws |z_i| > PSI; for a tiny PSI almost no draw is accepted and the loop never ended
+    (issue 32). After REJECTION_ROUNDS rounds the rest comes from the inverse CDF: the same distribution."""
+    from scipy import stats
+
+    from dgm.nn.latent import gaussian_latent
+
+    z = gaussian_latent(500, 64, torch.Generator().manual_seed(0), 1e-8, "resample")
+    assert z.abs().max() <= 1e-8 and z.std() > 0
+    for rounds in (0, 100):  # the inverse CDF alone, and the usual rejection rounds
+        z = gaussian_latent(20000, 1, torch.Generator().manual_seed(1), 0.3, "resample", rounds=rounds)
+        assert stats.kstest(z.numpy().ravel(), stats.truncnorm(-0.3, 0.3).cdf).pvalue > 0.01
