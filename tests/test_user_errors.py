@@ -550,6 +550,21 @@ def test_stale_lock_from_a_dead_process_is_taken_over(tmp_path, capsys):
     assert not (out / ".dgm.lock").exists() and (out / "config.json").exists()
 
 
+@pytest.mark.parametrize("content", [b"garbage", b'{"pid": "x"}', b'{"pid": 99999999999999999999, "host": 5}',
+                                     b'[1, 2]', b'{"pid": -5, "host": "x"}', b"\x00\xff\xfe"])
+def test_a_lock_file_with_absurd_contents_is_one_line_and_kept(tmp_path, capsys, content):
+    """A lock dgm did not write (issue 32: binary bytes were a UnicodeDecodeError traceback, a record without a
+    host was reported as 'pid x on None'): the folder counts as locked, the error names the file, nothing changes."""
+    out = tmp_path / "D"
+    out.mkdir()
+    (out / ".dgm.lock").write_bytes(content)
+    code = main(["train", "pixelcnn", "--data", "digits", "--binarize", "--steps", "1", "--out", str(out),
+                 "--no-progress", "--n-samples", "0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "which is unreadable" in err and err.count("\n") == 1, err
+    assert (out / ".dgm.lock").read_bytes() == content and sorted(p.name for p in out.iterdir()) == [".dgm.lock"]
+
+
 def test_lock_is_exclusive_and_released_on_every_exit_path(tmp_path):
     from dgm.errors import DgmError
     from dgm.lock import LOCK_NAME, RunLock

@@ -50,14 +50,16 @@ def _read_holder(path: Path) -> Optional[dict]:
             text = path.read_text()
         except FileNotFoundError:
             return {}
-        except OSError:
+        except (OSError, UnicodeDecodeError):  # binary garbage is unreadable too
             return None
         if text.strip():
             try:
                 rec = json.loads(text)
-                return rec if isinstance(rec, dict) else None
             except json.JSONDecodeError:
                 return None
+            ok = isinstance(rec, dict) and isinstance(rec.get("pid"), int) and not isinstance(rec.get("pid"), bool) \
+                and 0 < rec["pid"] < 2 ** 31 and isinstance(rec.get("host"), str)
+            return rec if ok else None  # a record dgm did not write (absurd pid, no host): unreadable
         time.sleep(0.05)
     return None
 
