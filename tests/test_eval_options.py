@@ -68,3 +68,36 @@ def test_stylegan_runs_are_evaluated_with_truncation_in_w(reference_runs, capsys
     assert code == 0 and json.loads(out)["fid"] == pytest.approx(plain["fid"], rel=1e-6)  # w_avg + (w - w_avg)
     code, _, err = _eval(capsys, run, *common, "--truncation", "1.5")
     assert code == 2 and "in W must be in [-1, 1]" in err
+
+
+def _header_only(path, shape, member=None):
+    """An .npy (or an .npz holding one) whose header claims ``shape`` of bytes but that holds 64 bytes."""
+    import io
+    import zipfile
+
+    from numpy.lib import format as npformat
+
+    buf = io.BytesIO()
+    npformat.write_array_header_1_0(buf, {"descr": "|u1", "fortran_order": False, "shape": shape})
+    buf.write(b"\0" * 64)
+    if member is None:
+        path.write_bytes(buf.getvalue())
+    else:
+        with zipfile.ZipFile(path, "w") as z:
+            z.writestr(member, buf.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda d: _header_only(d / "h.npy", (10 ** 11, 8, 8)), "its header claims an array of shape"),
+    (lambda d: _header_only(d / "h.npz", (10 ** 10, 8, 8), "images.npy"), "(images.npy): its header claims"),
+    (lambda d: (np.savez(d / "o.npz", images=np.array([[1, 2], [3]], dtype=object)), d / "o.npz")[1],
+     "Object arrays cannot be loaded"),
+    (lambda d: ((d / "z.npz").write_bytes(b"PK\x03\x04 not a zip"), d / "z.npz")[1], "cannot read"),
+])
+def test_hostile_numpy_files_are_one_line_before_anything_is_allocated(tmp_path, capsys, make, needle):
+    """Issue 32: a 200-byte file whose header claims terabytes made numpy allocate first; an .npz holding an object
+    array was a traceback."""
+    path = make(tmp_path)
+    code, out, err = _eval(capsys, "--real", "digits", "--fake", str(path), "--metric", "fid")
+    assert code == 2 and out == "" and needle in err and str(path) in err and err.count("\n") == 1, err

@@ -69,21 +69,58 @@ def read_images(path, channels: Optional[int] = None) -> torch.Tensor:
                            "resize them to one size first")
         a = np.stack(arrays)
     elif p.suffix in (".npz", ".npy") and p.is_file():
+        _check_numpy_sizes(p)  # before numpy allocates what a header claims
         try:
             z = np.load(p, allow_pickle=False)
-        except Exception as e:  # malformed file: one line, no traceback
+            if isinstance(z, np.ndarray):
+                a = z
+            else:
+                keys = list(z.keys())
+                key = "images" if "images" in keys else keys[0] if len(keys) == 1 else None
+                if key is None:
+                    raise DgmError(f"{p} holds arrays {keys}; name the image array 'images'")
+                a = z[key]  # read here: an object array fails now, inside the try
+        except DgmError:
+            raise
+        except Exception as e:  # malformed file, object arrays: one line, no traceback
             raise DgmError(f"cannot read {p} as numpy data ({e}); save images with numpy.savez") from None
-        if isinstance(z, np.ndarray):
-            a = z
-        else:
-            keys = list(z.keys())
-            key = "images" if "images" in keys else keys[0] if len(keys) == 1 else None
-            if key is None:
-                raise DgmError(f"{p} holds arrays {keys}; name the image array 'images'")
-            a = z[key]
     else:
         raise DgmError(f"{p} is neither a folder of images nor an .npz/.npy file")
     return _to_unit_nchw(a, p)
+
+
+def _check_numpy_sizes(p: Path) -> None:
+    """Refuse an .npy (or an .npz member) whose header claims more data than the file holds, before numpy allocates
+    it (a 200-byte file could claim terabytes)."""
+    import zipfile
+
+    from numpy.lib import format as npformat
+
+    def check(f, stored: int, name: str) -> None:
+        try:
+            version = npformat.read_magic(f)
+            shape, _, dtype = (npformat.read_array_header_1_0(f) if version == (1, 0) else
+                               npformat.read_array_header_2_0(f))
+        except Exception as e:
+            raise DgmError(f"cannot read {name} as numpy data ({e}); save images with numpy.savez") from None
+        claimed = int(np.prod(shape, dtype=np.float64)) * max(dtype.itemsize, 1)
+        if not dtype.hasobject and claimed > stored:
+            raise DgmError(f"{name}: its header claims an array of shape {shape} ({claimed:,} bytes) but the file "
+                           f"holds {stored:,}; the file is truncated or not what numpy wrote")
+
+    if p.suffix == ".npy":
+        with open(p, "rb") as f:
+            check(f, p.stat().st_size, str(p))
+        return
+    try:
+        zf = zipfile.ZipFile(p)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise DgmError(f"cannot read {p} as numpy data ({e}); save images with numpy.savez") from None
+    with zf:
+        for info in zf.infolist():
+            if info.filename.endswith(".npy"):
+                with zf.open(info) as f:
+                    check(f, info.file_size, f"{p} ({info.filename})")
 
 
 def _to_unit_nchw(a: np.ndarray, p: Path) -> torch.Tensor:
