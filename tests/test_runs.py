@@ -348,3 +348,26 @@ def test_bench_modes_workers_end_when_the_bench_is_killed(tmp_path):
                 os.kill(p, signal.SIGKILL)
             except OSError:
                 pass
+
+
+def test_a_torn_or_foreign_rows_jsonl_is_one_line_or_a_warning(tmp_path, capsys):
+    """Issue 32: a rows.jsonl torn by a killed bench, or holding lines it never wrote, was a traceback. A torn last
+    line is dropped with a warning (and the file rewritten without it); any other bad line is one line naming it."""
+    out = tmp_path / "b"
+    argv = ["bench", "modes", "--objectives", "non-saturating", "--data", "ring8", "--seeds", "1", "--steps", "2",
+            "--no-figures", "--out", str(out)]
+    assert main(argv) == 0
+    row = (out / "rows.jsonl").read_text().splitlines()[0]
+    (out / "results.json").unlink()  # as if the bench had been killed before its end
+    (out / "rows.jsonl").write_text(row + '\n{"entry": "non-sat')
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert capsys.readouterr().err.count("its last line was torn") == 1
+    assert [json.loads(ln) for ln in (out / "rows.jsonl").read_text().splitlines()] == [json.loads(row)]
+    for bad in ("[1]\n", "null\n", '{"entry": 5}\n', "not json\n" + row + "\n"):
+        (out / "results.json").unlink(missing_ok=True)
+        (out / "rows.jsonl").write_text(bad)
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "rows.jsonl line 1" in err and err.count("\n") == 1 and "Traceback" not in err, err
+        assert (out / "rows.jsonl").read_text() == bad

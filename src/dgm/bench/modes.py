@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
@@ -314,6 +315,38 @@ def bench_length(protocol: Optional[str], steps: Optional[int], epochs: Optional
     return get(protocol).steps if protocol else 3000
 
 
+def _stored_rows(log: Path) -> List[Dict]:
+    """The rows an interrupted bench left in ``log``. A last line torn by a kill is dropped (with a warning; the file
+    is rewritten without it, so the next row does not join it); any other line that is not a row this bench writes
+    is a one-line error naming the file and the line."""
+    if not log.exists():
+        return []
+    try:
+        lines = log.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DgmError(f"cannot read {log} ({e}); move it away or choose another --out") from None
+    rows = []
+    for i, line in enumerate(lines, 1):
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) and i > 0:
+                print(f"dgm: warning: {log}: its last line was torn (a killed bench); dropped, that run trains again",
+                      file=sys.stderr)
+                tmp = log.with_name(log.name + ".tmp")
+                tmp.write_text("".join(ln + "\n" for ln in lines[:-1]))
+                os.replace(tmp, log)
+                break
+            raise DgmError(f"{log} line {i} is not JSON; move the file away or choose another --out") from None
+        ok = isinstance(r, dict) and isinstance(r.get("entry"), str) and isinstance(r.get("data"), str) and \
+            isinstance(r.get("seed"), int) and isinstance(r.get("length", r.get("steps")), int)
+        if not ok:
+            raise DgmError(f"{log} line {i} is not a row dgm bench modes writes (entry, data, seed, length); move "
+                           "the file away or choose another --out")
+        rows.append(r)
+    return rows
+
+
 def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, steps: Optional[int], out: str,
                   batch_size: Optional[int] = None, jobs: int = 1, model_opts: Optional[Dict] = None,
                   figure: bool = True, progress: bool = True, protocol: Optional[str] = None,
@@ -340,12 +373,10 @@ def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, s
         raise DgmError(f"{out_dir} already holds benchmark results; choose another --out")
     done = {}
     log = out_dir / "rows.jsonl"
-    if log.exists():
-        for line in log.read_text().splitlines():
-            r = json.loads(line)
-            # a row of this length: the bench's --steps (D updates, or G steps for +g-steps entries; old rows: steps)
-            if r.get("length", r.get("steps")) == steps:
-                done[(r["entry"], r["data"], r["seed"])] = r
+    for r in _stored_rows(log):
+        # a row of this length: the bench's --steps (D updates, or G steps for +g-steps entries; old rows: steps)
+        if r.get("length", r.get("steps")) == steps:
+            done[(r["entry"], r["data"], r["seed"])] = r
     snap_entries = {"non-saturating", UNROLLED, "pacgan4"} if figure else set()
     all_jobs = []
     for s in range(seeds):  # seed by seed: an interrupted bench has every row with fewer seeds
