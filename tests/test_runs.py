@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -371,3 +372,34 @@ def test_a_torn_or_foreign_rows_jsonl_is_one_line_or_a_warning(tmp_path, capsys)
         err = capsys.readouterr().err
         assert "rows.jsonl line 1" in err and err.count("\n") == 1 and "Traceback" not in err, err
         assert (out / "rows.jsonl").read_text() == bad
+
+
+def test_a_bench_never_deletes_a_finished_run_nor_one_another_process_holds(tmp_path, capsys):
+    """Issue 32: a rerun of a killed bench removed the run folders it trains again, finished runs and runs another
+    bench held included. A finished run (one with a checkpoint) now moves to RUN.replaced-N; a run whose lock another
+    live process holds is refused in one line and left as it is."""
+    import socket
+
+    out = tmp_path / "b"
+    argv = ["bench", "modes", "--objectives", "non-saturating", "--data", "ring8", "--seeds", "1", "--steps", "2",
+            "--no-figures", "--out", str(out)]
+    assert main(argv) == 0
+    run = out / "runs" / "ring8" / "non-saturating" / "seed-0"
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    for name in ("results.json", "rows.jsonl"):  # as if killed after the run ended but before its row was written
+        (out / name).unlink()
+    capsys.readouterr()
+    assert main(argv) == 0
+    kept = run.with_name("seed-0.replaced-1")
+    assert sorted(p.name for p in (kept / "checkpoints").iterdir()) == ckpts and (kept / "config.json").is_file()
+    assert "is now" in capsys.readouterr().err and list((run / "checkpoints").iterdir())
+    for name in ("results.json", "rows.jsonl"):
+        (out / name).unlink()
+    lock = {"pid": os.getpid(), "host": socket.gethostname(), "token": "t", "started": "now"}  # a live holder
+    (run / ".dgm.lock").write_text(json.dumps(lock))
+    before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "is being written by another dgm process" in err and err.strip().count("\n") <= 1
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
+    assert not run.with_name("seed-0.replaced-2").exists()

@@ -171,6 +171,32 @@ def _exit_with_parent(parent_pid: int, poll_s: float = 0.5) -> None:
     threading.Thread(target=watch, name="dgm-bench-parent-watch", daemon=True).start()
 
 
+def _set_aside(run_dir: Path) -> None:
+    """Make room for a run that trains again: under its lock (a run another process holds is refused), a folder
+    holding a checkpoint moves to RUN.replaced-N beside it (a finished run is never deleted; a rerun with other
+    options leaves the old run there), one without is removed."""
+    import shutil
+
+    from ..checkpoint import list_checkpoints
+    from ..lock import RunLock
+
+    with RunLock(run_dir):  # a LockedError (another bench trains it now) is the one-line refusal
+        if not list_checkpoints(run_dir):
+            for child in run_dir.iterdir():
+                if child.name != ".dgm.lock":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            return
+        k = 1
+        while run_dir.with_name(f"{run_dir.name}.replaced-{k}").exists():
+            k += 1
+        dest = run_dir.with_name(f"{run_dir.name}.replaced-{k}")
+        dest.mkdir()
+        for child in run_dir.iterdir():
+            if child.name != ".dgm.lock":
+                os.replace(child, dest / child.name)
+    print(f"dgm: note: {run_dir} held a run this bench trains again; it is now {dest}", file=sys.stderr)
+
+
 def run_one(job: Dict) -> Dict:
     """Train one GAN on one toy mixture with one seed and score its 2500 samples; runs in a worker process."""
     import time
@@ -189,9 +215,7 @@ def run_one(job: Dict) -> Dict:
     cpu0 = time.process_time()
     run_dir = Path(job["run_dir"])
     if run_dir.exists():  # left by an interrupted bench (its row is not in rows.jsonl): train it again from scratch
-        import shutil
-
-        shutil.rmtree(run_dir)
+        _set_aside(run_dir)
     data_cfg = {"name": job["data"], "data_dir": None, "binarize": None, "levels": None, "scale": "levels",
                 "options": {}}
     model_opts, train_opts = entry_options(job["entry"], job.get("protocol"), job["data"], job.get("model_opts", {}),
