@@ -403,3 +403,34 @@ def test_a_bench_never_deletes_a_finished_run_nor_one_another_process_holds(tmp_
     assert "is being written by another dgm process" in err and err.strip().count("\n") <= 1
     assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == before
     assert not run.with_name("seed-0.replaced-2").exists()
+
+
+def test_a_checkpoint_of_another_run_is_refused_by_sample_eval_and_resume(tmp_path, capsys):
+    """Issue 32: a same-shaped checkpoint of another run or config sitting in a run's checkpoints/ was used without a
+    word. Each run has a random id (config.json ``run_id``) that its checkpoints carry, and the model config is
+    compared as the model reads it (checkpoints written before run ids are checked by their config alone)."""
+    common = ["--data", "digits", "--binarize", "--steps", "2", "--hidden", "16", "--latent-dim", "2",
+              "--no-progress", "--n-samples", "0"]
+    for name, beta in (("a", "4"), ("b", "4"), ("c", "2")):
+        assert main(["train", "beta-vae", *common, "--beta", beta, "--out", str(tmp_path / name)]) == 0
+    ids = {n: json.loads((tmp_path / n / "config.json").read_text())["run_id"] for n in "abc"}
+    assert len(set(ids.values())) == 3 and all(len(i) == 32 for i in ids.values())
+    assert ckpt.load_checkpoint(tmp_path / "a" / "checkpoints" / "ckpt-00000002.pt")["run_id"] == ids["a"]
+    capsys.readouterr()
+    intruder = tmp_path / "b" / "checkpoints" / "ckpt-00000003.pt"
+    shutil.copy(tmp_path / "a" / "checkpoints" / "ckpt-00000002.pt", intruder)  # same command, another run
+    for argv in (["sample", str(tmp_path / "b"), "-n", "2", "--out", str(tmp_path / "s.png")],
+                 ["eval", str(tmp_path / "b"), "--metric", "nll", "-k", "2"],
+                 ["train", "beta-vae", "--out", str(tmp_path / "b"), "--resume", "--steps", "4", "--no-progress"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "does not belong to the run" in err and "another run" in err and err.count("\n") == 1, err
+    old = torch.load(tmp_path / "c" / "checkpoints" / "ckpt-00000002.pt", weights_only=True)
+    del old["run_id"]  # as written before run ids: its config (beta 2) still tells it apart
+    torch.save(old, intruder)
+    assert main(["sample", str(tmp_path / "b"), "-n", "2", "--out", str(tmp_path / "s.png")]) == 2
+    assert "its model config is not the run's config.json" in capsys.readouterr().err
+    assert main(["sample", str(intruder), "-n", "2", "--out", str(tmp_path / "s.png")]) == 0  # the file alone: fine
+    intruder.unlink()
+    assert main(["train", "beta-vae", "--out", str(tmp_path / "b"), "--resume", "--steps", "4", "--no-progress"]) == 0
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["run_id"] == ids["b"]  # kept by the resume

@@ -73,9 +73,34 @@ def write_json(path: Path, obj) -> None:
         f.write(text)
 
 
-def identity(model_name: str, model_config: Dict[str, Any], data: Dict[str, Any]) -> Dict[str, Any]:
-    """What a checkpoint file says about itself: enough to rebuild its model and reload its data."""
-    return {"model_name": model_name, "model_config": model_config, "data": data, "dgm_version": __version__}
+def identity(model_name: str, model_config: Dict[str, Any], data: Dict[str, Any],
+             run_id: Optional[str] = None) -> Dict[str, Any]:
+    """What a checkpoint file says about itself: enough to rebuild its model and reload its data, and the random id
+    of the run that wrote it (runs since issue 32)."""
+    out = {"model_name": model_name, "model_config": model_config, "data": data, "dgm_version": __version__}
+    return {**out, "run_id": run_id} if run_id else out
+
+
+def identity_mismatch(state: Dict[str, Any], model_name: str, model_config: Dict[str, Any], data: Dict[str, Any],
+                      run_id: Optional[str] = None) -> Optional[str]:
+    """How a checkpoint's identity differs from its run's (None: it belongs to the run, or it is too old to say).
+    Model configs are compared as the model reads them (a flat config of an old run equals its composed form)."""
+    if not all(k in state for k in ("model_name", "model_config", "data")):
+        return None
+    if state["model_name"] != model_name:
+        return f"it holds a {state['model_name']}, the run trains a {model_name}"
+    if run_id and state.get("run_id") and state["run_id"] != run_id:
+        return f"it was written by another run (run id {state['run_id'][:8]}, this run's {run_id[:8]})"
+    config = MODELS.get(model_name).Config
+    try:
+        same = config.from_dict(state["model_config"]).to_dict() == config.from_dict(model_config).to_dict()
+    except (DgmError, TypeError):
+        same = False
+    if not same:
+        return "its model config is not the run's config.json"
+    if state["data"] != data:
+        return f"it was trained on {state['data'].get('name')} data set up otherwise than the run's"
+    return None
 
 
 def load_data(data_cfg: Dict[str, Any], split: str):
@@ -140,6 +165,10 @@ def load(run, checkpoint: Optional[str] = None, device: str = "cpu", ema: bool =
         cfg = read_run_config(run)
         path = ckpt.resolve(run, checkpoint)
         state = ckpt.load_checkpoint(path)
+        wrong = identity_mismatch(state, cfg.get("model"), cfg.get("model_config"), cfg.get("data"), cfg.get("run_id"))
+        if wrong:
+            raise DgmError(f"{path} does not belong to the run {run}: {wrong}; use the run that wrote it, or load the "
+                           "file alone (dgm sample|eval FILE.pt)")
     elif run.is_file():
         if checkpoint not in (None, "latest") and Path(checkpoint) != run:
             raise DgmError(f"{run} is a checkpoint file: it names its own weights; drop --checkpoint {checkpoint}")
@@ -166,4 +195,4 @@ def load(run, checkpoint: Optional[str] = None, device: str = "cpu", ema: bool =
     return model.to(device).eval()
 
 
-__all__ = ["CONFIG", "IDENTITY", "read_run_config", "check_run_config", "write_json", "identity", "load_data", "describe", "source_run", "load"]
+__all__ = ["CONFIG", "IDENTITY", "read_run_config", "check_run_config", "write_json", "identity", "identity_mismatch", "load_data", "describe", "source_run", "load"]

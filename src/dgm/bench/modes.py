@@ -199,11 +199,21 @@ def _set_aside(run_dir: Path) -> None:
 
 def run_one(job: Dict) -> Dict:
     """Train one GAN on one toy mixture with one seed and score its 2500 samples; runs in a worker process."""
+    import torch
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(job.get("threads", 1))
+    try:
+        return _run_one(job)
+    finally:  # run in the bench's own process (--jobs 1): leave its thread count as it was
+        torch.set_num_threads(threads_before)
+
+
+def _run_one(job: Dict) -> Dict:
     import time
 
     import torch
 
-    torch.set_num_threads(job.get("threads", 1))
     from ..data import load_dataset
     from ..training import TrainConfig
     from ..metrics.modes import modes

@@ -224,6 +224,14 @@ class Trainer:
         # onto the host: load_state_dict copies weights and optimizer moments to the parameters' device, and keeps
         # Adam's step counters on the CPU as in a fresh run (loaded onto a GPU they would stay there)
         state = ckpt.load_checkpoint(path, map_location="cpu")
+        if self.identity:
+            from ..runs import identity_mismatch
+
+            i = self.identity
+            wrong = identity_mismatch(state, i["model_name"], i["model_config"], i["data"], i.get("run_id"))
+            if wrong:
+                raise DgmError(f"{path} does not belong to the run {self.run_dir}: {wrong}; move it out of "
+                               "checkpoints/ to resume from the run's own newest checkpoint")
         ckpt.load_weights(self.step_fn.model, state["model"], path)
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import uuid
 import os
 import sys
 from pathlib import Path
@@ -99,7 +100,7 @@ def train_run(model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, A
 
 def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_opts: Dict[str, Any],
               train_cfg: TrainConfig, resume: bool, overrides: Dict[str, Any], command: str) -> Dict[str, Any]:
-    history = [command]
+    history, run_id = [command], uuid.uuid4().hex  # the run's random id: its checkpoints carry it (dgm.runs.identity)
     if resume:
         saved = read_run_config(run_dir)  # again, now that no other process can change it
         _check_resume(saved, run_dir, model_name, data_cfg, model_opts, overrides)
@@ -107,6 +108,7 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
         train_cfg = TrainConfig.from_dict({**saved["train"], **{k: v for k, v in overrides.items() if k in RESUMABLE}})
         first = saved.get("command", "")
         history = [*(saved.get("commands") or [first]), command]
+        run_id = saved.get("run_id") or run_id  # a run saved before run ids gets one now
     cls = MODELS.get(model_name)
     audio = bool(getattr(DATASETS.get(data_cfg["name"]), "is_audio", False))
     if audio != ("audio" in cls.data_kinds):
@@ -152,10 +154,10 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
     step = STEPS.get(model.train_step)(model)
     record = {"dgm_version": __version__, "model": model_name, "family": model.train_step,
               "model_config": model.config.to_dict(), "data": data_cfg, "train": train_cfg.to_dict(),
-              "command": history[0], "commands": history}
+              "command": history[0], "commands": history, "run_id": run_id}
     hint = f"dgm train {model_name} --out {run_dir} --resume"
     trainer = Trainer(step, train_set, train_cfg, run_dir, val_set=val_set, dist_info=info, resume=resume,
-                      resume_hint=hint, identity=identity(record["model"], record["model_config"], data_cfg))
+                      resume_hint=hint, identity=identity(record["model"], record["model_config"], data_cfg, run_id))
     if info.is_main:
         summary = _write_and_fit(run_dir, record, trainer, resume, hint)
     else:
