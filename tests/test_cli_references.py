@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 
 from dgm.cli import main
+from dgm.outputs import _WAV_MARK
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
@@ -118,7 +119,10 @@ def _describe(path: Path, structural: bool):
     if path.suffix == ".pt":
         t = torch.load(path, weights_only=True)
         return {"shape": list(t.shape), "sha256": hashlib.sha256(t.numpy().tobytes()).hexdigest()}
-    return {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    data = path.read_bytes()
+    if path.suffix == ".wav" and data.endswith(_WAV_MARK):  # the file as written before dgm marked its WAVs
+        data = data[:4] + (len(data) - len(_WAV_MARK) - 8).to_bytes(4, "little") + data[8:-len(_WAV_MARK)]
+    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def _run(argv):

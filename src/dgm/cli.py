@@ -241,6 +241,8 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     s.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: sample the raw generator, "
                    "not the EMA of its weights (the default)")
+    s.add_argument("--force", action="store_true", help="replace an existing --out or --save-tensor file that dgm did "
+                   "not write (default: refused; files dgm wrote are replaced)")
     s.add_argument("--threads", type=int, default=None, help="CPU threads (default: a fair share of the cores "
                    "among the running dgm processes, at least 1)")
     group = s.add_argument_group("figure options", "each read by the figures named in brackets")
@@ -269,6 +271,8 @@ def _build_parser_rest(sub) -> None:
     e.add_argument("--progress", action="store_true", help="show progress bars")
     e.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: evaluate the raw generator, "
                    "not the EMA of its weights (the default)")
+    e.add_argument("--force", action="store_true", help="replace an existing --save-samples file that dgm did not "
+                   "write (default: refused; files dgm wrote are replaced)")
     e.add_argument("--threads", type=int, default=None, help="CPU threads (default: a fair share of the cores "
                    "among the running dgm processes, at least 1)")
     group = e.add_argument_group("metric options", "each read by the metrics named in brackets (image: every image "
@@ -401,11 +405,13 @@ def _sample(args) -> int:
 
     _check_seed(args.seed)
     check_device(args.device)
-    if args.out is not None:
-        _check_output(args.out, "--out", make_parent=True, inputs=(args.run, args.checkpoint))
     given = {name: getattr(args, name) for name in figure_options()}
+    if args.force and args.out is None and given.get("save_tensor") is None:
+        raise DgmError("--force replaces an existing --out or --save-tensor file; give one of them or drop --force")
+    if args.out is not None:
+        _check_output(args.out, "--out", make_parent=True, inputs=(args.run, args.checkpoint), force=args.force)
     if given.get("save_tensor") is not None:
-        _check_output(given["save_tensor"], "--save-tensor", inputs=(args.run, args.checkpoint))
+        _check_output(given["save_tensor"], "--save-tensor", inputs=(args.run, args.checkpoint), force=args.force)
     name = choose(given, args.figure)
     check_given(given, name)  # before loading: options the figure does not read
     with threads.using(args.threads):
@@ -425,8 +431,11 @@ def _eval(args) -> int:
     names = [m.strip() for m in args.metric.split(",") if m.strip()] if args.metric else None
     _check_seed(args.seed)
     check_device(args.device)
+    if args.force and args.save_samples is None:
+        raise DgmError("--force replaces an existing --save-samples file; give --save-samples FILE or drop --force")
     if args.save_samples is not None:
-        _check_output(args.save_samples, "--save-samples", inputs=(args.run, args.checkpoint, args.fake))
+        _check_output(args.save_samples, "--save-samples", inputs=(args.run, args.checkpoint, args.fake),
+                      force=args.force)
     options = {name: getattr(args, name) for name in metric_options()}
     options.update(split=args.split, batch_size=args.batch_size, seed=args.seed, checkpoint=args.checkpoint,
                    device=args.device, progress=args.progress, ema=not args.no_ema)

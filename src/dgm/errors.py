@@ -26,6 +26,74 @@ def checkpoint_mismatch(exc: RuntimeError, path=None) -> DgmError:
                     "run that wrote it")
 
 
+def is_memory_error(exc: BaseException) -> bool:
+    """A failed allocation: Python's MemoryError, or torch's allocator error (CPU or CUDA)."""
+    if isinstance(exc, MemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(
+        s in str(exc) for s in ("can't allocate memory", "out of memory", "not enough memory"))
+
+
+def free_memory() -> "int | None":
+    """Bytes this process may still allocate: the machine's available memory (/proc/meminfo), or less under an
+    address-space limit (RLIMIT_AS); None where neither can be read."""
+    free = None
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    free = int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY:
+            with open("/proc/self/statm") as f:
+                used = int(f.read().split()[0]) * resource.getpagesize()
+            free = max(soft - used, 0) if free is None else min(free, max(soft - used, 0))
+    except (ImportError, OSError, ValueError, IndexError):
+        pass
+    return free
+
+
+def human_bytes(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} bytes"
+
+
+def _tried(exc: BaseException) -> str:
+    """' (an allocation of 4.0 GB failed)' when the allocator said how much it was asked for, else ''."""
+    import re
+
+    m = re.search(r"tried to allocate (\d+(?:\.\d+)?) ?(bytes|[KMGT]iB)", str(exc))
+    if not m:
+        return ""
+    scale = {"bytes": 1, "KiB": 2 ** 10, "MiB": 2 ** 20, "GiB": 2 ** 30, "TiB": 2 ** 40}[m.group(2)]
+    return f" (an allocation of {human_bytes(float(m.group(1)) * scale)} failed)"
+
+
+class allocating:
+    """``with allocating(WHAT, FIX):`` -- a memory error inside the block becomes one DgmError line saying what was
+    being allocated, how large the failed allocation was (when the allocator says) and the flag that controls it:
+    ``not enough memory drawing 64 samples (an allocation of 4.0 GB failed); lower -n``. The innermost block names
+    the error (an outer one passes the DgmError through)."""
+
+    def __init__(self, what: str, fix: str):
+        self.what, self.fix = what, fix
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if exc is not None and not isinstance(exc, DgmError) and is_memory_error(exc):
+            raise DgmError(f"not enough memory {self.what}{_tried(exc)}; {self.fix}") from None
+        return False
+
+
 def user_fault(exc: BaseException) -> "DgmError | None":
     """The one-line DgmError for an exception a user can cause outside dgm's own checks, else None.
 
@@ -37,9 +105,9 @@ def user_fault(exc: BaseException) -> "DgmError | None":
 
     if isinstance(exc, DgmError):
         return exc
-    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(
-            s in str(exc) for s in ("can't allocate memory", "out of memory", "not enough memory"))):
-        return DgmError("not enough memory for these sizes; lower -n, --batch-size or the model's width")
+    if is_memory_error(exc):
+        return DgmError(f"not enough memory{_tried(exc)} (dgm did not say for what: please report it); lower -n, "
+                        "--batch-size or the model's size")
     if isinstance(exc, RuntimeError) and "Error(s) in loading state_dict" in str(exc):
         return checkpoint_mismatch(exc)
     if not isinstance(exc, OSError):

@@ -20,6 +20,7 @@ from ._version import __version__
 from .data import load_dataset
 from .errors import DgmError, checkpoint_mismatch
 from .models import MODELS, build_model
+from .models.base import shell_model
 from .part_options import fits
 
 CONFIG = "config.json"
@@ -151,6 +152,32 @@ def source_run(cls, name: str, run) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     return source["data"], cls.source_options(str(run), source)
 
 
+def _check_weights(path: Path, name: str, config: Dict[str, Any], weights) -> None:
+    """Before the model is built (its memory allocated): the file's weights are a mapping of tensors with the names
+    and shapes that its config's model has (built on the meta device: no memory). A config altered to absurd sizes
+    is refused here, naming the file, not by a failed allocation."""
+    if not isinstance(weights, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                for k, v in weights.items()):
+        raise DgmError(f"{path}: refused: its 'model' entry is not a mapping of names to tensors; this is not a file "
+                       "dgm wrote (use the run's own checkpoints)")
+    shell = shell_model(name, config)
+    if shell is None:  # a model built by computing with its tensors: checked by load_state_dict after the build
+        return
+    want = {k: tuple(v.shape) for k, v in shell.state_dict().items()}
+    have = {k: tuple(v.shape) for k, v in weights.items()}
+    wrong = next((k for k in want if k in have and want[k] != have[k]), None)
+    if wrong is not None:
+        detail = f"{wrong} is {list(have[wrong])} in the file, {list(want[wrong])} in the model its config describes"
+    elif set(want) != set(have):
+        missing, extra = sorted(set(want) - set(have)), sorted(set(have) - set(want))
+        detail = (f"missing tensors {', '.join(missing[:3])}" if missing else
+                  f"unexpected tensors {', '.join(extra[:3])}")
+    else:
+        return
+    raise DgmError(f"{path}: this checkpoint's weights do not fit the model its config describes ({detail}); use it "
+                   "with the run that wrote it")
+
+
 def load(run, checkpoint: Optional[str] = None, device: str = "cpu", ema: bool = True) -> torch.nn.Module:
     """Rebuild a trained model (eval mode) from a run directory or from one checkpoint file.
 
@@ -179,11 +206,16 @@ def load(run, checkpoint: Optional[str] = None, device: str = "cpu", ema: bool =
         raise DgmError(f"{run} is not a dgm run directory nor a checkpoint file (no such path); pass the --out folder "
                        "of a `dgm train` run or one of its .pt files")
     MODELS.get(cfg["model"])  # unknown name: a clear error
-    model = build_model(cfg["model"], cfg["model_config"])
+    _check_weights(path, cfg["model"], cfg["model_config"], state["model"])
+    model = build_model(cfg["model"], cfg["model_config"], source=str(run / CONFIG if run.is_dir() else path))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:  # missing, unexpected or differently shaped tensors
         raise checkpoint_mismatch(e, path) from None
+    fault = model.loaded_fault()
+    if fault:
+        raise DgmError(f"{path}: refused: {fault} (a diverged run or an altered file); use an earlier checkpoint of "
+                       "the run or retrain")
     model.run_config = cfg
     model.trained_steps = state.get("step")
     model.checkpoint_file = Path(path)

@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import DgmError
+from ..outputs import mark_wav
 from .catalog import DATASETS, existing_dir, require_dir
 
 MU = 255
@@ -35,6 +36,7 @@ LEVELS = MU + 1
 SILENCE = 128  # mu_law_encode(0)
 SPEECH_DIR = "/usr/share/asterisk/sounds/en_US_f_Allison"  # Debian package asterisk-core-sounds-en-wav
 DEFAULT_WINDOW = 4000  # 0.5 s at 8 kHz
+MIN_RATE, MAX_RATE = 1000, 384000  # sample rates dgm reads and resamples to (Hz)
 
 
 # -- WAV files ----------------------------------------------------------------------------------------------------
@@ -44,17 +46,22 @@ def read_wav(path: str) -> Tuple[np.ndarray, int]:
     try:
         with wave.open(os.fspath(path), "rb") as w:
             channels, width, rate, frames = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
+            if width != 2:
+                raise DgmError(f"{path}: {8 * width}-bit samples; {fix}")
+            if channels != 1:
+                raise DgmError(f"{path}: {channels} channels; {fix}")
+            if not MIN_RATE <= rate <= MAX_RATE:
+                raise DgmError(f"{path}: sample rate {rate} Hz in its header, outside {MIN_RATE}..{MAX_RATE} Hz; the "
+                               "file is corrupt (or resample it beforehand)")
+            size = os.path.getsize(path)
+            if frames * 2 > size:  # checked before the samples are read: a header cannot make dgm allocate more
+                raise DgmError(f"{path}: truncated (its header promises {frames} samples, {frames * 2} bytes; the "
+                               f"file has {size} bytes); re-copy or re-record it")
             data = w.readframes(frames)
     except (wave.Error, EOFError, ValueError) as e:
         raise DgmError(f"{path}: not a PCM WAV file ({e or type(e).__name__}); {fix}") from None
     except OSError as e:
         raise DgmError(f"{path}: cannot read ({e.strerror or e}); {fix}") from None
-    if width != 2:
-        raise DgmError(f"{path}: {8 * width}-bit samples; {fix}")
-    if channels != 1:
-        raise DgmError(f"{path}: {channels} channels; {fix}")
-    if rate <= 0:
-        raise DgmError(f"{path}: sample rate {rate} Hz in its header; the file is corrupt")
     if len(data) != frames * 2:
         raise DgmError(f"{path}: truncated (its header promises {frames} samples, it holds {len(data) // 2}); "
                        "re-copy or re-record it")
@@ -71,6 +78,7 @@ def write_wav(path, samples: np.ndarray, rate: int) -> str:
         w.setsampwidth(2)
         w.setframerate(int(rate))
         w.writeframes(np.asarray(samples, dtype="<i2").tobytes())
+    mark_wav(path)  # a later command may replace it without --force (dgm.outputs)
     return os.fspath(path)
 
 
@@ -193,17 +201,18 @@ def wav_rate(path: str) -> int:
     """The sample rate in a WAV file's header (the samples are not read; read_wav checks the rest)."""
     try:
         with wave.open(os.fspath(path), "rb") as w:
-            return w.getframerate()
+            rate = w.getframerate()
     except (wave.Error, EOFError, ValueError, OSError):
         return read_wav(path)[1]  # raises its one-line error naming the file
+    return rate if MIN_RATE <= rate <= MAX_RATE else read_wav(path)[1]  # ditto for an absurd rate
 
 
 def _rate(rate) -> Optional[int]:
     if rate is None:
         return None
     r = _as_int(rate)
-    if r is None or not 1000 <= r <= 384000:
-        raise DgmError(f"--sample-rate must be an integer number of Hz in 1000..384000, got {rate!r}")
+    if r is None or not MIN_RATE <= r <= MAX_RATE:
+        raise DgmError(f"--sample-rate must be an integer number of Hz in {MIN_RATE}..{MAX_RATE}, got {rate!r}")
     return r
 
 

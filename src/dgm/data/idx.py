@@ -1,9 +1,9 @@
 """Strict reader for the IDX format of LeCun et al. (http://yann.lecun.com/exdb/mnist/), plain or gzipped."""
 from __future__ import annotations
 
-import gzip
 import os
 import zlib
+from typing import Optional
 
 import numpy as np
 
@@ -15,25 +15,66 @@ _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0
 _FIX = "re-download or reinstall it"
 
 
-def read_bytes(path: str) -> bytes:
-    """Whole file contents, gunzipped when it starts with the gzip magic bytes."""
+#: the most a gzipped data file may expand (real image data compresses 2-10x; a "gzip bomb" 1000x)
+MAX_RATIO = 64
+
+
+def _gunzip(path: str, data: bytes, limit: int) -> bytes:
+    """``data`` gunzipped, refused in one line once the output would pass ``limit`` bytes (never allocated)."""
+    d = zlib.decompressobj(wbits=31)
+    try:
+        out = d.decompress(data, limit + 1)
+    except zlib.error as e:
+        raise DgmError(f"{path}: corrupt gzip data ({e}); {_FIX}") from None
+    if len(out) > limit:
+        raise DgmError(f"{path}: expands to more than {limit} bytes when gunzipped ({len(data)} bytes gzipped); "
+                       f"not the data file expected (a damaged or hostile file); {_FIX}")
+    if not d.eof:
+        raise DgmError(f"{path}: corrupt gzip data (the stream ends early); {_FIX}")
+    return out
+
+
+def read_bytes(path: str, limit: Optional[int] = None) -> bytes:
+    """Whole file contents, gunzipped when it starts with the gzip magic bytes. A gzipped file may expand to ``limit``
+    bytes (default ``MAX_RATIO`` times its size); more is refused before it is allocated."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         raise DgmError(f"{path}: cannot read ({e.strerror or e})") from None
     if data[:2] == _GZIP_MAGIC:
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            raise DgmError(f"{path}: corrupt gzip data ({e}); {_FIX}") from None
+        data = _gunzip(path, data, limit if limit is not None else MAX_RATIO * len(data) + (1 << 20))
     return data
+
+
+def _idx_limit(path: str) -> Optional[int]:
+    """The exact size a gzipped IDX file must expand to, from the dimensions in its header (None: not gzipped, or a
+    header too short to say: read_idx names the problem)."""
+    with open(path, "rb") as f:
+        if f.read(2) != _GZIP_MAGIC:
+            return None
+        f.seek(0)
+        head = zlib.decompressobj(wbits=31)
+        try:
+            first = head.decompress(f.read(1 << 16), 4 + 4 * 4)
+        except zlib.error:
+            return None
+    if len(first) < 4 or first[2] not in _IDX_TYPES or not 1 <= first[3] <= 4 or len(first) < 4 + 4 * first[3]:
+        return None
+    dims = np.frombuffer(first, dtype=">u4", count=first[3], offset=4).astype(np.int64)
+    return 4 + 4 * int(first[3]) + int(np.prod(dims)) * np.dtype(_IDX_TYPES[first[2]]).itemsize
 
 
 def read_idx(path) -> np.ndarray:
     """Parse an IDX file into a native-endian array, checking header and payload length exactly."""
     path = os.fspath(path)
-    data = read_bytes(path)
+    try:
+        limit = _idx_limit(path)
+    except OSError as e:
+        raise DgmError(f"{path}: cannot read ({e.strerror or e})") from None
+    if limit is not None:  # no more than its header says, nor more than gzip of real data expands
+        limit = min(limit, MAX_RATIO * os.path.getsize(path) + (1 << 20))
+    data = read_bytes(path, limit)
     if len(data) < 4:
         raise DgmError(f"{path}: not an IDX file (only {len(data)} bytes, shorter than the header); {_FIX}")
     if data[0] != 0 or data[1] != 0:

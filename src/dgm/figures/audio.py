@@ -5,6 +5,7 @@ import torch
 
 from ..errors import DgmError
 from ..options import Option
+from ..outputs import save_tensor as save_tensor_file
 from .registry import LABEL, NAIVE, SAVE_TENSOR, Figure, labels, register, undo_on_failure
 
 
@@ -26,7 +27,7 @@ def _make(model, out, n, seed, seconds=1.0, label=None, naive=False, save_tensor
         paths = [write_wav(path, p, rate) for path, p in zip(wavs, pcm)]
         paths.append(save_audio_plot(out, pcm, rate))
         if save_tensor:
-            torch.save(x, save_tensor)
+            save_tensor_file(x, save_tensor)
     return paths
 
 

@@ -24,7 +24,7 @@ import torch
 from ..errors import DgmError
 from ..models.base import ABILITIES, derived_abilities
 from ..options import Option, readers as option_readers, refuse_unread, union
-from ..outputs import undo_on_failure
+from ..outputs import save_tensor as save_tensor_file, undo_on_failure
 from ..registry import Registry
 
 FIGURES: Registry = Registry("figure")
@@ -234,13 +234,19 @@ def write_images(model, x: torch.Tensor, out, images: Optional[torch.Tensor] = N
 
             path = save_grid(model.to_unit(images), out, nrow)
         if save_tensor:
-            torch.save(x.cpu(), save_tensor)
+            save_tensor_file(x.cpu(), save_tensor)
     return [path]
 
 
 def draw(model, fig: Figure, out, n: Optional[int], seed: int, options: Mapping[str, Any]) -> List[Path]:
-    """``fig.make`` with its arguments (what `dgm sample` calls once the figure is resolved)."""
-    return fig.make(model, Path(out), n, seed, **options)
+    """``fig.make`` with its arguments (what `dgm sample` calls once the figure is resolved). Not enough memory is one
+    line naming the figure and its size."""
+    from ..errors import allocating
+
+    size = f" (-n {n})" if n is not None else ""
+    with allocating(f"drawing the {fig.name} figure{size}", "lower -n" if n is not None else "draw it on a bigger "
+                    "machine or from a smaller model"):
+        return fig.make(model, Path(out), n, seed, **options)
 
 
 __all__ = ["Figure", "FIGURES", "MAX_SAMPLES", "register", "figure_options", "readers", "can_make", "choose",

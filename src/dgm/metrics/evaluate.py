@@ -6,7 +6,8 @@ from typing import Any, Dict, Iterable, Mapping, Optional
 
 import numpy as np
 
-from ..errors import DgmError
+from .._version import __version__
+from ..errors import DgmError, allocating
 from .extractors import default_features, load_features
 from .images import check_counts, evaluate_images, read_images, real_images, sample_images, sample_labels
 from .provenance import provenance
@@ -93,7 +94,9 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, options: Optiona
             data = load_data(model.run_config["data"], s["split"])
             for m in map(METRICS.get, other):  # each receives its own options and the settings it names
                 kw = {**{k: s[k] for k in m.settings}, **{opt.name: o[opt.name] for opt in m.own_options}}
-                result.update(m.compute(model, data, batch_size=s["batch_size"], progress=s["progress"], **kw))
+                flags = ", ".join(["--batch-size", *(opt.cli for opt in m.own_options if opt.type is int)])
+                with allocating(f"measuring {m.name} (--batch-size {s['batch_size']})", f"lower {flags}"):
+                    result.update(m.compute(model, data, batch_size=s["batch_size"], progress=s["progress"], **kw))
     net = None
     if image:
         net = _evaluate_images(result, model, image, o, s)
@@ -145,16 +148,22 @@ def _evaluate_images(result: Dict, model, image, o: Dict, s: Dict):
         fake_labels = sample_labels(model, o["n"])
         if o["per_class"]:
             _check_class_counts(real_labels, fake_labels, model.config.num_classes, data_cfg["name"], split)
-        fakes = sample_images(model, o["n"], s["batch_size"], s["seed"], s["progress"], o["truncation"],
-                              o["truncation_mode"])
+        with allocating(f"drawing {o['n']} samples to measure (in batches of --batch-size {s['batch_size']})",
+                        "lower -n or --batch-size"):
+            fakes = sample_images(model, o["n"], s["batch_size"], s["seed"], s["progress"], o["truncation"],
+                                  o["truncation_mode"])
     if o["save_samples"]:
-        np.savez_compressed(o["save_samples"], images=(fakes.numpy() * 255).round().astype(np.uint8))
+        np.savez_compressed(o["save_samples"], images=(fakes.numpy() * 255).round().astype(np.uint8),
+                            dgm_version=np.array(__version__))  # marks the file as dgm's (dgm.outputs)
         result["samples_file"] = str(o["save_samples"])
     result.update(real=data_cfg["name"], split=split)
-    result.update(evaluate_images(reals, fakes, image, features=net, weights=o["weights"], dataset=data_cfg["name"],
-                                  batch_size=s["batch_size"], seed=s["seed"], use_cache=not o["no_cache"],
-                                  progress=s["progress"], device=s["device"], real_labels=real_labels,
-                                  fake_labels=fake_labels, per_class=o["per_class"], options=o))
+    with allocating(f"measuring {', '.join(image)} on {len(reals)} real and {len(fakes)} generated images",
+                    "lower -n or --batch-size (or measure on a smaller --split)"):
+        result.update(evaluate_images(reals, fakes, image, features=net, weights=o["weights"],
+                                      dataset=data_cfg["name"], batch_size=s["batch_size"], seed=s["seed"],
+                                      use_cache=not o["no_cache"], progress=s["progress"], device=s["device"],
+                                      real_labels=real_labels, fake_labels=fake_labels, per_class=o["per_class"],
+                                      options=o))
     return net
 
 

@@ -79,6 +79,18 @@ class AnyOrderModel(AutoregressiveModel):
     def n_positions(self) -> int:
         return self.config.height * self.config.width
 
+    def loaded_fault(self) -> Optional[str]:
+        """Also: every row of the order table is a permutation of the H*W positions (a row that repeats a position
+        would make log_prob sum over some pixels twice and others never: an unnormalised likelihood)."""
+        t, n = self.order_table, self.n_positions
+        if t.dim() != 2 or t.shape[1] != n or t.is_floating_point():
+            return f"its order_table is not a table of orders of the {n} positions (shape {tuple(t.shape)})"
+        want = torch.arange(n, device=t.device)
+        for i, row in enumerate(t):
+            if not torch.equal(row.sort().values, want):
+                return f"row {i} of its order_table is not a permutation of the {n} positions (a pixel repeats)"
+        return super().loaded_fault()
+
     def resolve_order(self, order: Union[int, torch.Tensor]) -> torch.Tensor:
         """An int index into ``orders`` or a permutation of the H*W positions -> the permutation (checked)."""
         if isinstance(order, torch.Tensor) and order.dim() == 0:

@@ -179,6 +179,15 @@ class ImageModel(nn.Module):
     #: what ``validation_log_prob`` estimates when it is not the full measure ("" when it is)
     validation_note: str = ""
 
+    def loaded_fault(self) -> Optional[str]:
+        """What is wrong with weights just loaded from a file (None: nothing): a NaN or infinite value, or (models
+        with more to check) a table that breaks the model's promises. ``dgm.load`` refuses a file with a fault."""
+        for name, t in self.state_dict().items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                bad = int(t.numel() - torch.isfinite(t).sum())
+                return f"{bad} of its {t.numel()} values of {name} are NaN or infinite"
+        return None
+
     def start_note(self) -> str:
         """A line `dgm train` prints when training starts (e.g. a WaveNet's receptive field); "" for none."""
         return ""
@@ -305,7 +314,51 @@ class ImageModel(nn.Module):
         return x / (self.config.levels - 1)
 
 
-def build_model(name: str, config: Dict[str, Any]) -> ImageModel:
-    """Build registered model ``name`` from a plain dict of its config fields."""
+#: words in a config field's name that make it a size of the network (named by the memory error of a build)
+_SIZE_WORDS = ("hidden", "layer", "dim", "width", "channel", "block", "code", "filter", "depth", "feature", "head",
+               "unit", "fmap", "stage", "resolution")
+
+
+def shell_model(name: str, config: Dict[str, Any]) -> Optional[ImageModel]:
+    """Model ``name`` built on the meta device: every parameter's shape and no memory for any of them (nor a draw
+    from any random generator); None for a model whose construction computes with its tensors (its masks, orders)."""
     cls = MODELS.get(name)
-    return cls(cls.Config.from_dict(config))
+    cfg = cls.Config.from_dict(config)
+    rng = torch.get_rng_state()
+    try:
+        with torch.device("meta"):
+            return cls(cfg)
+    except DgmError:
+        raise
+    except Exception:  # e.g. .item() or a copy of a meta tensor while building masks
+        return None
+    finally:
+        torch.set_rng_state(rng)
+
+
+def _size_flags(cfg) -> str:
+    names = [f.name for f in dataclasses.fields(cfg) if f.name not in DATA_FIELDS
+             and isinstance(getattr(cfg, f.name), int) and not isinstance(getattr(cfg, f.name), bool)
+             and any(w in f.name for w in _SIZE_WORDS)]
+    return ", ".join("--" + n.replace("_", "-") for n in names) or "its size options"
+
+
+def build_model(name: str, config: Dict[str, Any], source: Optional[str] = None) -> ImageModel:
+    """Build registered model ``name`` from a plain dict of its config fields. Not enough memory for it is one line
+    naming the model, its parameter count, its size options and the file the config was read from (``source``)."""
+    from ..errors import allocating, free_memory, human_bytes
+
+    cls = MODELS.get(name)
+    cfg = cls.Config.from_dict(config)
+    what = f"building the {name} model" + (f" that {source} describes" if source else "")
+    fix = ("this file asks for more than the machine has (altered, or from a bigger machine)" if source else
+           f"lower its size ({_size_flags(cfg)})")
+    shell = shell_model(name, config)
+    if shell is not None:
+        n = sum(p.numel() for p in shell.parameters()) + sum(b.numel() for b in shell.buffers())
+        what += f" ({n:,} weights, {human_bytes(4 * n)} in float32)"
+        free = free_memory()
+        if free is not None and 4 * n > free:  # refused before a byte is allocated
+            raise DgmError(f"not enough memory {what}: {human_bytes(free)} is free; {fix}")
+    with allocating(what, fix):
+        return cls(cfg)

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler
 
-from ..errors import DgmError
+from ..errors import DgmError, allocating
 from ..data.batching import collate, dataset_batches
 from ..viz import save_grid
 from .. import checkpoint as ckpt
@@ -306,7 +306,9 @@ class Trainer:
             return None
         gen = torch.Generator().manual_seed(self.cfg.seed)  # same noise at every snapshot; global RNG untouched
         try:
-            images = self.step_fn.samples(self.cfg.n_samples, gen)
+            with allocating(f"drawing the sample grid (--n-samples {self.cfg.n_samples})",
+                            "lower --n-samples (0: no grid)"):
+                images = self.step_fn.samples(self.cfg.n_samples, gen)
         except interrupt.Interrupted:  # a signal: the loop stops right after, with a checkpoint
             return None
         if images is None:
@@ -327,7 +329,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # evaluation never moves the training RNG
             torch.manual_seed(self.cfg.seed + 12345)
             try:
-                values = self.step_fn.evaluate(dataset_batches(self.val_set, 256, self.device))
+                with allocating("validating (in batches of 256 images)", "lower the model's size"):
+                    values = self.step_fn.evaluate(dataset_batches(self.val_set, 256, self.device))
             except interrupt.Interrupted:  # a signal: this validation is dropped, the loop stops with a checkpoint
                 return {}
         key = self.step_fn.best_key
@@ -388,8 +391,11 @@ class Trainer:
         try:
             self.step_fn.model.train()
             while self.global_step < self.total_steps and reason == "done":
+                step_memory = allocating(f"for a training step (--batch-size {cfg.batch_size})",
+                                         "lower --batch-size or the model's size")
                 for x, y in self._epoch_batches(self.epoch, self.batch_in_epoch):
-                    values = self.step_fn((x, y))
+                    with step_memory:
+                        values = self.step_fn((x, y))
                     self.global_step += 1
                     self.batch_in_epoch += 1
                     if self.batch_in_epoch >= self.batches_per_epoch:

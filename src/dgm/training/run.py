@@ -146,7 +146,7 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
     if not resume:
         model_opts = {**model_opts, **spec}
     seed_everything(train_cfg.seed)
-    model = build_model(model_name, model_opts)
+    model = build_model(model_name, model_opts, source=str(run_dir / CONFIG) if resume else None)
     if not resume and cls.source_run is not None:  # e.g. a prior copies its frozen VQ-VAE's weights
         model.init_from_sources(load)
     if info.is_main and model.start_note():

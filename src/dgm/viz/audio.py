@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DgmError
+from ..outputs import savefig
 
 
 def require_pyplot():
@@ -42,6 +43,6 @@ def save_audio_plot(path, waves: Sequence[np.ndarray], rate: int) -> Path:
     axes[0, 0].set_title("waveform")
     axes[0, 1].set_title("spectrogram")
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    savefig(fig, path, dpi=80)
     plt.close(fig)
     return path

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..outputs import png_info
+
 
 def make_grid(images: torch.Tensor, nrow: Optional[int] = None, pad: int = 2, min_cell: int = 32) -> np.ndarray:
     """Tile (N, C, H, W) images in [0, 1] into one uint8 array (rows, cols[, 3]).
@@ -38,5 +40,5 @@ def save_grid(images: torch.Tensor, path, nrow: Optional[int] = None) -> Path:
     """Write a grid of (N, C, H, W) images in [0, 1] as a PNG; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(make_grid(images, nrow)).save(path)
+    Image.fromarray(make_grid(images, nrow)).save(path, pnginfo=png_info() if path.suffix.lower() == ".png" else None)
     return path

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import DgmError
+from ..outputs import savefig
 from ..nn.blocks import evaluating
 
 
@@ -91,7 +92,7 @@ def _save(plt, fig, path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    savefig(fig, path)
     plt.close(fig)
     return path
 
