@@ -6,6 +6,7 @@ import os
 import pickle
 import random
 import re
+import warnings
 from pathlib import Path
 from typing import IO, Any, Dict, Iterator, List, Optional
 
@@ -107,16 +108,28 @@ def load_checkpoint(path: Path, map_location="cpu") -> Dict[str, Any]:
     if not path.is_file():
         raise DgmError(f"no checkpoint file {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols would be lines of their own
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DgmError(f"{path}: refused to load: not a plain-tensor dgm checkpoint ({first[:160]})") from None
+        raise DgmError(f"{path}: refused to load: it holds Python objects, not only tensors ({_unpickle_reason(e)}); "
+                       "dgm never runs code from a file: use a checkpoint dgm wrote") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise DgmError(f"{path}: unreadable or corrupt checkpoint ({type(e).__name__}); "
                        "resume from an older one in the same folder or retrain") from None
     if not isinstance(state, dict) or "model" not in state:
         raise DgmError(f"{path}: not a dgm checkpoint (no model weights inside)")
     return state
+
+
+def _unpickle_reason(e: Exception) -> str:
+    """The part of torch's weights-only refusal that says what was found (its advice to load with weights_only=False
+    would run the file's code, so it is left out)."""
+    text = str(e)
+    m = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\n\n|$)", text, re.S)
+    reason = " ".join((m.group(1) if m else text.strip().splitlines()[0] if text.strip() else type(e).__name__).split())
+    reason = reason.split(". ")[0].rstrip(".")  # what was found; not torch's advice that follows
+    return reason if len(reason) <= 200 else reason[:reason.rfind(" ", 0, 200)] + " ..."
 
 
 def load_weights(module: torch.nn.Module, weights: Dict[str, Any], path: Path) -> None:

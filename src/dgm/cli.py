@@ -410,6 +410,7 @@ def _sample(args) -> int:
         raise DgmError("--force replaces an existing --out or --save-tensor file; give one of them or drop --force")
     if args.out is not None:
         _check_output(args.out, "--out", make_parent=True, inputs=(args.run, args.checkpoint), force=args.force)
+        _check_image_suffix(args.out)
     if given.get("save_tensor") is not None:
         _check_output(given["save_tensor"], "--save-tensor", inputs=(args.run, args.checkpoint), force=args.force)
     name = choose(given, args.figure)
@@ -421,6 +422,18 @@ def _sample(args) -> int:
         for path in draw(model, fig, out, n, args.seed, options):
             print(path)
     return 0
+
+
+def _check_image_suffix(out: str) -> None:
+    """`dgm sample --out` names an image file whose suffix says its format (PNG, JPEG, ...): refuse, before any work,
+    a suffix that no image writer knows (it failed after the drawing, with a traceback)."""
+    from PIL import Image
+
+    Image.init()
+    suffix = Path(out).suffix.lower()
+    if Image.registered_extensions().get(suffix) not in Image.SAVE:
+        raise DgmError(f"--out {out}: {'no suffix' if not suffix else repr(suffix)} names no image format dgm can "
+                       "write; end the name in .png (or .jpg, .tif, .webp)")
 
 
 def _eval(args) -> int:
@@ -448,7 +461,11 @@ def _eval(args) -> int:
 def _bench(args) -> int:
     from .bench.modes import default_entries, run_benchmark
 
-    entries = default_entries(args.protocol) if args.objectives == "all" else [e.strip() for e in args.objectives.split(",") if e.strip()]
+    entries = default_entries(args.protocol) if args.objectives == "all" else \
+        [e.strip() for e in args.objectives.split(",") if e.strip()]
+    if not entries:
+        raise DgmError(f"--objectives {args.objectives!r} names no objective; give one or more, comma-separated (dgm "
+                       "list objectives), or 'all'")
     opts = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers)) if v is not None}
     for flag, v, low in (("--batch-size", args.batch_size, 1), ("--hidden", args.hidden, 1),
                          ("--layers", args.layers, 1)):  # checked here, before any progress line is printed
@@ -458,9 +475,18 @@ def _bench(args) -> int:
     if out.exists() and not out.is_dir():
         raise DgmError(f"--out {out} is a file; give a folder for the benchmark's runs and results")
     _check_output(out / "results.json", "--out", make_parent=True)
-    res = run_benchmark(entries, [d.strip() for d in args.data.split(",") if d.strip()], args.seeds, args.steps,
-                        args.out, batch_size=args.batch_size, jobs=args.jobs, model_opts=opts,
-                        figure=not args.no_figures, protocol=args.protocol, epochs=args.epochs)
+    from .lock import run_lock
+
+    made = not out.exists()
+    try:
+        with run_lock(out):  # one bench writes a folder's rows and results at a time
+            res = run_benchmark(entries, [d.strip() for d in args.data.split(",") if d.strip()], args.seeds,
+                                args.steps, args.out, batch_size=args.batch_size, jobs=args.jobs, model_opts=opts,
+                                figure=not args.no_figures, protocol=args.protocol, epochs=args.epochs)
+    except BaseException:
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()  # a bench refused before it wrote leaves no empty folder behind
+        raise
     print(res["table"])
     print(f"\nresults: {Path(args.out) / 'results.json'}")
     return 0

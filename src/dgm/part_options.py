@@ -10,17 +10,31 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import Any, Mapping, NamedTuple, Tuple
+from typing import Any, ClassVar, Mapping, NamedTuple, Tuple
 
 from .errors import DgmError
 
 
 @dataclass
 class Options:
-    """Base of a part's options; a part without options uses it as it is (no fields)."""
+    """Base of a part's options; a part without options uses it as it is (no fields). ``non_negative`` and ``positive``
+    (class attributes, not fields) name the options whose value must be >= 0 or > 0 (``check_ranges``)."""
+
+    non_negative: ClassVar[Tuple[str, ...]] = ()
+    positive: ClassVar[Tuple[str, ...]] = ()
 
     def check(self, config) -> None:
         """Raise a one-line DgmError for a value this part cannot take; ``config``: the model config composing it."""
+
+
+def check_ranges(options: Options) -> None:
+    """A one-line DgmError naming the flag of an option declared ``non_negative`` or ``positive`` whose value is not."""
+    for names_, ok, what in ((options.non_negative, lambda v: v >= 0, ">= 0"), (options.positive, lambda v: v > 0,
+                                                                                  "> 0")):
+        for name in names_:
+            value = getattr(options, name)
+            if value is not None and not ok(value):
+                raise DgmError(f"--{name.replace('_', '-')} must be {what}, got {value}")
 
 
 class OptionGroup(NamedTuple):

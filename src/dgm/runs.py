@@ -88,6 +88,9 @@ def identity_mismatch(state: Dict[str, Any], model_name: str, model_config: Dict
     Model configs are compared as the model reads them (a flat config of an old run equals its composed form)."""
     if not all(k in state for k in ("model_name", "model_config", "data")):
         return None
+    for key, kind in (("model_name", str), ("model_config", dict), ("data", dict), ("run_id", (str, type(None)))):
+        if not isinstance(state.get(key), kind):
+            return f"its {key!r} entry is a {type(state.get(key)).__name__}, not what dgm writes"
     if state["model_name"] != model_name:
         return f"it holds a {state['model_name']}, the run trains a {model_name}"
     if run_id and state.get("run_id") and state["run_id"] != run_id:

@@ -15,7 +15,7 @@ from ..data.image import fixed_draw
 from ..errors import DgmError
 from ..nn.blocks import evaluating
 from ..nn.pixels import bits_per_dim
-from ..options import Option, at_least
+from ..options import Option
 from .registry import Metric, register
 
 
@@ -109,7 +109,15 @@ def _check(ctx) -> None:
                        f"the nll of this {type(ctx.model).__name__} is exact and uses none: drop -k")
 
 
+MAX_K = 1_000_000  # IWAE-5000 is the usual estimate; a million samples per image is already hours on a CPU
+
+
+def _k_range(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise DgmError(f"-k must be in 1..{MAX_K:,} importance samples (5000 is the usual estimate), got {k}")
+
+
 K = Option("k", int, None, "importance samples for the NLL of latent-variable models (default 5000; k=1 is the "
-           "ELBO's one-sample estimate)", flag="-k", check=at_least(1, "-k"))
+           "ELBO's one-sample estimate)", flag="-k", check=_k_range)
 register(Metric("nll", "run", nll, options=(K, "seed"), check=_check,
                 help="exact negative log-likelihood: nats per example and bits per dimension"))

@@ -336,7 +336,7 @@ def shell_model(name: str, config: Dict[str, Any]) -> Optional[ImageModel]:
         torch.set_rng_state(rng)
 
 
-def _size_flags(cfg) -> str:
+def size_flags(cfg) -> str:
     names = [f.name for f in dataclasses.fields(cfg) if f.name not in DATA_FIELDS
              and isinstance(getattr(cfg, f.name), int) and not isinstance(getattr(cfg, f.name), bool)
              and any(w in f.name for w in _SIZE_WORDS)]
@@ -352,7 +352,7 @@ def build_model(name: str, config: Dict[str, Any], source: Optional[str] = None)
     cfg = cls.Config.from_dict(config)
     what = f"building the {name} model" + (f" that {source} describes" if source else "")
     fix = ("this file asks for more than the machine has (altered, or from a bigger machine)" if source else
-           f"lower its size ({_size_flags(cfg)})")
+           f"lower its size ({size_flags(cfg)})")
     shell = shell_model(name, config)
     if shell is not None:
         n = sum(p.numel() for p in shell.parameters()) + sum(b.numel() for b in shell.buffers())

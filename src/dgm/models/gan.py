@@ -21,7 +21,7 @@ from ..nn import SelfAttention, apply_spectral_norm
 from ..nn.blocks import evaluating
 from ..nn.latent import TRUNCATIONS, gaussian_latent
 from ..objectives import OBJECTIVES
-from ..part_options import Options, OptionGroup, build, check_types, names
+from ..part_options import Options, OptionGroup, build, check_ranges, check_types, names
 from .base import MODELS, ImageModel, ModelConfig, check_numbers
 from .gan_nets import GAN_ARCHS, AutoencoderDiscriminator, Discriminator  # noqa: F401  (D types, re-exported)
 from .gan_regularisers import REGULARISERS, Regulariser, flag
@@ -251,8 +251,9 @@ class GANConfig(ModelConfig):
             kinds = {"points": "2-D point datasets", "images": "image data"}
             raise DgmError(f"--arch {self.arch} needs {' or '.join(kinds[k] for k in arch.data_kinds)}; "
                            f"use --arch mlp for {kinds[self.data_kind]}")
-        self.objective_options.check(self)
-        self.arch_options.check(self)
+        for part in (self.objective_options, self.arch_options):
+            check_ranges(part)
+            part.check(self)
         if self.latent_dim == 0:
             self.latent_dim = 2 if points else 64
         if self.hidden == 0:
@@ -285,6 +286,7 @@ class GANConfig(ModelConfig):
             part.resolve(self, fixed)
         self.regularisers = {name: part for name, part, _ in built if part.active()}
         for _, part, _ in built:
+            check_ranges(part)
             part.check(self)
 
 

@@ -327,29 +327,36 @@ class LabelSmoothingOptions(Options):
 
 @dataclass
 class WGANOptions(Options):
+    positive = ("clip_value",)
     clip_value: float = 0.01          # WGAN weight clipping c
 
 
 @dataclass
 class WGANGPOptions(Options):
+    non_negative = ("gp_weight", "drift")
     gp_weight: float = 10.0           # lambda of WGAN-GP / DRAGAN
     drift: float = 0.0                # + drift x E D(x)^2 on the critic's loss (ProGAN's epsilon_drift 0.001)
 
 
 @dataclass
 class DRAGANOptions(Options):
+    non_negative = ("gp_weight",)
+    positive = ("dragan_c",)
     gp_weight: float = 10.0           # lambda of WGAN-GP / DRAGAN
     dragan_c: float = 0.5             # DRAGAN perturbation scale c (x_p = x + c std(x) U[0,1])
 
 
 @dataclass
 class EBGANOptions(Options):
+    non_negative = ("pt_weight",)
+    positive = ("margin",)
     margin: float = 1.0               # EBGAN margin m (energy = mean squared reconstruction error)
     pt_weight: float = 0.1            # EBGAN pulling-away term weight (0 disables)
 
 
 @dataclass
 class BEGANOptions(Options):
+    non_negative = ("lambda_k",)
     gamma: float = 0.5                # BEGAN diversity ratio
     lambda_k: float = 0.001           # BEGAN k_t learning rate
 

@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset, DistributedSampler
 
 from ..errors import DgmError, allocating
+from ..models.base import size_flags
 from ..data.batching import collate, dataset_batches
 from ..viz import save_grid
 from .. import checkpoint as ckpt
@@ -329,7 +330,8 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):  # evaluation never moves the training RNG
             torch.manual_seed(self.cfg.seed + 12345)
             try:
-                with allocating("validating (in batches of 256 images)", "lower the model's size"):
+                with allocating("validating (in batches of 256 images)",
+                                f"lower the model's size ({size_flags(self.step_fn.model.config)})"):
                     values = self.step_fn.evaluate(dataset_batches(self.val_set, 256, self.device))
             except interrupt.Interrupted:  # a signal: this validation is dropped, the loop stops with a checkpoint
                 return {}
@@ -391,8 +393,9 @@ class Trainer:
         try:
             self.step_fn.model.train()
             while self.global_step < self.total_steps and reason == "done":
+                size = size_flags(self.step_fn.model.config)
                 step_memory = allocating(f"for a training step (--batch-size {cfg.batch_size})",
-                                         "lower --batch-size or the model's size")
+                                         f"lower --batch-size or the model's size ({size})")
                 for x, y in self._epoch_batches(self.epoch, self.batch_in_epoch):
                     with step_memory:
                         values = self.step_fn((x, y))
