@@ -80,6 +80,10 @@ if [ "${GAN_ARCHS:-1}" = 1 ]; then
   time timeout 1500 python3 benchmarks/gan_archs.py --device cuda --minutes "${GAN_ARCHS_MINUTES:-10}" -n 5000 \
       --phase-images 20000 --runs "$R/gan_archs" --out "$OUT/gan_archs" 2>&1 | tail -n 12
 fi
+echo "== amp_compile. training images/s: eager fp32 vs --compile vs --amp (bf16), four models (AMP_COMPILE=0 skips)"
+if [ "${AMP_COMPILE:-1}" = 1 ]; then
+  time timeout 900 python3 benchmarks/amp_compile.py --device cuda --threads 1 --json "$OUT/amp_compile.json" 2>&1 | tail -n 8
+fi
 echo "== biggan. BigGAN ablation rows + SAGAN/DCGAN, Fashion-MNIST, CUDA (BIGGAN=0 skips; speed table stays CPU)"
 if [ "${BIGGAN:-1}" = 1 ]; then
   time timeout 1500 python3 benchmarks/biggan_ablation.py --device cuda --minutes "${BIGGAN_MINUTES:-5}" -n 5000 \

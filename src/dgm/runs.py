@@ -181,7 +181,7 @@ def load(run, checkpoint: Optional[str] = None, device: str = "cpu", ema: bool =
     MODELS.get(cfg["model"])  # unknown name: a clear error
     model = build_model(cfg["model"], cfg["model_config"])
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(ckpt.plain_names(state["model"]))
     except RuntimeError as e:  # missing, unexpected or differently shaped tensors
         raise checkpoint_mismatch(e, path) from None
     model.run_config = cfg

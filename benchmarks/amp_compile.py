@@ -1,0 +1,167 @@
+"""Training speed: eager float32 against --compile and against bf16 autocast (issue 33, "Speed in practice").
+
+Protocol: for each model, its default config (`dgm train MODEL` with no model options) on the built-in digits at the
+default batch of 64 (gated-pixelcnn and pixelcnn with --binarize, vae with --binarize, gan on the 17 grey levels),
+seed 0, one thread (--threads 1) unless --threads N. Each (model, mode) is one `dgm train` in a fresh process of its
+own: --warmup steps, then --steps steps measured, metrics logged every --warmup steps; images/s is the measured
+steps' images over the wall time between the log row at the end of the warm-up and the last one (the engine's
+`time` column). The first-step cost of compiling is the warm-up's wall time less --warmup steady steps; inductor's
+on-disk cache is a fresh folder for each process, so it is the cold cost a user pays the first time. CPU seconds are
+the child process's (getrusage), data loading, imports and the final validation included.
+
+Modes: eager (float32), compile (`--compile`: torch.compile of the step's forward and backward, inductor), bf16
+(`--amp`'s autocast to bfloat16; on a CPU without native bf16 dgm refuses --amp, so this benchmark switches the
+refusal off in its worker process to measure what it refuses). Ratios are taken within one run of this script.
+
+    python benchmarks/amp_compile.py --threads 1 --json benchmarks/results/amp_compile.json
+    python benchmarks/amp_compile.py --device cuda --threads 1 --json /tmp/gpu/amp_compile.json   # benchmarks/gpu_checks.sh
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+MODELS = {
+    "gated-pixelcnn": ["--data", "digits", "--binarize"],
+    "pixelcnn": ["--data", "digits", "--binarize"],
+    "vae": ["--data", "digits", "--binarize"],
+    "gan": ["--data", "digits"],
+}
+MODES = ("eager", "compile", "bf16")
+MODE_FLAGS = {"eager": [], "compile": ["--compile"], "bf16": ["--amp"]}
+
+
+def _worker(argv) -> int:
+    """One `dgm train` in this process; with --amp on a CPU, the native-bf16 refusal is switched off first."""
+    if "--amp" in argv:
+        from dgm import devices
+
+        devices.cpu_native_bf16 = lambda: True  # measure what dgm refuses on this CPU
+    from dgm.cli import main
+
+    return main(argv)
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((ln.split(":", 1)[1].split() for ln in f if ln.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    shown = [f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma")]
+    return " ".join(shown) or "none of avx2/avx512/amx"
+
+
+def _run(model: str, mode: str, args, runs: Path) -> dict:
+    out = runs / f"{model}-{mode}"
+    steps = args.warmup + args.steps
+    argv = ["train", model, *MODELS[model], *MODE_FLAGS[mode], "--steps", str(steps), "--log-every",
+            str(args.warmup), "--n-samples", "0", "--ckpt-every", str(10 * steps), "--seed", "0", "--threads",
+            str(args.threads), "--device", args.device, "--no-progress", "--out", str(out)]
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(runs / f"inductor-{model}-{mode}"),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1] / "src"),
+                                          os.environ.get("PYTHONPATH", "")])}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, __file__, "--worker", *argv], env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    row = {"model": model, "mode": mode, "threads": args.threads, "device": args.device, "batch_size": 64,
+           "warmup_steps": args.warmup, "steps": args.steps, "process_wall_s": round(wall, 2),
+           "process_cpu_s": round(cpu, 2), "command": "dgm " + " ".join(argv)}
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("dgm: warning")]
+    if warnings:
+        row["warnings"] = warnings
+    if proc.returncode != 0:
+        row["error"] = (proc.stderr.strip().splitlines() or ["exit %d" % proc.returncode])[-1]
+        return row
+    rows = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines() if ln.strip()]
+    times = {r["step"]: r["time"] for r in rows if r.get("split") == "train"}
+    t_warm, t_end = times[args.warmup], times[steps]
+    step_s = (t_end - t_warm) / args.steps
+    row.update(images_per_sec=round(64 * args.steps / (t_end - t_warm), 1), step_ms=round(1000 * step_s, 2),
+               first_steps_extra_s=round(max(t_warm - args.warmup * step_s, 0.0), 2),
+               loss_at_end=next(r.get("loss") for r in rows if r.get("split") == "train" and r["step"] == steps))
+    return row
+
+
+def _table(rows) -> str:
+    by = {(r["model"], r["mode"]): r for r in rows}
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    modes = [m for m in MODES if any(r["mode"] == m for r in rows)]
+    head = "| model | " + " | ".join(f"{m} images/s" for m in modes) + " | " + \
+        " | ".join(f"{m} / eager" for m in modes if m != "eager") + " | compile: first steps | CPU s (" + \
+        ", ".join(modes) + ") |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for model in models:
+        eager = by.get((model, "eager"), {}).get("images_per_sec")
+        cells = []
+        for m in modes:
+            r = by.get((model, m), {})
+            cells.append(f"{r['images_per_sec']:,.0f}" if "images_per_sec" in r else f"failed: {r.get('error', '?')}")
+        ratios = []
+        for m in modes:
+            if m == "eager":
+                continue
+            v = by.get((model, m), {}).get("images_per_sec")
+            ratios.append(f"{v / eager:.2f}x" if v and eager else "-")
+        first = by.get((model, "compile"), {}).get("first_steps_extra_s")
+        cpu = ", ".join(f"{by.get((model, m), {}).get('process_cpu_s', float('nan')):.0f}" for m in modes)
+        lines.append(f"| {model} | " + " | ".join(cells) + " | " + " | ".join(ratios) +
+                     f" | {'-' if first is None else f'{first:.0f} s'} | {cpu} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        return _worker(sys.argv[2:])
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    p.add_argument("--warmup", type=int, default=5, help="steps before the measured ones (compiling happens here)")
+    p.add_argument("--steps", type=int, default=30, help="measured steps")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--json", default="benchmarks/results/amp_compile.json")
+    args = p.parse_args()
+    import torch
+
+    load0 = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="amp_compile-") as tmp:
+        for model in args.models:
+            for mode in args.modes:
+                row = _run(model, mode, args, Path(tmp))
+                rows.append(row)
+                shown = row.get("images_per_sec", row.get("error"))
+                print(f"{model:<15} {mode:<8} {shown} images/s  (first steps +{row.get('first_steps_extra_s', '-')} s, "
+                      f"{row['process_cpu_s']:.0f} CPU s)", flush=True)
+    load1 = open("/proc/loadavg").read().split()[:3] if os.path.exists("/proc/loadavg") else None
+    table = _table(rows)
+    print()
+    print(table)
+    result = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "python": platform.python_version(),
+              "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
+              "cores": os.cpu_count(), "cpu_flags": _cpu_flags(), "loadavg_before": load0, "loadavg_after": load1,
+              "threads": args.threads, "device": args.device, "rows": rows, "table": table}
+    if args.device == "cpu":
+        from dgm.devices import cpu_native_bf16
+
+        result["cpu_native_bf16"] = cpu_native_bf16()
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"\nresults: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
