@@ -216,6 +216,33 @@ def test_compile_targets_are_the_outermost_networks():
     assert set(gan.state_dict()) == before  # in place: the same names
 
 
+def test_sample_and_eval_compile_trace_torch_modules_too(monkeypatch):
+    """A VAE's encoder and decoder are nn.Sequential (torch's own code, which dynamo does not trace as a top frame):
+    compile_model still captures their graphs, and log_prob and sample equal eager."""
+    graphs = []
+
+    def backend(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    monkeypatch.setattr(compiling, "BACKEND", backend)
+    torch.manual_seed(0)
+    vae = build_model("vae", {"channels": 1, "height": 8, "width": 8, "levels": 2, "hidden": 16, "latent_dim": 2})
+    x = _digits()
+
+    def calls():
+        return (vae.log_prob(x, generator=torch.Generator().manual_seed(3)),
+                vae.sample(4, generator=torch.Generator().manual_seed(4)))
+
+    with torch.no_grad():
+        eager = calls()
+        compiling.compile_model(vae)
+        comp = calls()
+    assert len(graphs) >= 2
+    for a, b in zip(comp, eager):
+        torch.testing.assert_close(a, b)
+
+
 def _err(capsys, argv):
     code = main(argv)
     return code, capsys.readouterr().err

@@ -120,9 +120,14 @@ def compiled(module: nn.Module, what: str = "") -> nn.Module:
 def compile_in_place(module: nn.Module, what: str = "") -> nn.Module:
     """Compile ``module``'s forward in place (``module(x)`` runs compiled; ``state_dict`` is unchanged); returns it."""
     what = what or type(module).__name__
-    fn = _compile(module._call_impl, what)
-    # nn.Module.compile() stores torch.compile(self._call_impl) in _compiled_call_impl, which __call__ runs when
-    # set; we store the same, wrapped in the eager fallback
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return module._call_impl(*args, **kwargs)
+
+    # nn.Module.compile() stores torch.compile(self._call_impl) in _compiled_call_impl, which __call__ runs when set.
+    # Dynamo does not trace a frame of torch's own code, so that compiles nothing for a torch module such as
+    # nn.Sequential (a VAE's encoder); a function of ours that calls _call_impl is traced into it, hooks included
+    fn = _compile(call, what)
     if fn is not None and hasattr(module, "_compiled_call_impl"):
         module._compiled_call_impl = _Fallback(fn, module._call_impl, what)
     return module
