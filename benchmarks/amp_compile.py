@@ -9,12 +9,15 @@ steps' images over the wall time between the log row at the end of the warm-up a
 on-disk cache is a fresh folder for each process, so it is the cold cost a user pays the first time. CPU seconds are
 the child process's (getrusage), data loading, imports and the final validation included.
 
+Inference (--parts inference): what `dgm sample/eval --compile` compile, eager against compiled wall time per call of
+the same default configs (initial weights, batch 64, no gradients): log_prob, and sample(64) for one-pass samplers.
+
 Modes: eager (float32), compile (`--compile`: torch.compile of the step's forward and backward, inductor), bf16
 (`--amp`'s autocast to bfloat16; on a CPU without native bf16 dgm refuses --amp, so this benchmark switches the
 refusal off in its worker process to measure what it refuses). Ratios are taken within one run of this script.
 
     python benchmarks/amp_compile.py --threads 1 --json benchmarks/results/amp_compile.json
-    python benchmarks/amp_compile.py --device cuda --threads 1 --json /tmp/gpu/amp_compile.json   # benchmarks/gpu_checks.sh
+    python benchmarks/amp_compile.py --device cuda --threads 1 --json /tmp/gpu/amp_compile.json  # gpu_checks.sh
 """
 from __future__ import annotations
 
@@ -239,7 +242,7 @@ def main() -> int:
     tables = {"train": _table(rows) if rows else "", "inference": _inference_table(inference) if inference else ""}
     print()
     print("\n\n".join(t for t in tables.values() if t))
-    # one JSON for both parts: a part not run this time keeps its earlier results (each part has its own date)
+    # one JSON for both parts: a part not run this time keeps its earlier results (each part has its own time)
     path = Path(args.json)
     result = json.loads(path.read_text()) if path.is_file() else {}
     result.update({"python": platform.python_version(), "torch": torch.__version__,
@@ -251,7 +254,7 @@ def main() -> int:
         result["cpu_native_bf16"] = cpu_native_bf16()
     for part, got in (("train", rows), ("inference", inference)):
         if part in args.parts:
-            result[part] = {"date": time.strftime("%Y-%m-%d %H:%M %Z"), "loadavg_before": load0,
+            result[part] = {"written": time.strftime("%Y-%m-%d %H:%M %Z"), "loadavg_before": load0,
                             "loadavg_after": load1, "threads": args.threads, "rows": got, "table": tables[part]}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1) + "\n")

@@ -244,9 +244,9 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--threads", type=int, default=None, help="CPU threads (default: a fair share of the cores "
                    "among the running dgm processes, at least 1)")
     s.add_argument("--compile", action="store_true", help="torch.compile the model's networks (an autoregressive "
-                   "model's forward, a GAN's G, a VAE's decoder) after 10-40 s of compiling on a CPU; measured there "
-                   "(benchmarks/amp_compile.py): an autoregressive forward 2.2-2.4x, a DCGAN's G 1.2x, a small VAE "
-                   "0.5-0.6x the eager speed. It pays for --naive sampling of many images, not for cached "
+                   "model's forward, a GAN's G, a VAE's decoder) after 10-50 s of compiling on a CPU; measured there "
+                   "(benchmarks/amp_compile.py): an autoregressive forward 2.1-2.4x, a DCGAN's G 1.2-1.8x, a small "
+                   "VAE 0.5-0.7x the eager speed. It pays for --naive sampling of many images, not for cached "
                    "autoregressive sampling (the default), whose pixel-by-pixel loop of small per-layer updates stays "
                    "eager; eager with a one-line warning where compiling fails (default: off)")
     group = s.add_argument_group("figure options", "each read by the figures named in brackets")
@@ -279,10 +279,10 @@ def _build_parser_rest(sub) -> None:
                    "among the running dgm processes, at least 1)")
     e.add_argument("--compile", action="store_true", help="torch.compile the run's networks (an autoregressive "
                    "model's forward, a VAE's encoder and decoder, a GAN's G; not the metrics' feature network) after "
-                   "10-40 s of compiling on a CPU; measured there (benchmarks/amp_compile.py): an autoregressive "
-                   "forward 2.2-2.4x, a DCGAN's G 1.2x, a small VAE 0.5-0.6x the eager speed, so it pays for the NLL "
-                   "of autoregressive models on large test sets; eager with a one-line warning where compiling fails "
-                   "(default: off)")
+                   "10-50 s of compiling on a CPU; measured there (benchmarks/amp_compile.py): an autoregressive "
+                   "forward 2.1-2.4x, a DCGAN's G 1.2-1.8x, a small VAE 0.5-0.7x the eager speed, so it pays for the "
+                   "NLL of autoregressive models on large test sets; eager with a one-line warning where compiling "
+                   "fails (default: off)")
     group = e.add_argument_group("metric options", "each read by the metrics named in brackets (image: every image "
                                  "metric)")
     owners = option_readers()

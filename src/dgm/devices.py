@@ -33,7 +33,7 @@ def check_device(name: str, auto: bool = False) -> str:
 
 
 #: what benchmarks/amp_compile.py measured for bf16 autocast against float32 on a CPU without native bf16
-CPU_BF16_MEASURED = "trained at 0.11-0.30x the images/s of float32 (4 models, AVX2 AMD EPYC, 2026-12-07)"
+CPU_BF16_MEASURED = "trained at 0.07-0.30x the images/s of float32 (4 models, 2 runs, AVX2 AMD EPYC, 2026-12-07)"
 
 
 def cpu_native_bf16() -> bool:
