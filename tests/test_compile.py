@@ -184,6 +184,44 @@ def test_a_failing_compiler_warns_once_and_gives_the_eager_results(compile_fn, t
     assert "Traceback" not in capsys.readouterr().err
 
 
+class _BackwardFails(torch.autograd.Function):
+    """Identity whose backward fails as AOTAutograd's lazily compiled backward can (at the first backward)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise torch._dynamo.exc.InternalTorchDynamoError("the backward graph did not compile\nmore")
+
+
+def test_a_backward_that_fails_to_compile_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(compiling, "_compile", lambda fn, what: lambda *a, **k: _BackwardFails.apply(fn(*a, **k)))
+    code, err = _err(capsys, ["train", "pixelcnn", *TRAIN, "--steps", "2", "--compile", "--out", str(tmp_path / "r")])
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("dgm: error: --compile: the backward pass could not be compiled (InternalTorchDynamoError: "
+                          "the backward graph did not compile); run without --compile")
+
+
+def test_a_gan_with_a_gradient_penalty_compiles_g_and_keeps_its_critic_eager(tmp_path, monkeypatch, capsys):
+    """WGAN-GP differentiates D's input gradient again (no double backward through compiled graphs): only G is
+    compiled, and the run equals the eager one."""
+    wrapped = []
+    real = compiling.compiled
+    monkeypatch.setattr(compiling, "compiled", lambda module, what="": wrapped.append(type(module).__name__) or
+                        real(module, what))
+    losses = {}
+    for flag in ("--no-compile", "--compile"):
+        out = tmp_path / flag
+        assert main(["train", "gan", "--objective", "wgan-gp", "--data", "digits", "--hidden", "8", "--latent-dim", "4",
+                     "--layers", "1", "--batch-size", "16", "--steps", "3", *COMMON, "--out", str(out), flag]) == 0
+        row = [json.loads(ln) for ln in (out / "metrics.jsonl").read_text().splitlines()][0]
+        losses[flag] = {k: v for k, v in row.items() if k not in ("time", "images_per_sec")}
+    assert wrapped == ["DCGANGenerator"] and "warning" not in capsys.readouterr().err
+    assert losses["--compile"] == pytest.approx(losses["--no-compile"], rel=1e-5)
+
+
 def test_a_models_own_refusal_is_not_taken_for_a_compiler_failure(capsys):
     from dgm.models.base import InputError
 

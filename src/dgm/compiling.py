@@ -8,8 +8,8 @@ module whose backward must be differentiated again (a GAN critic with a gradient
 graphs do not support double backward.
 
 Sampling and evaluation (``compile_model``): the model's outermost networks (``ImageModel.compile_targets``) are
-compiled in place (``nn.Module.compile``: ``module(x)`` runs the compiled forward, the names of the parameters are
-unchanged). Cached autoregressive sampling steps pixel by pixel through small per-layer updates outside ``forward``
+compiled in place (as ``nn.Module.compile`` does: ``module(x)`` runs the compiled forward, the names of the
+parameters are unchanged). Cached autoregressive sampling steps pixel by pixel through small per-layer updates outside ``forward``
 and stays eager; one-pass samplers (GANs, VAE decoders), naive sampling and likelihoods run compiled.
 
 Where ``torch.compile`` is missing or fails (no C++ compiler for inductor, an operation dynamo cannot trace, a Python
