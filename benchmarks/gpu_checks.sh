@@ -12,6 +12,8 @@
 #    takes 3-16 CPU-min per run (25k updates; unrolled-5 and minibatch-disc 27-41 CPU-min), setting B 20-33 CPU-s
 #    per epoch (non-saturating to PacGAN4, 2026-12-03), i.e. 2-4 CPU-hours per run of 400 epochs and about 500
 #    CPU-hours for its 8 rows x 2 mixtures x 10 seeds: about 1.5 days on 14 cores, far beyond one device session.
+# amp_compile: benchmarks/amp_compile.py on CUDA (training images/s eager vs --compile vs --amp; eager vs compiled
+#    sample/eval calls), the table the CPU run in benchmarks/README.md has; AMP_COMPILE=0 skips it.
 # Everything is written under $OUT (log.txt, pytest.txt, eval JSONs). Keep OMP_NUM_THREADS small with pytest -n:
 # 8 workers x 16 threads each made the suite crawl.
 set -u
@@ -79,6 +81,10 @@ echo "== gan_archs. DCGAN/SAGAN/BigGAN/ProGAN/StyleGAN on Fashion-MNIST 32x32, C
 if [ "${GAN_ARCHS:-1}" = 1 ]; then
   time timeout 1500 python3 benchmarks/gan_archs.py --device cuda --minutes "${GAN_ARCHS_MINUTES:-10}" -n 5000 \
       --phase-images 20000 --runs "$R/gan_archs" --out "$OUT/gan_archs" 2>&1 | tail -n 12
+fi
+echo "== amp_compile. training images/s: eager fp32 vs --compile vs --amp (bf16), four models (AMP_COMPILE=0 skips)"
+if [ "${AMP_COMPILE:-1}" = 1 ]; then
+  time timeout 900 python3 benchmarks/amp_compile.py --device cuda --threads 1 --json "$OUT/amp_compile.json" 2>&1 | tail -n 17
 fi
 echo "== biggan. BigGAN ablation rows + SAGAN/DCGAN, Fashion-MNIST, CUDA (BIGGAN=0 skips; speed table stays CPU)"
 if [ "${BIGGAN:-1}" = 1 ]; then

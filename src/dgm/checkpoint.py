@@ -132,10 +132,18 @@ def _unpickle_reason(e: Exception) -> str:
     return reason if len(reason) <= 200 else reason[:reason.rfind(" ", 0, 200)] + " ..."
 
 
+def plain_names(weights: Dict[str, Any]) -> Dict[str, Any]:
+    """``weights`` with the ``_orig_mod.`` that a ``torch.compile``-d module's state_dict puts in its names taken out
+    (dgm saves the model's own state_dict, never a compiled wrapper's; this reads one written by other code)."""
+    if not any("_orig_mod." in k for k in weights):
+        return weights
+    return {k.replace("_orig_mod.", ""): v for k, v in weights.items()}
+
+
 def load_weights(module: torch.nn.Module, weights: Dict[str, Any], path: Path) -> None:
     """``module.load_state_dict(weights)``; weights of another model or config end in a one-line DgmError."""
     try:
-        module.load_state_dict(weights)
+        module.load_state_dict(plain_names(weights))
     except (RuntimeError, KeyError, TypeError, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[-1].strip()
         raise DgmError(f"{path}: this checkpoint was written by another model or config ({first[:160]}); "

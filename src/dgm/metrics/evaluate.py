@@ -18,7 +18,7 @@ from .truncation import check_eval_truncation
 
 #: evaluation settings every `dgm eval` has (not options of a metric), with their defaults
 SETTINGS_DEFAULTS = {"split": "test", "batch_size": 256, "seed": 0, "checkpoint": "latest", "device": "cpu",
-                     "progress": False, "ema": True}
+                     "progress": False, "ema": True, "compile": False}
 
 
 def evaluate(run=None, metrics: Optional[Iterable[str]] = None, options: Optional[Mapping[str, Any]] = None,
@@ -28,7 +28,8 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, options: Optiona
 
     ``options`` is one mapping (keyword arguments are merged into it): the evaluation settings (split, batch_size,
     seed, checkpoint, device, progress, ema: False evaluates a GAN's raw generator instead of the EMA of its
-    weights) and the options the metrics declare (``dgm.metrics.metric_options()``: k, observe, orders_used,
+    weights, compile: True compiles the model's networks, ``dgm.compiling.compile_model``) and the options the
+    metrics declare (``dgm.metrics.metric_options()``: k, observe, orders_used,
     per_class, n, real, fake, data_dir, save_samples, truncation, truncation_mode, features, weights, no_cache;
     ``use_cache=False`` is the old spelling of no_cache). An option that no selected metric reads, or that a
     selected metric cannot take here (its ``check``), is refused with a one-line DgmError before anything is
@@ -68,8 +69,14 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, options: Optiona
         from ..runs import load, load_data
 
         model = load(run, checkpoint=s["checkpoint"], device=s["device"], ema=s["ema"])
+        if s["compile"]:
+            from ..compiling import compile_model
+
+            compile_model(model)
     elif not s["ema"]:
         raise DgmError("--no-ema needs a run directory (a GAN trained with --ema-decay), not --fake images")
+    elif s["compile"]:
+        raise DgmError("--compile compiles a run's model; --fake images have none: drop --compile")
     names = list(metrics) if metrics else (default_metrics(model) if fake is None else default_image_metrics())
     image = [m for m in names if METRICS.get(m).needs != "run"]
     other = [m for m in names if METRICS.get(m).needs == "run"]

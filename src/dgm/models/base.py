@@ -199,6 +199,22 @@ class ImageModel(nn.Module):
         except KeyError:
             return ""
 
+    def compile_targets(self) -> Tuple[nn.Module, ...]:
+        """The networks that `--compile` compiles for sampling and evaluation: the model itself where it defines
+        ``forward`` (an autoregressive model: one pass gives every conditional), else its outermost sub-networks that
+        define one (a GAN's generator and discriminator, a VAE's encoder and decoder)."""
+        def own_forward(m: nn.Module) -> bool:
+            return type(m).forward is not nn.Module.forward
+
+        def outermost(m: nn.Module):
+            for child in m.children():
+                if own_forward(child):
+                    yield child
+                else:
+                    yield from outermost(child)
+
+        return (self,) if own_forward(self) else tuple(outermost(self))
+
     @property
     def abilities(self) -> Tuple[str, ...]:
         """What the figures of `dgm sample` may need of this model (``ABILITIES``): ``derived_abilities`` of its

@@ -32,7 +32,8 @@ class TrainConfig:
     grad_clip: Optional[float] = None  # max global gradient norm
     seed: int = 0                     # seeds every random draw of the run (0..2**32-1)
     device: str = "auto"              # auto | cpu | cuda | cuda:N
-    amp: bool = False                 # mixed precision on CUDA (bf16 where supported, else fp16)
+    amp: bool = False                 # mixed precision: on CUDA bf16 where supported, else fp16; on a CPU bf16 only where it has native bf16 (avx512_bf16 or AMX), refused elsewhere: without it bf16 trained at 0.07-0.30x the speed of float32 (benchmarks/amp_compile.py)
+    compile: bool = False             # torch.compile each step's forward and its backward (the optimizer step, a GAN critic with a gradient penalty and growing GANs stay eager); the first steps compile (30-75 s on a CPU); measured 0.64-1.37x the eager speed on a 2-core CPU, no gain (benchmarks/amp_compile.py); eager with a one-line warning where compiling fails; --resume keeps it, --compile/--no-compile change it
     deterministic: bool = False       # CUDA: deterministic kernels, so resume is bit for bit (slower); CPU always is
     ckpt_every: int = 500             # save a checkpoint every this many steps (and at the end)
     keep_last: int = 3                # checkpoints kept (older ones deleted; best.pt is kept apart)

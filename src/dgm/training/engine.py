@@ -76,8 +76,12 @@ class Trainer:
         self.info = dist_info or DistInfo()
         self.device = self.info.device
         self.resume_hint = resume_hint
-        if cfg.amp and self.device.type != "cuda":
-            raise DgmError("--amp needs a CUDA device (mixed precision on CPU is not supported); drop --amp")
+        if cfg.amp and self.device.type == "cpu":
+            from ..devices import check_cpu_amp
+
+            check_cpu_amp()
+        elif cfg.amp and self.device.type != "cuda":
+            raise DgmError(f"--amp needs a CUDA device or a CPU with native bf16, not {self.device.type}; drop --amp")
         if cfg.batch_size % self.info.world_size:
             raise DgmError(f"--batch-size {cfg.batch_size} does not split evenly over {self.info.world_size} processes; "
                            f"use a multiple of {self.info.world_size}")
@@ -94,8 +98,9 @@ class Trainer:
         else:
             self.total_steps = DEFAULT_STEPS
         self.amp_dtype = None
-        if cfg.amp:
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if cfg.amp:  # CPU: bf16 (check_cpu_amp let it through)
+            cuda = self.device.type == "cuda"
+            self.amp_dtype = torch.float16 if cuda and not torch.cuda.is_bf16_supported() else torch.bfloat16
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.optimizers: Dict[str, torch.optim.Optimizer] = {}
         self.schedulers: Dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
@@ -116,8 +121,15 @@ class Trainer:
             torch.manual_seed(cfg.seed + self.info.rank)  # per-process stream (dynamic binarisation, dropout)
 
     # -- API for family steps --------------------------------------------------------------------
-    def wrap(self, module: torch.nn.Module) -> torch.nn.Module:
-        return wrap(module.to(self.device), self.info)
+    def wrap(self, module: torch.nn.Module, compile: bool = True) -> torch.nn.Module:
+        """The module a step runs its forward through: DDP-wrapped when distributed, and with --compile compiled
+        (``dgm.compiling``; ``compile=False``: a module the step knows cannot be, which stays eager)."""
+        module = wrap(module.to(self.device), self.info)
+        if self.cfg.compile and compile:
+            from ..compiling import compiled
+
+            module = compiled(module, f"{type(self.step_fn.model).__name__}'s training step")
+        return module
 
     def optimizer(self, name: str, params, lr: Optional[float] = None, betas: Optional[Tuple[float, float]] = None,
                   kind: Optional[str] = None, decay: Optional[Callable[[int], float]] = None):
@@ -152,7 +164,7 @@ class Trainer:
     def autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def update(self, loss: torch.Tensor, name: str) -> None:
         """Backward, clip, step and schedule optimizer ``name``; stop cleanly on a non-finite loss."""
@@ -163,11 +175,12 @@ class Trainer:
             self._diverged(loss)
         opt = self.optimizers[name]
         opt.zero_grad(set_to_none=True)
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(opt)
-        else:
-            loss.backward()
+        with self._compiled_backward():
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.unscale_(opt)
+            else:
+                loss.backward()
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.params[name], self.cfg.grad_clip)
         if self.scaler is not None:
@@ -176,6 +189,21 @@ class Trainer:
         else:
             opt.step()
         self.schedulers[name].step()
+
+    @contextlib.contextmanager
+    def _compiled_backward(self):
+        """--compile: a backward that fails to compile (AOTAutograd compiles it at the first backward, after the
+        forward ran) ends in one line; the checkpoints so far are whole, and an eager resume continues them."""
+        try:
+            yield
+        except Exception as e:  # noqa: BLE001 -- dynamo's and inductor's errors have many types
+            from ..compiling import compiler_failure
+
+            if not self.cfg.compile or not compiler_failure(e):
+                raise
+            raise DgmError(f"--compile: the backward pass could not be compiled ({compiler_failure(e)}); run without "
+                           "--compile (a run that has written a checkpoint: "
+                           f"{self.resume_hint or 'dgm train ... --resume'})") from None
 
     # -- data ------------------------------------------------------------------------------------
     def _epoch_batches(self, epoch: int, start: int) -> Iterator:

@@ -94,9 +94,12 @@ class GANStep(TrainStep):
         self.regularisers = list(c.regularisers.values())  # in registration order: the order of their hooks
         for r in self.regularisers:
             r.setup(self)
-        self.G = engine.wrap(m.generator)
+        # --compile leaves eager a critic with a gradient penalty (its backward is differentiated again: compiled graphs
+        # have no double backward) and a growing architecture (its fade-in would recompile the graph at every step)
+        growing = any(hasattr(mod, "set_progress") for mod in m.modules())
+        self.G = engine.wrap(m.generator, compile=not growing)
         self.critic = critic  # unwrapped: --update-order simultaneous calls it on D's parameters before the update
-        self.D = engine.wrap(critic)
+        self.D = engine.wrap(critic, compile=not (growing or c.penalties()))
         lr_d, lr_g_default, betas = m.optimizer_defaults
         self.lr_d = c.lr_d or tc.lr or lr_d
         self.lr_g = c.lr_g or tc.lr or lr_g or lr_g_default

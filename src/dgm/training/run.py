@@ -11,8 +11,8 @@ chosen and locked in one step. What a new run does with a folder that exists alr
   file back (and returns a moved attempt), so the folder is as it was; one that wrote logs keeps them.
 
 ``--resume`` continues the saved config: a different model, data flag or option is refused with the saved
-value; only the ``RESUMABLE`` options (length, budgets, device, progress bar) change. The command of each
-resume is appended to ``commands`` in config.json; ``command`` stays the first one.
+value; only the ``RESUMABLE`` options (length, budgets, device, threads, --compile, progress bar) change. The
+command of each resume is appended to ``commands`` in config.json; ``command`` stays the first one.
 """
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from .engine import Trainer, seed_everything
 from .steps import STEPS
 
 #: training options a resume may change; any other option given with --resume must equal the saved value
-RESUMABLE = ("steps", "epochs", "max_minutes", "max_cpu_minutes", "progress", "device", "threads")
+RESUMABLE = ("steps", "epochs", "max_minutes", "max_cpu_minutes", "progress", "device", "threads", "compile")
 _DATA_FLAGS = {"name": "--data", "data_dir": "--data-dir", "binarize": "--binarize", "levels": "--quantize"}
 _OPTION_FLAGS = {"image_size": "--image-size", "channels": "--image-channels"}
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}

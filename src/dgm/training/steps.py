@@ -1,7 +1,7 @@
 """Family steps: the few lines that differ between families. The engine calls ``step(batch)``.
 
 A step builds its optimizers through the engine (``engine.optimizer``), wraps the modules it runs
-forward through ``engine.wrap`` (DDP when distributed) and updates with ``engine.update(loss, name)``
+forward through ``engine.wrap`` (DDP when distributed, compiled with --compile) and updates with ``engine.update(loss, name)``
 (AMP scaling, gradient clipping, NaN check, scheduler). New families (GANs, VAEs) add a subclass.
 """
 from __future__ import annotations
