@@ -25,14 +25,18 @@ TINY = ["--hidden", "8", "--layers", "2", "--first-kernel", "3"]
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_feature_cache(tmp_path_factory):
-    """Tests write only into temporary folders: the feature cache too (never ~/.cache/dgm)."""
-    old = os.environ.get("DGM_CACHE_DIR")
+    """Tests write only into temporary folders: the feature cache too (never ~/.cache/dgm). The registry of running
+    dgm processes (dgm.threads) is private to the session as well, so that the default thread count of a test's run
+    (and with it the last bits of its results) does not depend on other dgm processes on the machine."""
+    saved = {k: os.environ.get(k) for k in ("DGM_CACHE_DIR", "DGM_RUNTIME_DIR")}
     os.environ["DGM_CACHE_DIR"] = str(tmp_path_factory.mktemp("dgm-cache"))
+    os.environ["DGM_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("dgm-runtime"))
     yield
-    if old is None:
-        os.environ.pop("DGM_CACHE_DIR", None)
-    else:
-        os.environ["DGM_CACHE_DIR"] = old
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 @pytest.fixture(scope="module")

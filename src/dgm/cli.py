@@ -316,7 +316,9 @@ def _build_parser_rest(sub) -> None:
                    "(default: the protocol's, else 256)")
     b.add_argument("--hidden", type=int, default=None, help="MLP width (default: the protocol's, else 256)")
     b.add_argument("--layers", type=int, default=None, help="MLP hidden layers (default: the protocol's, else 3)")
-    b.add_argument("--jobs", type=int, default=1, help="runs in parallel (one CPU thread each)")
+    b.add_argument("--jobs", type=int, default=1, help="runs in parallel (each with --threads CPU threads)")
+    b.add_argument("--threads", type=int, default=1, help="CPU threads of each run (default: 1; a bench's rows are "
+                   "repeatable bit for bit at the same count; --jobs times --threads should not exceed the cores)")
     b.add_argument("--out", default="runs/bench-modes", help="folder for runs, results.json, table and figures")
     b.add_argument("--no-figures", action="store_true")
 
@@ -484,7 +486,7 @@ def _bench(args) -> int:
                        "list objectives), or 'all'")
     opts = {k: v for k, v in (("hidden", args.hidden), ("layers", args.layers)) if v is not None}
     for flag, v, low in (("--batch-size", args.batch_size, 1), ("--hidden", args.hidden, 1),
-                         ("--layers", args.layers, 1)):  # checked here, before any progress line is printed
+                         ("--layers", args.layers, 1), ("--threads", args.threads, 1)):  # checked here, before any progress line is printed
         if v is not None and v < low:
             raise DgmError(f"{flag} must be >= {low}, got {v}")
     out = Path(args.out)
@@ -498,7 +500,8 @@ def _bench(args) -> int:
         with run_lock(out):  # one bench writes a folder's rows and results at a time
             res = run_benchmark(entries, [d.strip() for d in args.data.split(",") if d.strip()], args.seeds,
                                 args.steps, args.out, batch_size=args.batch_size, jobs=args.jobs, model_opts=opts,
-                                figure=not args.no_figures, protocol=args.protocol, epochs=args.epochs)
+                                figure=not args.no_figures, protocol=args.protocol, epochs=args.epochs,
+                                threads=args.threads)
     except BaseException:
         if made and out.is_dir() and not any(out.iterdir()):
             out.rmdir()  # a bench refused before it wrote leaves no empty folder behind

@@ -384,7 +384,7 @@ def _stored_rows(log: Path) -> List[Dict]:
 def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, steps: Optional[int], out: str,
                   batch_size: Optional[int] = None, jobs: int = 1, model_opts: Optional[Dict] = None,
                   figure: bool = True, progress: bool = True, protocol: Optional[str] = None,
-                  epochs: Optional[float] = None) -> Dict:
+                  epochs: Optional[float] = None, threads: int = 1) -> Dict:
     """Train every (entry, dataset, seed) and return {"rows", "summary", "table"}; writes out/results.json.
 
     Finished rows are appended to out/rows.jsonl as they come; a rerun with the same --out and length takes them
@@ -400,8 +400,8 @@ def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, s
     for d in datasets:
         if not hasattr(load_dataset(d, "val"), "means"):
             raise DgmError(f"dgm bench modes needs toy mixtures (ring8, grid25); {d!r} is not one")
-    if seeds < 1 or steps < 1 or jobs < 1:
-        raise DgmError("--seeds, --steps and --jobs must be >= 1")
+    if seeds < 1 or steps < 1 or jobs < 1 or threads < 1:
+        raise DgmError("--seeds, --steps, --jobs and --threads must be >= 1")
     out_dir = Path(out)
     if (out_dir / "results.json").exists():
         raise DgmError(f"{out_dir} already holds benchmark results; choose another --out")
@@ -420,7 +420,7 @@ def run_benchmark(entries: Sequence[str], datasets: Sequence[str], seeds: int, s
                 job = {"entry": e, "data": d, "seed": s, "steps": d_updates(e, steps, model), "length": steps,
                        "batch_size": batch_size,
                        "protocol": protocol, "run_dir": str(out_dir / "runs" / d / e / f"seed-{s}"),
-                       "model_opts": model_opts or {}}
+                       "model_opts": model_opts or {}, "threads": threads}
                 if e in snap_entries and s == 0:
                     job["snapshots"] = [max(1, round(job["steps"] * f)) for f in (0.05, 0.2, 0.4, 0.7, 1.0)]
                 if (e, d, s) in done:
