@@ -3,12 +3,12 @@ from .config import TrainConfig
 from .engine import Trainer, TrainingStopped, seed_everything
 from .steps import STEPS, LikelihoodStep, TrainStep
 from .gan_step import GANStep
-from .vae_step import AAEStep, AVBStep, VAEStep
+from .vae_step import AAEStep, AVBStep, FactorVAEStep, VAEStep
 from .vq_step import VQStep
 from .cyclegan_step import CycleGANStep
 from .info_step import InfoGANStep
 from .ssgan_step import SSGANStep
 
 __all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep",
-           "VAEStep", "VQStep", "AAEStep", "AVBStep", "CycleGANStep",
+           "VAEStep", "VQStep", "AAEStep", "AVBStep", "FactorVAEStep", "CycleGANStep",
            "InfoGANStep", "SSGANStep"]
