@@ -125,10 +125,6 @@ class ShapesDataset(ImageDataset):
         """Model inputs (n, 1, S, S) float32 for factor tuples (n, 5) of the whole grid (deterministic transform)."""
         return self.to_model_levels(torch.from_numpy(render(factors, self.image_size)))
 
-    def sample_factors(self, n: int, rng: np.random.RandomState) -> np.ndarray:
-        """n factor tuples drawn uniformly from the whole grid (each factor independent), (n, 5) int64."""
-        return np.stack([rng.randint(0, k, size=n) for k in self.factor_sizes], axis=1).astype(np.int64)
-
 
 def _image_size(image_size) -> int:
     if image_size is None:
