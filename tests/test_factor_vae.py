@@ -216,3 +216,10 @@ def test_disentanglement_refused_without_factors(tmp_path, capsys):
     assert main(["eval", str(run), "--metric", "disentanglement"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("dgm: error:") and "factors" in err[0]
+
+
+def test_odd_batch_refused_in_one_line(tmp_path, capsys):
+    assert main(["train", "factor-vae", "--data", "digits", "--binarize", "--batch-size", "15", "--steps", "1",
+                 "--out", str(tmp_path / "odd"), "--no-progress", *TINY]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "even" in err[0], err
