@@ -74,3 +74,52 @@ def test_the_command_line_says_it_in_one_line(tmp_path, capsys, argv, flag):
     assert main([*argv, "--steps", "1", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"dgm: error: {flag}") and err.count("\n") == 1 and not (tmp_path / "r").exists(), err
+
+
+WALKER = """
+import json, resource, sys, warnings
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+import torch
+torch.set_num_threads(1)
+warnings.simplefilter("ignore")
+from dgm.errors import DgmError
+from dgm.models import build_model
+out = {}
+for model, field, kind, base in json.loads(sys.argv[1]):
+    values = [-1, 0, 10 ** 12] + ([0.5, 1e30] if kind == "float" else [])
+    for v in values:
+        try:
+            build_model(model, {**base, field: v})
+            out[f"{model}.{field}={v}"] = "built"
+        except DgmError as e:
+            out[f"{model}.{field}={v}"] = "refused: " + str(e)
+        except BaseException as e:
+            out[f"{model}.{field}={v}"] = f"BUG {type(e).__name__}: {str(e)[:200]}"
+print(json.dumps(out))
+"""
+
+
+def test_every_number_of_every_model_config_ends_built_or_refused_never_in_a_traceback(tmp_path):
+    """-1, 0, a huge value (10**12, and 1e30 for floats) in every numeric field of every model config: the build
+    succeeds (the value means something: 0 = the architecture's default) or is one DgmError line (a size too large
+    for the memory included: the walk runs under a 4 GB address-space limit); never another exception."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    cases = [(m, f, k.__name__, {**SPEC[MODELS.get(m).data_kinds[0]], **MODELS.get(m).Config.tiny()})
+             for m, f, k in CASES]
+    p = subprocess.run([sys.executable, "-c", WALKER, json.dumps(cases)], capture_output=True, text=True,
+                       timeout=900, env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    bugs = {k: v for k, v in out.items() if v.startswith("BUG")}
+    assert not bugs, bugs
+    assert len(out) >= 3 * len(CASES)
+    huge = [k for k in out if k.endswith("=1000000000000") and out[k] == "built"]
+    from dgm.models.base import _LENGTH_SUFFIXES
+
+    sizes = [k for k in huge if not k.split("=")[0].split(".")[1].endswith(("seed", *_LENGTH_SUFFIXES))]
+    assert not sizes, sizes  # a size or count that large is refused (a length of training may be long)

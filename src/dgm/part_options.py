@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, NamedTuple, Tuple
+from typing import Any, Mapping, NamedTuple, Tuple
 
 from .errors import DgmError
 
@@ -20,8 +20,8 @@ class Options:
     """Base of a part's options; a part without options uses it as it is (no fields). ``non_negative`` and ``positive``
     (class attributes, not fields) name the options whose value must be >= 0 or > 0 (``check_ranges``)."""
 
-    non_negative: ClassVar[Tuple[str, ...]] = ()
-    positive: ClassVar[Tuple[str, ...]] = ()
+    non_negative = ()  # not annotated: not fields, not flags
+    positive = ()
 
     def check(self, config) -> None:
         """Raise a one-line DgmError for a value this part cannot take; ``config``: the model config composing it."""

@@ -23,7 +23,7 @@ from ..nn.blocks import evaluating
 from .. import interrupt
 from ..nn.orders import check_order, context_first, max_context_orders, model_orders, puts_first
 from .autoregressive import AutoregressiveModel
-from .base import InputError, ModelConfig
+from .base import check_numbers, InputError, ModelConfig
 
 OrderArg = Union[int, torch.Tensor, None]
 
@@ -57,6 +57,7 @@ class AnyOrderConfig(ModelConfig):
     def __post_init__(self):
         from ..nn.orders import model_orders
 
+        check_numbers(self)  # first: an absurd --orders would be generated (and validated) for ever
         model_orders(self.order_family, self.orders, max(self.height, 1), max(self.width, 1), self.order_seed)
 
 

@@ -70,6 +70,7 @@ class ModelConfig:
             raise DgmError(f"{cls.__name__} has no option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
         if "data_kind" not in d and d.get("levels") == 0:  # runs written before data_kind: levels 0 marked points
             d = {**d, "data_kind": "points"}
+        check_numbers(d)  # before construction: a __post_init__ may build from the values (orders, layers)
         return check_numbers(cls(**d))
 
     @classmethod
@@ -98,6 +99,12 @@ def derived_abilities(capabilities, can_sample: bool, truncation_modes) -> Tuple
 MAX_SEED = 2**32 - 1
 
 
+#: the largest value of an integer field that is a size or a count (widths, layers, codes, orders, ...); fields that
+#: are lengths of training (steps, images, warm-ups) are not bounded by it
+MAX_SIZE = 2 ** 20
+_LENGTH_SUFFIXES = ("_steps", "_warmup", "warmup", "_start", "_images", "_every", "sample_rate")
+
+
 def check_numbers(config, _where: str = ""):
     """The rules every number of a config obeys, whatever its field (issue 32): a float is finite (NaN and
     infinity mean nothing as a weight, a rate or a scale), a seed is in 0..2**32-1; parts composed into the config
@@ -110,8 +117,13 @@ def check_numbers(config, _where: str = ""):
         flag = "--" + name.replace("_", "-")
         if isinstance(v, float) and not math.isfinite(v):
             raise DgmError(f"{flag} must be a finite number, got {v}")
-        if (name == "seed" or name.endswith("_seed")) and isinstance(v, int) and not 0 <= v <= MAX_SEED:
+        seed = name == "seed" or name.endswith("_seed")
+        if seed and isinstance(v, int) and not 0 <= v <= MAX_SEED:
             raise DgmError(f"{flag} must be in 0..{MAX_SEED}, got {v}")
+        if (isinstance(v, int) and not isinstance(v, bool) and not seed and v > MAX_SIZE
+                and not name.endswith(_LENGTH_SUFFIXES)):
+            raise DgmError(f"{flag} must be <= {MAX_SIZE:,} (dgm's bound on a size or a count: a larger one cannot be "
+                           f"built in memory or in time), got {v:,}")
         if dataclasses.is_dataclass(v) or isinstance(v, dict):
             check_numbers(v, name)
     return config

@@ -175,6 +175,7 @@ class GANConfig(ModelConfig):
         for part in _parts():  # (a flat None is an option not given, as before: r1 and ortho_reg were Optional)
             check_types(part, {k: v for k, v in d.items() if k in part.__dataclass_fields__ and v is not None},
                         "model_config")
+        check_numbers(d)  # before construction: a __post_init__ may build from the values (orders, layers)
         return check_numbers(cls(**d))
 
     @classmethod

@@ -15,5 +15,5 @@ class Unrolling(Regulariser):
     unroll_steps: int = 0             # unrolled GAN (Metz et al. 2017): K differentiable D updates
 
     def check(self, config) -> None:
-        if self.unroll_steps < 0:
-            raise DgmError(f"--unroll-steps must be >= 0, got {self.unroll_steps}")
+        if not 0 <= self.unroll_steps <= 1000:  # each training step runs K extra D updates: the paper used up to 10
+            raise DgmError(f"--unroll-steps must be in 0..1000, got {self.unroll_steps}")
