@@ -166,6 +166,8 @@ def test_cli_train_sample_eval_on_the_ring(tmp_path, capsys):
     capsys.readouterr()
     assert main(["sample", str(run), "-n", "50", "--out", str(tmp_path / "s.png")]) == 0
     assert (tmp_path / "s.png").is_file()
+    assert main(["sample", str(run), "--figure", "reconstructions", "--out", str(tmp_path / "r.png")]) == 0
+    assert (tmp_path / "r.png").is_file()  # test points joined to G(E(x)) over the density
     capsys.readouterr()
     assert main(["eval", str(run), "--metric", "modes"]) == 0
     out = json.loads(capsys.readouterr().out)
