@@ -146,6 +146,21 @@ def test_encode_refuses_data_of_another_shape_or_scale():
     assert m.reconstruct(x).shape == x.shape and m.reconstruct(x).abs().max() <= 1
 
 
+def test_image_defaults_are_alis_dropout_in_d_and_batch_norm_in_g_and_e():
+    m = build_model("ali", dict(DIGITS))
+    c = m.config
+    assert (c.arch, c.norm, c.d_dropout, c.latent_dim, c.hidden) == ("mlp", "batch", 0.2, 64, 256)
+    assert any(isinstance(x, torch.nn.BatchNorm1d) for x in m.generator.modules())
+    assert any(isinstance(x, torch.nn.BatchNorm1d) for x in m.encoder.modules())
+    assert any(isinstance(x, torch.nn.Dropout) and x.p == 0.2 for x in m.discriminator.modules())
+    p = build_model("ali", dict(POINTS)).config
+    assert (p.norm, p.d_dropout, p.latent_dim) == ("none", 0.0, 2)
+    for bad, match in ((dict(arch="conv", norm="batch", height=28, width=28), "--norm batch"),
+                       (dict(d_dropout=1.0), "--d-dropout"), (dict(norm="layer"), "--norm")):
+        with pytest.raises(DgmError, match=match):
+            build_model("ali", dict(DIGITS, **bad))
+
+
 def test_conv_nets_for_images():
     torch.manual_seed(0)
     m = build_model("ali", dict(channels=1, height=28, width=28, levels=2, hidden=4, latent_dim=5))

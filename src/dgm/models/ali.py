@@ -28,6 +28,7 @@ from .vae import ConvDecoder, ConvEncoder
 ENCODERS = ("stochastic", "deterministic")
 LATENTS = ("gaussian", "uniform")
 ARCHS = ("auto", "mlp", "conv")
+NORMS = ("auto", "batch", "none")
 
 
 def usable_objectives() -> Tuple[str, ...]:
@@ -60,6 +61,8 @@ class ALIConfig(ModelConfig):
     latent_dim: int = 0               # size of z (0: 2 for points, 64 for images)
     hidden: int = 0                   # 0: 256 units (mlp), 32 base channels (conv)
     layers: int = 3                   # hidden layers of each MLP (G, E, and each branch of D)
+    d_dropout: Optional[float] = None  # dropout in D's joint layers (none: 0.2 on images, ALI's; 0 on points)
+    norm: str = "auto"                # batch | none: G's and E's hidden-layer norm, mlp (auto: batch on images)
 
     @classmethod
     def tiny(cls) -> Dict[str, Any]:
@@ -79,6 +82,8 @@ class ALIConfig(ModelConfig):
             raise DgmError(f"--latent-dim and --hidden must be >= 0, got {self.latent_dim} and {self.hidden}")
         if self.layers < 1:
             raise DgmError(f"--layers must be >= 1, got {self.layers}")
+        if self.d_dropout is not None and not 0 <= self.d_dropout < 1:
+            raise DgmError(f"--d-dropout must be in [0, 1), got {self.d_dropout}")
         if self.data_kind not in ALI.data_kinds:
             raise DgmError(f"ali needs images or 2-D points, got {self.data_kind} data")
         points = self.data_kind == "points"
@@ -90,24 +95,38 @@ class ALIConfig(ModelConfig):
             raise DgmError(f"--arch conv needs square images, got {self.height}x{self.width}; use --arch mlp")
         if self.latent_dim == 0:
             self.latent_dim = 2 if points else 64
+        if self.d_dropout is None:
+            self.d_dropout = 0.0 if points else 0.2
+        if self.norm not in NORMS:
+            raise DgmError(f"--norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        if self.norm == "batch" and self.arch == "conv":
+            raise DgmError("--norm batch is for --arch mlp (the conv nets have no norm layers); drop it")
+        if self.norm == "auto":
+            self.norm = "none" if points or self.arch == "conv" else "batch"
         if self.hidden == 0:
             self.hidden = 256 if self.arch == "mlp" else 32
 
 
 class JointDiscriminator(nn.Module):
     """D(x, z) = joint([Dx(x), Dz(z)]): an x-branch and a z-branch to ``hidden`` features each (LeakyReLU 0.2), and a
-    joint MLP on their concatenation to one score per pair."""
+    joint MLP on their concatenation to one score per pair; ``dropout`` on the branches' features and before each
+    later layer of the joint MLP (ALI: 0.2 in every layer of D but its input)."""
 
     pointwise = False  # scores pairs, not points: the toy plots draw no D(x) surface
 
-    def __init__(self, x_branch: nn.Module, latent_dim: int, hidden: int, layers: int):
+    def __init__(self, x_branch: nn.Module, latent_dim: int, hidden: int, layers: int, dropout: float = 0.0):
         super().__init__()
         self.x_branch = x_branch
         self.z_branch = nn.Sequential(mlp([latent_dim] + [hidden] * layers, leaky_relu), leaky_relu())
-        self.joint = mlp([2 * hidden] + [hidden] * layers + [1], leaky_relu)
+        self.drop = nn.Dropout(dropout)
+
+        def act():
+            return nn.Sequential(leaky_relu(), nn.Dropout(dropout))
+
+        self.joint = mlp([2 * hidden] + [hidden] * layers + [1], act)
 
     def forward(self, x: Tensor, z: Tensor) -> Tensor:
-        h = torch.cat([self.x_branch(x), self.z_branch(z)], 1)
+        h = self.drop(torch.cat([self.x_branch(x), self.z_branch(z)], 1))
         return self.joint(h).reshape(x.shape[0])
 
 
@@ -132,14 +151,14 @@ class ALI(ImageModel):
         d, code = c.channels * c.height * c.width, c.latent_dim * (2 if c.encoder == "stochastic" else 1)
         if c.arch == "mlp":
             out = [] if self.points else [nn.Tanh(), nn.Unflatten(1, self.data_shape)]
-            self.generator = nn.Sequential(mlp([c.latent_dim] + [c.hidden] * c.layers + [d]), *out)
-            self.encoder = nn.Sequential(nn.Flatten(), mlp([d] + [c.hidden] * c.layers + [code], leaky_relu))
+            self.generator = nn.Sequential(mlp([c.latent_dim] + [c.hidden] * c.layers + [d], nn.ReLU, c.norm), *out)
+            self.encoder = nn.Sequential(nn.Flatten(), mlp([d] + [c.hidden] * c.layers + [code], leaky_relu, c.norm))
             x_branch = nn.Sequential(nn.Flatten(), mlp([d] + [c.hidden] * c.layers, leaky_relu), leaky_relu())
         else:
             self.generator = nn.Sequential(ConvDecoder(c.latent_dim, c.channels, c.height, c.hidden), nn.Tanh())
             self.encoder = ConvEncoder(c.channels, c.height, c.hidden, code)
             x_branch = nn.Sequential(ConvEncoder(c.channels, c.height, c.hidden, c.hidden), leaky_relu())
-        self.discriminator = JointDiscriminator(x_branch, c.latent_dim, c.hidden, c.layers)
+        self.discriminator = JointDiscriminator(x_branch, c.latent_dim, c.hidden, c.layers, c.d_dropout)
         if c.latent == "uniform":  # no Gaussian latent: no truncation, interpolation or manifold figures
             self.capabilities, self.truncation_modes = (), ()
 
@@ -204,9 +223,11 @@ class ALI(ImageModel):
 
     def encode(self, x: Tensor) -> Tuple[Tensor, Optional[Tensor]]:
         """E's code of x (points, or images in [-1, 1]; checked) as for a VAE: (mu, logvar) each (B, latent_dim) for
-        the stochastic encoder, (E(x), None) for the deterministic one (BiGAN). ``encode(x)[0]`` is the code."""
+        the stochastic encoder, (E(x), None) for the deterministic one (BiGAN). ``encode(x)[0]`` is the code. E runs
+        in eval mode (batch norm on its running statistics), as G does in ``sample``."""
         self.check_x(x)
-        return self.encoder_params(x.to(self.device))
+        with evaluating(self.encoder):
+            return self.encoder_params(x.to(self.device))
 
     def encode_sample(self, x: Tensor, generator: Optional[torch.Generator] = None) -> Tensor:
         """A draw z ~ E(x): mu(x) + sigma(x) eps, eps ~ N(0, I) from ``generator`` (stochastic), else E(x)."""
