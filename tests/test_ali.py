@@ -219,3 +219,19 @@ def test_ali_covers_the_ring_and_inverts_g_after_training(tmp_path, capsys):
     x = load_dataset("ring8", "test").points[:500].float()
     err = (m.reconstruct(x) - x).norm(dim=1)
     assert float(err.median()) < 0.5  # modes are 0.77 apart on the unit ring: most x come back to their own mode
+
+
+@pytest.mark.slow  # multi-process
+def test_ddp_two_processes_equal_one_process_on_the_union_batch(tmp_path):
+    """On points (no batch norm, no dropout): z and eps are drawn for the global batch and each process takes its
+    rows, so 2 processes equal 1 on the union batch."""
+    from conftest import torchrun
+    from dgm import checkpoint as ckpt
+
+    common = ["train", "ali", "--data", "ring8", "--batch-size", "16", "--steps", "3", "--n-samples", "0",
+              "--no-progress", "--device", "cpu", "--eval-every", "1000", "--hidden", "8", "--layers", "1"]
+    torchrun(common, tmp_path / "ddp")
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    a, b = (ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / r)) for r in ("ddp", "one"))
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)

@@ -69,13 +69,15 @@ class ALIStep(TrainStep):
         self.steps = 0  # updates so far (checkpointed): fixes the draws of each step
 
     def _draws(self, b: int):
-        """This process's slice of the global batch's z ~ p(z) and encoder noise eps ~ N(0, I)."""
+        """This process's share of the global batch's z ~ p(z) and encoder noise eps ~ N(0, I). z: its block of rows.
+        eps goes with the examples: the engine's sampler deals example i of the global batch to process i mod N, so
+        the process takes rows rank, rank + N, ... and each x meets the eps of a 1-process run on the union batch."""
         info, seed, dev = self.engine.info, self.engine.cfg.seed, self.model.device
         rows = slice(info.rank * b, (info.rank + 1) * b)
         z = self.model.sample_latent(b * info.world_size, torch.Generator().manual_seed(seed * 1_000_003 + self.steps))
         gen = torch.Generator().manual_seed(seed * 1_000_003 + self.steps + _EPS_STREAM)
         eps = torch.randn(b * info.world_size, self.c.latent_dim, generator=gen)
-        return z[rows].to(dev), eps[rows].to(dev)
+        return z[rows].to(dev), eps[info.rank::info.world_size].to(dev)
 
     def d_loss(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
         """D's loss: the objective's d, encoder pairs as real, generator pairs as fake."""
