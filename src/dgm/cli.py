@@ -177,7 +177,8 @@ def _train_arguments(t) -> None:
                    help="quantise images to K grey levels (default: the dataset's own levels)")
     t.add_argument("--image-size", type=int, default=None, help="(images dataset) resize to this size (default: "
                    "none: all images must have one size); (mnist, fashion-mnist) 32: zero-pad the 28x28 images by 2 px "
-                   "on each side (exact, no resampling)")
+                   "on each side (exact, no resampling); (shapes) 64 (default) or 32: the size the sprites are drawn "
+                   "at")
     t.add_argument("--image-channels", type=int, default=None, choices=[1, 3],
                    help="(images dataset) 1 grey or 3 RGB (default: 3)")
     t.add_argument("--data-dir-b", default=None, help="(pairs dataset) folder of domain Y's images; --data-dir holds "

@@ -12,6 +12,7 @@ from .image import ImageDataset, check_transform
 from .toy import ToyDataset
 
 _COMMON = ("split", "data_dir")
+_TRANSFORM = ("binarize", "levels", "scale")  # passed to loaders that apply them themselves (``takes_transform``)
 
 
 def load_dataset(name: str, split: str = "train", *, data_dir: Optional[str] = None,
@@ -34,7 +35,8 @@ def load_dataset(name: str, split: str = "train", *, data_dir: Optional[str] = N
             raise DgmError(f"{name} is a toy dataset of real-valued points; drop the binarize/levels/scale options")
     else:
         check_transform(binarize, levels, scale)  # the levels range is checked once raw_levels is known
-    accepted = [p for p in inspect.signature(loader).parameters if p not in _COMMON]
+    own = getattr(loader, "takes_transform", False)
+    accepted = [p for p in inspect.signature(loader).parameters if p not in _COMMON + _TRANSFORM * own]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         takes = f"it takes: {', '.join(accepted)}" if accepted else "it takes none"
@@ -43,6 +45,8 @@ def load_dataset(name: str, split: str = "train", *, data_dir: Optional[str] = N
         if getattr(loader, "builtin", False):
             raise DgmError(f"{name} is built into dgm and reads no files; drop --data-dir")
         data_dir = os.fspath(data_dir)
+    if own:
+        options = {**options, "binarize": binarize, "levels": levels, "scale": scale}
     out = loader(split, data_dir=data_dir, **options)
     if getattr(loader, "is_pairs", False):
         out.spec = dataclasses.replace(out.spec, scale=scale)

@@ -12,7 +12,7 @@ from .pixelcnn import PixelCNN, PixelCNNConfig
 from .gated_pixelcnn import GatedPixelCNN, GatedPixelCNNConfig
 from .independent import IndependentPixels
 from .gan import GAN, GANConfig
-from .vae import AAE, AVB, VAE, AAEConfig, AVBConfig, BetaVAE, BetaVAEConfig, VAEConfig
+from .vae import AAE, AVB, VAE, AAEConfig, AVBConfig, BetaVAE, BetaVAEConfig, FactorVAE, FactorVAEConfig, VAEConfig
 from .vqvae import VQVAE, VQPrior, VQPriorConfig, VQVAEConfig
 
 for _m in _pkgutil.iter_modules(__path__):  # the rest (new model files) register on import
@@ -20,5 +20,6 @@ for _m in _pkgutil.iter_modules(__path__):  # the rest (new model files) registe
 
 __all__ = ["MODELS", "DATA_FIELDS", "ImageModel", "InputError", "ModelConfig", "build_model", "AutoregressiveModel",
            "bits_per_dim", "PixelCNN", "PixelCNNConfig", "GatedPixelCNN", "GatedPixelCNNConfig", "IndependentPixels", "GAN", "GANConfig",
-           "VAE", "VAEConfig", "BetaVAE", "BetaVAEConfig", "AAE", "AAEConfig", "AVB", "AVBConfig",
+           "VAE", "VAEConfig", "BetaVAE", "BetaVAEConfig", "AAE", "AAEConfig", "AVB", "AVBConfig", "FactorVAE",
+           "FactorVAEConfig",
            "VQVAE", "VQVAEConfig", "VQPrior", "VQPriorConfig"]

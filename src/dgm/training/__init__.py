@@ -3,7 +3,7 @@ from .config import TrainConfig
 from .engine import Trainer, TrainingStopped, seed_everything
 from .steps import STEPS, LikelihoodStep, TrainStep
 from .gan_step import GANStep
-from .vae_step import AAEStep, AVBStep, VAEStep
+from .vae_step import AAEStep, AVBStep, FactorVAEStep, VAEStep
 from .vq_step import VQStep
 from .cyclegan_step import CycleGANStep
 from .info_step import InfoGANStep
@@ -11,5 +11,5 @@ from .ssgan_step import SSGANStep
 from .ali_step import ALIStep
 
 __all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep",
-           "VAEStep", "VQStep", "AAEStep", "AVBStep", "CycleGANStep",
+           "VAEStep", "VQStep", "AAEStep", "AVBStep", "FactorVAEStep", "CycleGANStep",
            "InfoGANStep", "SSGANStep", "ALIStep"]

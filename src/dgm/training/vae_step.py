@@ -1,13 +1,17 @@
-"""Training step of the VAE family: maximise the SGVB estimate of the (beta-weighted) ELBO."""
+"""Training steps of the VAE family: maximise the SGVB estimate of the (beta-weighted) ELBO (and the AAE, AVB and
+FactorVAE variants)."""
 from __future__ import annotations
 
 from typing import Dict
 
 import torch
 
+from ..errors import DgmError
 from ..nn.blocks import evaluating
 from ..nn.pixels import bits_per_dim
+from ..objectives.elbo import reparameterize
 from ..objectives.gan import minimax_d, non_saturating_g
+from ..objectives.tc import permute_dims, tc_accuracy, tc_discriminator_loss, tc_estimate
 from .steps import STEPS, ModelCall, TrainStep
 
 
@@ -128,3 +132,58 @@ class AVBStep(VAEStep):
         e.update(loss, "model")
         return {"loss": loss.detach(), "neg_elbo_nats": (t_gen - rec).detach(), "rec_nats": -rec.detach(),
                 "kl_nats": t_gen.detach(), "loss_t": loss_t.detach()}
+
+
+FACTOR_LR = 1e-4                      # Kim & Mnih 2018: both Adams at 1e-4 (--lr sets both)
+FACTOR_VAE_BETAS = (0.9, 0.999)       # the VAE's Adam
+FACTOR_D_BETAS = (0.5, 0.9)           # the discriminator's Adam
+
+
+@STEPS.register("factor-vae", help="FactorVAE: ELBO minus gamma * total correlation, estimated by a discriminator on "
+                "codes vs dimension-wise permuted codes of a second batch")
+class FactorVAEStep(VAEStep):
+    """Kim & Mnih 2018, Algorithm 2. Each batch is split into two halves, x1 and x2 (independent minibatches):
+
+    1. z1 ~ q(z|x1); the VAE minimises (-ELBO(x1) + gamma * E[logit_0 - logit_1](z1)) / dims, D held fixed;
+    2. z2 ~ q(z|x2) (drawn with the same encoder, before 1's update), permuted dimension-wise; D minimises the
+       cross-entropy of detached z1 (class 0) vs permuted z2 (class 1), so its loss never reaches the encoder.
+    """
+
+    def setup(self, engine) -> None:
+        TrainStep.setup(self, engine)
+        m = self.model
+        if engine.local_batch < 2 or engine.local_batch % 2:
+            raise DgmError(f"factor-vae splits each batch into two halves (codes, and the codes it permutes); "
+                           f"--batch-size {engine.cfg.batch_size} gives {engine.local_batch} per process: use an even "
+                           "number >= 2 per process")
+        self.forward = engine.wrap(ModelCall(m, "elbo_terms", modules=[m.encoder, m.decoder]))
+        self.D = engine.wrap(ModelCall(m, "tc_logits", modules=[m.discriminator]))
+        lr = engine.cfg.lr or FACTOR_LR
+        engine.optimizer("model", list(m.encoder.parameters()) + list(m.decoder.parameters()), lr=lr,
+                         betas=FACTOR_VAE_BETAS)
+        engine.optimizer("d", m.discriminator.parameters(), lr=lr, betas=FACTOR_D_BETAS)
+
+    def __call__(self, batch) -> Dict[str, torch.Tensor]:
+        x, _ = batch
+        e, m = self.engine, self.model
+        x1, x2 = x.chunk(2)
+        w = self.kl_weight(e.global_step)
+        with e.autocast():
+            t = self.forward(x1)
+        with torch.no_grad(), e.autocast():  # the second batch's codes: D's permuted side only
+            mu2, logvar2 = m.encode(x2)
+            z_perm = permute_dims(reparameterize(mu2, logvar2))
+        z = t["z"]
+        with e.autocast():
+            logits = self.D(z).float()
+        tc = tc_estimate(logits)
+        rec, kl = t["rec"].float().mean(), t["kl"].float().mean()
+        loss = (-(rec - w * kl) + m.config.tc_weight * tc) / m.dims
+        e.update(loss, "model")
+        with e.autocast():
+            logits_q, logits_perm = self.D(torch.cat([z.detach(), z_perm])).float().chunk(2)
+        loss_d = tc_discriminator_loss(logits_q, logits_perm)
+        e.update(loss_d, "d")
+        return {"loss": loss.detach(), "neg_elbo_nats": -(rec - kl).detach(), "rec_nats": -rec.detach(),
+                "kl_nats": kl.detach(), "tc": tc.detach(), "loss_d": loss_d.detach(),
+                "d_accuracy": tc_accuracy(logits_q.detach(), logits_perm.detach())}
