@@ -50,6 +50,21 @@ def non_saturating_g(d_fake: Tensor) -> Tensor:
     return F.softplus(-d_fake).mean()
 
 
+# The encoder's side of a bidirectional game (ALI, Dumoulin et al. 2017; BiGAN, Donahue et al. 2017): D scores pairs
+# (x, E(x)) as real and (G(z), z) as fake, and E, like G, plays against D -- through the real pairs. Each function
+# below is the term of the generator side's loss on D's outputs of the real pairs, the mirror of the objective's g.
+
+
+def minimax_e(d_real: Tensor) -> Tensor:
+    # E log D(x, E(x)): with minimax_g, G and E minimise exactly minus D's loss (Dumoulin et al. 2017, eq. 1)
+    return -F.softplus(-d_real).mean()
+
+
+def non_saturating_e(d_real: Tensor) -> Tensor:
+    """ALI / BiGAN's practical loss: E maximises E log(1 - D(x, E(x))), the real pairs labelled fake."""
+    return F.softplus(d_real).mean()
+
+
 def label_smoothing_d(d_real: Tensor, d_fake: Tensor, alpha: float = 0.9, beta: float = 0.0) -> Tensor:
     """Salimans et al. 2016: targets alpha for reals and beta for fakes (one-sided: beta = 0).
 
@@ -73,6 +88,11 @@ def lsgan_g(d_fake: Tensor) -> Tensor:
     return ((d_fake - 1) ** 2).mean()
 
 
+def lsgan_e(d_real: Tensor) -> Tensor:
+    """The encoder's least-squares term: the real pairs toward the fake target 0, E D(x, E(x))^2."""
+    return (d_real ** 2).mean()
+
+
 def wasserstein_d(d_real: Tensor, d_fake: Tensor, drift: float = 0.0) -> Tensor:
     """Arjovsky et al. 2017: the critic maximises E f(x) - E f(G(z)) (its negative is minimised). ``drift``: Karras et
     al. 2018 (ProGAN, A.1) add drift x E f(x)^2, which keeps the critic's output near 0 (epsilon_drift = 0.001)."""
@@ -93,6 +113,11 @@ def hinge_d(d_real: Tensor, d_fake: Tensor) -> Tensor:
 def hinge_g(d_fake: Tensor) -> Tensor:
     """Hinge GAN generator: -E D(G(z))."""
     return -d_fake.mean()
+
+
+def critic_e(d_real: Tensor) -> Tensor:
+    """The encoder's term of a critic game (hinge, Wasserstein): E D(x, E(x)), the mirror of -E D(G(z))."""
+    return d_real.mean()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -247,6 +272,10 @@ class Objective:
     g_extra: Callable[..., Optional[Tensor]] = _no_term  # (D's code of the fakes or None, config) -> added to loss_g
     after_d: Callable[..., Dict[str, Tensor]] = _no_logs  # (d_real, d_fake, state, config, all_mean) -> logs; may
     #                                                       update state. all_mean averages a tensor over processes.
+    e: Optional[Callable[[Tensor], Tensor]] = None  # (d_real) -> the encoder's loss in a bidirectional game (ALI,
+    #                                                 BiGAN): the generator side's term on D's outputs of real pairs
+    boundary: float = 0.0              # D's output between "real" and "fake" (its accuracy's threshold): 0 for
+    #                                    logits and symmetric critics, 0.5 for LSGAN's 0-1 targets
 
     @property
     def options(self) -> Tuple[str, ...]:
@@ -379,14 +408,14 @@ def _add(obj: Objective, help: str) -> None:
     OBJECTIVES.add(obj.name, obj, help + (f" [flags: {flags}]" if flags else ""))
 
 
-_add(Objective("minimax", minimax_d, minimax_g, reference="Goodfellow et al. 2014"),
+_add(Objective("minimax", minimax_d, minimax_g, e=minimax_e, reference="Goodfellow et al. 2014"),
      "saturating minimax: G minimises E log(1 - D(G(z)))")
-_add(Objective("non-saturating", minimax_d, non_saturating_g, reference="Goodfellow et al. 2014"),
+_add(Objective("non-saturating", minimax_d, non_saturating_g, e=non_saturating_e, reference="Goodfellow et al. 2014"),
      "non-saturating: G maximises E log D(G(z))")
 _add(Objective("label-smoothing", label_smoothing_d, non_saturating_g, d_options=(("alpha", "smooth_alpha"), ("beta", "smooth_beta")),
                Options=LabelSmoothingOptions, reference="Salimans et al. 2016"),
      "non-saturating GAN with one-sided label smoothing (targets alpha=0.9 / beta=0)")
-_add(Objective("lsgan", lsgan_d, lsgan_g, kind="critic", reference="Mao et al. 2017"),
+_add(Objective("lsgan", lsgan_d, lsgan_g, kind="critic", e=lsgan_e, boundary=0.5, reference="Mao et al. 2017"),
      "least squares: E(D(x)-1)^2 + E D(G(z))^2; G: E(D(G(z))-1)^2")
 _add(Objective("wgan", wasserstein_d, wasserstein_g, kind="critic", clip=True, lr_d=5e-5, lr_g=5e-5,
                optimizer="rmsprop", n_critic=5, Options=WGANOptions, after_d=_wasserstein_estimate,
@@ -399,7 +428,7 @@ _add(Objective("wgan-gp", wasserstein_d, wasserstein_g, kind="critic", penalty="
 _add(Objective("dragan", minimax_d, non_saturating_g, penalty="perturbed", Options=DRAGANOptions,
                reference="Kodali et al. 2017"),
      "non-saturating GAN + gradient penalty around perturbed real points (lambda=10)")
-_add(Objective("hinge", hinge_d, hinge_g, kind="critic", lr_d=4e-4, lr_g=1e-4, betas=(0.0, 0.9),
+_add(Objective("hinge", hinge_d, hinge_g, kind="critic", e=critic_e, lr_d=4e-4, lr_g=1e-4, betas=(0.0, 0.9),
                reference="Lim & Ye 2017; Zhang et al. 2019 (TTUR 4e-4 / 1e-4)"),
      "hinge loss (SAGAN): E relu(1-D(x)) + E relu(1+D(G(z))); G: -E D(G(z))")
 _add(Objective("ebgan", ebgan_d, ebgan_g, kind="energy", reconstruction="mse", d_options=(("margin", "margin"),),

@@ -8,7 +8,8 @@ from .vq_step import VQStep
 from .cyclegan_step import CycleGANStep
 from .info_step import InfoGANStep
 from .ssgan_step import SSGANStep
+from .ali_step import ALIStep
 
 __all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep",
            "VAEStep", "VQStep", "AAEStep", "AVBStep", "FactorVAEStep", "CycleGANStep",
-           "InfoGANStep", "SSGANStep"]
+           "InfoGANStep", "SSGANStep", "ALIStep"]

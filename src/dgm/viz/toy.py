@@ -104,6 +104,22 @@ def save_points_plot(path, points, data, model=None, title: Optional[str] = None
     return _save(plt, fig, path)
 
 
+def save_reconstructions_plot(path, points, reconstructions, data, title: Optional[str] = None) -> Path:
+    """Points and their reconstructions over the true density, each pair joined by a segment (models with an
+    encoder on 2-D points: ALI / BiGAN's x and G(E(x)))."""
+    plt = _require_plt()
+    fig, ax = plt.subplots(figsize=(5.5, 4.8), dpi=110)
+    x, r = np.asarray(points), np.asarray(reconstructions)
+    draw_points(ax, r, data, surface=False, title=title)
+    from matplotlib.collections import LineCollection
+
+    ax.add_collection(LineCollection(np.stack([x, r], 1), colors="0.5", linewidths=0.4, alpha=0.6))
+    ax.scatter(x[:, 0], x[:, 1], s=3, c="tab:blue", alpha=0.7, linewidths=0, label="x")
+    ax.scatter(r[:, 0], r[:, 1], s=3, c="tab:green", alpha=0.7, linewidths=0, label="reconstruction")
+    ax.legend(loc="upper right", fontsize=7, markerscale=3)
+    return _save(plt, fig, path)
+
+
 def save_snapshots(path, snapshots: Sequence, data, titles: Sequence[str], rows: Sequence[str] = ("",)) -> Path:
     """A grid of panels: ``snapshots[r][c]`` is an (n, 2) array of samples (seed 000's unrolled-GAN figure)."""
     plt = _require_plt()
