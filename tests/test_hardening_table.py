@@ -327,12 +327,12 @@ UNSAFE = [
     C("unsafe", "train-absurd-width", ["train", "gated-pixelcnn", "--data", "digits", "--binarize", "--steps", "1",
                                        "--hidden", "1000000", "--out", "{tmp}/out"], "is free"),
     C("unsafe", "train-absurd-latent", ["train", "vae", "--data", "digits", "--latent-dim", "1000000000", "--steps",
-                                        "1", "--out", "{tmp}/out"], "is free"),
+                                        "1", "--out", "{tmp}/out"], "--latent-dim must be <= 1,048,576"),
 ]
 
 MISLEADING = [
     C("misleading", "absurd-width-names-its-flag", ["train", "vae", "--data", "digits", "--steps", "1", "--hidden",
-                                                    "100000000", "--out", "{tmp}/out"], "lower its size (--latent-dim, --hidden"),
+                                                    "1000000", "--out", "{tmp}/out"], "lower its size (--latent-dim, --hidden"),
     C("misleading", "absurd-batch-names-its-flag", ["train", "gated-pixelcnn", "--data", "digits", "--binarize",
                                                     "--steps", "1", "--batch-size", "1000000000", "--no-progress",
                                                     "--out", "{tmp}/out"], "--batch-size"),

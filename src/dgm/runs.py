@@ -209,10 +209,15 @@ def load(run, checkpoint: Optional[str] = None, device: str = "cpu", ema: bool =
         raise DgmError(f"{run} is not a dgm run directory nor a checkpoint file (no such path); pass the --out folder "
                        "of a `dgm train` run or one of its .pt files")
     MODELS.get(cfg["model"])  # unknown name: a clear error
+    source = run / CONFIG if run.is_dir() else path
+    try:  # a config altered to values dgm refuses (an absurd size) is named with its file
+        MODELS.get(cfg["model"]).Config.from_dict(cfg["model_config"])
+    except DgmError as e:
+        raise DgmError(f"{source}: refused: its model config is not one dgm builds ({e})") from None
     if isinstance(state["model"], dict):
         state["model"] = ckpt.plain_names(state["model"])
     _check_weights(path, cfg["model"], cfg["model_config"], state["model"])
-    model = build_model(cfg["model"], cfg["model_config"], source=str(run / CONFIG if run.is_dir() else path))
+    model = build_model(cfg["model"], cfg["model_config"], source=str(source))
     try:
         model.load_state_dict(ckpt.plain_names(state["model"]))
     except RuntimeError as e:  # missing, unexpected or differently shaped tensors

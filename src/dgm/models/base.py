@@ -377,7 +377,12 @@ def build_model(name: str, config: Dict[str, Any], source: Optional[str] = None)
     from ..errors import allocating, free_memory, human_bytes
 
     cls = MODELS.get(name)
-    cfg = cls.Config.from_dict(config)
+    try:
+        cfg = cls.Config.from_dict(config)
+    except DgmError as e:
+        if source is None:
+            raise
+        raise DgmError(f"{source}: refused: its model config is not one dgm builds ({e})") from None
     what = f"building the {name} model" + (f" that {source} describes" if source else "")
     fix = ("this file asks for more than the machine has (altered, or from a bigger machine)" if source else
            f"lower its size ({size_flags(cfg)})")
