@@ -61,6 +61,7 @@ def _assert_close(a, b, **tol):
         torch.testing.assert_close(a[k], b[k], **tol)
 
 
+@pytest.mark.slow  # inductor compiles C++ for 30-60 s from a cold cache (a fresh CI machine)
 def test_inductor_pixelcnn_log_prob_and_gradients_equal_eager(monkeypatch):
     monkeypatch.setattr(compiling, "BACKEND", "inductor")
     model, x = _pixelcnn(), _digits()

@@ -99,6 +99,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # about 600 model builds in a subprocess: 20-35 s
 def test_every_number_of_every_model_config_ends_built_or_refused_never_in_a_traceback(tmp_path):
     """-1, 0, a huge value (10**12, and 1e30 for floats) in every numeric field of every model config: the build
     succeeds (the value means something: 0 = the architecture's default) or is one DgmError line (a size too large
