@@ -220,6 +220,7 @@ def _grid_modes(pack, seed, steps=1500):
             torch.set_num_threads(threads)
 
 
+@pytest.mark.slow  # 23 s; the packing mechanics are proved in tests/test_packing.py
 def test_packing_covers_more_grid_modes_fixed_seed():
     """Fast and deterministic (CPU runs are bit-for-bit repeatable): seed 0, 1,500 updates of 32 D inputs, dgm's
     MLP (width 64): PacGAN4 covers 21 grid modes, the unpacked GAN 13 (and a lower reverse KL)."""

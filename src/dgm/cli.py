@@ -222,6 +222,20 @@ def _model_name(argv: List[str]) -> Optional[str]:
     return next((w for w in words[1:] if w in MODELS.names()), None)
 
 
+def _run_options(p, verb: str, files: str, networks: str, pays: str) -> None:
+    """The options that `dgm sample` and `dgm eval` share: --no-ema, --force, --threads, --compile."""
+    p.add_argument("--no-ema", action="store_true", help=f"GANs trained with --ema-decay: {verb} the raw generator, "
+                   "not the EMA of its weights (the default)")
+    p.add_argument("--force", action="store_true", help=f"replace an existing {files} file that dgm did not write "
+                   "(default: refused; files dgm wrote are replaced)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: a fair share of the cores "
+                   "among the running dgm processes, at least 1)")
+    p.add_argument("--compile", action="store_true", help=f"torch.compile {networks} after 10-50 s of compiling on a "
+                   "CPU; measured there (benchmarks/amp_compile.py): an autoregressive forward 2.1-2.4x, a DCGAN's G "
+                   f"1.2-1.8x, a small VAE 0.5-0.7x the eager speed. {pays}; eager with a one-line warning where "
+                   "compiling fails (default: off)")
+
+
 def _build_parser_rest(sub) -> None:
     from .figures import FIGURES, figure_options
     from .figures.registry import readers
@@ -240,18 +254,10 @@ def _build_parser_rest(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="cpu")
     s.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
-    s.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: sample the raw generator, "
-                   "not the EMA of its weights (the default)")
-    s.add_argument("--force", action="store_true", help="replace an existing --out or --save-tensor file that dgm did "
-                   "not write (default: refused; files dgm wrote are replaced)")
-    s.add_argument("--threads", type=int, default=None, help="CPU threads (default: a fair share of the cores "
-                   "among the running dgm processes, at least 1)")
-    s.add_argument("--compile", action="store_true", help="torch.compile the model's networks (an autoregressive "
-                   "model's forward, a GAN's G, a VAE's decoder) after 10-50 s of compiling on a CPU; measured there "
-                   "(benchmarks/amp_compile.py): an autoregressive forward 2.1-2.4x, a DCGAN's G 1.2-1.8x, a small "
-                   "VAE 0.5-0.7x the eager speed. It pays for --naive sampling of many images, not for cached "
-                   "autoregressive sampling (the default), whose pixel-by-pixel loop of small per-layer updates stays "
-                   "eager; eager with a one-line warning where compiling fails (default: off)")
+    _run_options(s, "sample", "--out or --save-tensor", "the model's networks (an autoregressive model's forward, a "
+                 "GAN's G, a VAE's decoder)", "It pays for --naive sampling of many images, not for cached "
+                 "autoregressive sampling (the default), whose pixel-by-pixel loop of small per-layer updates stays "
+                 "eager")
     group = s.add_argument_group("figure options", "each read by the figures named in brackets")
     owners = readers()
     for name, option in figure_options().items():
@@ -276,18 +282,9 @@ def _build_parser_rest(sub) -> None:
     e.add_argument("--device", default="cpu")
     e.add_argument("--checkpoint", default="latest", help="latest, best (best validation NLL) or a checkpoint file")
     e.add_argument("--progress", action="store_true", help="show progress bars")
-    e.add_argument("--no-ema", action="store_true", help="GANs trained with --ema-decay: evaluate the raw generator, "
-                   "not the EMA of its weights (the default)")
-    e.add_argument("--force", action="store_true", help="replace an existing --save-samples file that dgm did not "
-                   "write (default: refused; files dgm wrote are replaced)")
-    e.add_argument("--threads", type=int, default=None, help="CPU threads (default: a fair share of the cores "
-                   "among the running dgm processes, at least 1)")
-    e.add_argument("--compile", action="store_true", help="torch.compile the run's networks (an autoregressive "
-                   "model's forward, a VAE's encoder and decoder, a GAN's G; not the metrics' feature network) after "
-                   "10-50 s of compiling on a CPU; measured there (benchmarks/amp_compile.py): an autoregressive "
-                   "forward 2.1-2.4x, a DCGAN's G 1.2-1.8x, a small VAE 0.5-0.7x the eager speed, so it pays for the "
-                   "NLL of autoregressive models on large test sets; eager with a one-line warning where compiling "
-                   "fails (default: off)")
+    _run_options(e, "evaluate", "--save-samples", "the run's networks (an autoregressive model's forward, a VAE's "
+                 "encoder and decoder, a GAN's G; not the metrics' feature network)", "It pays for the NLL of "
+                 "autoregressive models on large test sets")
     group = e.add_argument_group("metric options", "each read by the metrics named in brackets (image: every image "
                                  "metric)")
     owners = option_readers()

@@ -39,17 +39,10 @@ def usable_objectives() -> Tuple[str, ...]:
 
 def _lacks(obj) -> Optional[str]:
     """What ALI cannot give objective ``obj`` (None: nothing, it is usable)."""
-    if obj.kind == "energy":
-        return "an auto-encoder discriminator of x alone"
-    if obj.penalty:
-        return f"a gradient penalty of D(x) ({obj.penalty} points)"
-    if obj.clip or obj.n_critic != 1:
-        return f"weight clipping and {obj.n_critic} critic updates per generator update"
-    if obj.options:
-        return f"options of the gan model ({', '.join('--' + o.replace('_', '-') for o in obj.options)})"
-    if obj.e is None:
+    beyond = obj.beyond_a_score()
+    if beyond is None and obj.e is None:
         return "an encoder's term (the objective declares no e)"
-    return None
+    return beyond
 
 
 @dataclass

@@ -58,9 +58,9 @@ class CycleGANConfig(ModelConfig):
         if self.objective not in OBJECTIVES.names():
             OBJECTIVES.get(self.objective)  # one line with the nearest name
         obj = OBJECTIVES.get(self.objective)
-        if obj.kind == "energy" or obj.penalty or obj.clip or obj.options or obj.n_critic != 1:
+        if obj.beyond_a_score() is not None:
             raise DgmError(f"cyclegan cannot use objective {self.objective!r}: it needs "
-                           f"{_needs(obj)}, which a pair of PatchGANs does not have; choose one of: "
+                           f"{obj.beyond_a_score()}, which a pair of PatchGANs does not have; choose one of: "
                            f"{', '.join(usable_objectives())}")
         for name in ("base_channels", "res_blocks", "d_channels"):
             if getattr(self, name) < 1:
@@ -83,24 +83,9 @@ class CycleGANConfig(ModelConfig):
         return {"base_channels": 4, "res_blocks": 1, "d_channels": 4, "pool_size": 4}
 
 
-def _needs(obj) -> str:
-    if obj.kind == "energy":
-        return "an auto-encoder discriminator (energy-based)"
-    if obj.penalty:
-        return f"a gradient penalty ({obj.penalty})"
-    if obj.clip or obj.n_critic != 1:
-        return f"weight clipping / {obj.n_critic} critic updates per generator update"
-    return f"options of the gan model ({', '.join(obj.options)})"
-
-
 def usable_objectives() -> Tuple[str, ...]:
     """The registered objectives whose hooks a CycleGAN can call (no energy, penalty, clipping, options)."""
-    out = []
-    for n in OBJECTIVES.names():
-        o = OBJECTIVES.get(n)
-        if not (o.kind == "energy" or o.penalty or o.clip or o.options or o.n_critic != 1):
-            out.append(n)
-    return tuple(out)
+    return tuple(n for n in OBJECTIVES.names() if OBJECTIVES.get(n).beyond_a_score() is None)
 
 
 class ResidualBlock(nn.Module):

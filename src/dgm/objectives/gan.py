@@ -282,6 +282,21 @@ class Objective:
         """The names of this objective's options (its flags: ``gp_weight`` is ``--gp-weight``)."""
         return names(self.Options)
 
+    def beyond_a_score(self) -> Optional[str]:
+        """What this objective needs beyond a discriminator that scores each example, updated once per generator
+        update (an auto-encoder D, a gradient penalty, weight clipping with several critic updates, options of the
+        gan model); None when it needs nothing more. Models whose discriminators are only scores (CycleGAN's
+        PatchGANs, ALI's joint D) offer the objectives for which this is None."""
+        if self.kind == "energy":
+            return "an auto-encoder discriminator (energy-based)"
+        if self.penalty:
+            return f"a gradient penalty of D's input ({self.penalty} points)"
+        if self.clip or self.n_critic != 1:
+            return f"weight clipping and {self.n_critic} critic updates per generator update"
+        if self.options:
+            return f"options of the gan model ({', '.join('--' + o.replace('_', '-') for o in self.options)})"
+        return None
+
     def losses(self, d_real: Tensor, d_fake: Tensor, **options) -> Tuple[Tensor, Tensor]:
         """(loss_d, loss_g) for these discriminator outputs; ``options`` by keyword (e.g. margin=1.0)."""
         kd = {k: options[k] for k, _ in self.d_options if k in options}
