@@ -223,3 +223,22 @@ def test_odd_batch_refused_in_one_line(tmp_path, capsys):
                  "--out", str(tmp_path / "odd"), "--no-progress", *TINY]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "even" in err[0], err
+
+
+@pytest.mark.slow  # multi-process (about 15 s)
+def test_ddp_two_processes_train_both_optimisers_in_step(tmp_path):
+    """Under DDP each process splits its own batch into the halves (codes, permuted codes), so the TC estimate is
+    over per-process half-batches; what must hold: 2 processes train through the shared engine, rank 0's checkpoint
+    has the requested step, and the encoder's, decoder's and discriminator's weights all moved between steps 1 and 3."""
+    from conftest import torchrun
+
+    common = ["train", "factor-vae", "--data", "shapes", "--image-size", "32", "--batch-size", "16", "--n-samples",
+              "0", "--no-progress", "--device", "cpu", "--seed", "3", *TINY]
+    torchrun([*common, "--steps", "3", "--ckpt-every", "1", "--keep-last", "5"], tmp_path / "ddp")
+    files = sorted((tmp_path / "ddp" / "checkpoints").glob("ckpt-*.pt"))
+    a, b = (ckpt.load_checkpoint(f) for f in (files[-1], files[0]))
+    assert a["step"] == 3 and b["step"] == 1
+    for prefix in ("encoder.", "decoder.", "discriminator."):
+        keys = [k for k in a["model"] if k.startswith(prefix) and a["model"][k].is_floating_point()]
+        assert keys and all(torch.isfinite(a["model"][k]).all() for k in keys)
+        assert any(not torch.equal(a["model"][k], b["model"][k]) for k in keys), prefix
