@@ -106,7 +106,7 @@ def test_vq_user_errors_are_one_line(tmp_path, tiny_run, capsys):
              (["train", "vq-vae-prior", "--from", str(tiny_run), "--out", str(tmp_path / "p2")], "pass a vq-vae run"),
              (["train", "vae", "--from", str(vq), "--out", str(tmp_path / "p3")], "--from is for"),
              (["sample", str(vq), "--figure", "samples"], "samples through its prior"),
-             (["eval", str(tiny_run), "--metric", "recon"], "recon metric is for VQ-VAE")]
+             (["eval", str(tiny_run), "--metric", "recon"], "recon metric is for code models")]
     for argv, words in cases:
         code = main(argv)
         err = capsys.readouterr().err

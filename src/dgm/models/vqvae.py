@@ -93,6 +93,10 @@ class VQVAE(ImageModel):
         self.decoder = nn.Sequential(*dec)
 
     @property
+    def num_codes(self) -> int:
+        return self.config.codebook_size
+
+    @property
     def code_shape(self):
         f = 2 ** self.config.downsample
         return self.config.height // f, self.config.width // f
