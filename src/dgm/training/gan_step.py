@@ -85,7 +85,8 @@ class GANStep(TrainStep):
         super().setup(engine)
         m, c = self.model, self.model.config
         obj = m.objective
-        self._wire(engine, _Critic(m.discriminator, obj.kind == "energy", c.d_batches == "joint"),
+        joint = any(r.d_joint for r in c.regularisers.values())  # --d-batches joint
+        self._wire(engine, _Critic(m.discriminator, obj.kind == "energy", joint),
                    m.discriminator.parameters())
         self.penalties = c.penalties()  # the objective's, then the regularisers' (R1)
         self.pack = getattr(m.discriminator, "pack", 1)  # PacGAN: D scores packs of m of the batch's samples
@@ -245,7 +246,7 @@ class GANStep(TrainStep):
         state = {n: dict(opt.state.get(p, {})) for n, p in named.items()}
         real_in = (real,) if y_real is None else (real, y_real)
         fake_in = (fake,) if y_fake is None else (fake, y_fake)
-        joint = self.c.d_batches == "joint"
+        joint = self.critic.joint
         for _ in range(steps):
             if joint:  # one pass over [real; fake], as D's own update with --d-batches joint
                 both = tuple(torch.cat([a, b]) for a, b in zip(real_in, fake_in))

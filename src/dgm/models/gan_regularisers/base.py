@@ -33,6 +33,8 @@ class Regulariser(Options):
     d_batch_features = 0
     #: True: the GAN step computes D's representations of the reals and fakes for ``g_loss_on_d``
     wants_representations = False
+    #: True: D scores the real and fake batches in one joint pass (``--d-batches joint``)
+    d_joint = False
     #: True: only ``dgm train gan``'s step implements it; the GAN models with a step of their own refuse it
     gan_step_only = False
 

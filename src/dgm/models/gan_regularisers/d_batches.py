@@ -19,6 +19,10 @@ class DBatches(Regulariser):
 
     gan_step_only = True
 
+    @property
+    def d_joint(self) -> bool:
+        return self.d_batches == "joint"
+
     def active(self) -> bool:
         return self.d_batches != "separate"  # separate is dgm's step as it was, bit for bit
 
