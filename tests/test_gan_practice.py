@@ -207,6 +207,7 @@ def test_layer_noise_is_annealed_to_zero_unless_constant(tmp_path):
     const = _step(tmp_path / "c", g_layer_noise=0.4, g_noise_constant=True)
     const.engine.global_step = 1000
     assert _regulariser(const, "g-layer-noise").sigma(const) == 0.4
+    assert r.eager_g and not _regulariser(const, "g-layer-noise").eager_g  # an annealed std keeps G eager (--compile)
 
 
 # -- separate or joint batches ---------------------------------------------------------------------------------

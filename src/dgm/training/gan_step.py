@@ -111,9 +111,10 @@ class GANStep(TrainStep):
         for r in self.regularisers:
             r.setup(self)
         # --compile leaves eager a critic with a gradient penalty (its backward is differentiated again: compiled graphs
-        # have no double backward) and a growing architecture (its fade-in would recompile the graph at every step)
+        # have no double backward) and a growing architecture (its fade-in would recompile the graph at every step), and
+        # G where a regulariser asks (an annealed --g-layer-noise: a new std each step would recompile it too)
         growing = any(hasattr(mod, "set_progress") for mod in m.modules())
-        self.G = engine.wrap(m.generator, compile=not growing)
+        self.G = engine.wrap(m.generator, compile=not (growing or any(r.eager_g for r in self.regularisers)))
         self.critic = critic  # unwrapped: --update-order simultaneous calls it on D's parameters before the update
         self.D = engine.wrap(critic, compile=not (growing or c.penalties()))
         lr_d, lr_g_default, betas = m.optimizer_defaults

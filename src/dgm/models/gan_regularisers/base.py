@@ -35,6 +35,8 @@ class Regulariser(Options):
     wants_representations = False
     #: True: D scores the real and fake batches in one joint pass (``--d-batches joint``)
     d_joint = False
+    #: True: G stays eager under --compile (a value its forward reads changes every step and would recompile it)
+    eager_g = False
     #: True: only ``dgm train gan``'s step implements it; the GAN models with a step of their own refuse it
     gan_step_only = False
 

@@ -6,7 +6,8 @@ noise is, unless --g-noise-constant.
 The noise is added by forward hooks on G's activation modules (ReLU, LeakyReLU, Tanh, ...), registered when training
 starts; the activation whose output is G's output (DCGAN's tanh) is not hidden and gets none. An architecture whose
 generator applies its activations as functions (``GANArch.activation_modules`` False: biggan, stylegan) has nothing
-to hook and is refused. The noise comes from the global RNG, which the checkpoint holds.
+to hook and is refused. The noise comes from the global RNG, which the checkpoint holds. Under --compile an annealed
+noise keeps G eager (its std changes every step; a compiled G would be recompiled for each value).
 """
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ class GLayerNoise(Regulariser):
     g_layer_noise: float = 0.0        # std of Gaussian noise after every hidden layer of G in training (0: off)
     g_noise_decay_steps: int = 0      # anneal --g-layer-noise linearly to 0 over N steps (0: the whole run)
     g_noise_constant: bool = False    # keep --g-layer-noise constant instead of annealing it
+
+    @property
+    def eager_g(self) -> bool:
+        return not self.g_noise_constant  # the annealed sigma, a new float each step, would recompile a compiled G
 
     def check(self, config) -> None:
         if self.g_noise_constant and self.g_noise_decay_steps:
