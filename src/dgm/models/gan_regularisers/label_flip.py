@@ -17,7 +17,7 @@ from .base import Regulariser, register
 @register("label-flip", "label flipping: D's targets of a share P of its examples swapped (D's loss only)")
 @dataclass
 class LabelFlip(Regulariser):
-    flip_labels: float = 0.0          # share P of D's examples whose real/fake targets are swapped in D's loss (0: off)
+    flip_labels: float = 0.0          # share P of D's targets swapped real<->fake (0: off; logit objectives, lsgan)
 
     gan_step_only = True
 

@@ -28,7 +28,7 @@ ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.ELU, nn.SiLU, nn.GELU, nn.Sigm
 @dataclass
 class GLayerNoise(Regulariser):
     non_negative = ("g_layer_noise", "g_noise_decay_steps")
-    g_layer_noise: float = 0.0        # std of Gaussian noise after every hidden layer of G in training (0: off)
+    g_layer_noise: float = 0.0        # Gaussian noise std after each hidden layer of G, in training (0: off)
     g_noise_decay_steps: int = 0      # anneal --g-layer-noise linearly to 0 over N steps (0: the whole run)
     g_noise_constant: bool = False    # keep --g-layer-noise constant instead of annealing it
 

@@ -80,8 +80,10 @@ class Replay(Regulariser):
         step.replay_buffer = ReplayBuffer(self.replay)
 
     def _stream(self, step) -> torch.Generator:
+        """The draws of this D update on this process: a stream fixed by (seed, D update, process), as the step's z."""
         e = step.engine
-        return torch.Generator().manual_seed(e.cfg.seed * 1_000_003 + step.d_steps + (2 << 40) + e.info.rank * (1 << 36))
+        offset = (2 << 40) + e.info.rank * (1 << 36)
+        return torch.Generator().manual_seed(e.cfg.seed * 1_000_003 + step.d_steps + offset)
 
     def shared(self, b: int, stored: int) -> int:
         """How many of b fakes D sees come from a buffer of ``stored`` samples: round(P b), 0 while it is empty."""
