@@ -235,6 +235,20 @@ def test_separate_and_joint_batches_give_the_same_d_loss_without_batch_statistic
     assert torch.allclose(step._d_loss(sep[0], sep[1]), step._d_loss(joint[0], joint[1]), rtol=1e-6, atol=1e-7)
 
 
+def test_unrolled_copies_of_ds_update_take_the_joint_pass_too(tmp_path):
+    """--unroll-steps with --d-batches joint: the copies of D's update score [real; fake] in one pass; without batch
+    statistics G's unrolled loss is the separate passes' one (and packs of 2 split at the reals' last pack)."""
+    real = load_dataset("ring8", "val").points[:16]
+    losses = []
+    for mode in ("separate", "joint"):
+        step = _step(tmp_path / mode, batch=16, d_batches=mode, pack=2)
+        assert step.critic.joint == (mode == "joint")
+        fake = step.model.generator(torch.randn(16, step.model.config.latent_dim, generator=torch.Generator()
+                                                .manual_seed(3)))
+        losses.append(step.unrolled_g_loss(real, fake, 2))
+    assert torch.allclose(losses[0], losses[1], rtol=1e-5, atol=1e-6)
+
+
 def test_joint_batches_differ_when_d_has_batch_norm(tmp_path):
     """The joint pass is one batch: a D with batch norm (DCGAN's default) normalises reals and fakes together."""
     step = _step(tmp_path, IMAGES, "digits", 16)

@@ -5,8 +5,9 @@ updates the generator. The step knows n_critic, TTUR learning rates, the list of
 unrolling (Metz et al. 2017, with ``torch.func.functional_call``) and class labels. What is particular to an
 objective (its losses, its state such as BEGAN's k_t, EBGAN's pulling-away term, the logged estimates) comes
 through the hooks of ``dgm.objectives.Objective``, and what a regulariser adds (R1's penalty, instance noise, GDPP's
-and the orthogonal term of G's loss, the EMA of G, packing's batch check) through the hooks of
-``models.gan_regularisers.Regulariser``; this file never tests an objective's or a regulariser's name.
+and the orthogonal term of G's loss, the EMA of G, packing's batch check, replayed fakes, label flips, D's joint
+batches) through the hooks of ``models.gan_regularisers.Regulariser``; this file never tests an objective's or a
+regulariser's name.
 """
 from __future__ import annotations
 

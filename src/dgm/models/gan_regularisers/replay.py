@@ -6,7 +6,8 @@ Each D update: once the buffer holds samples, the last round(P b) of the b fakes
 samples drawn uniformly (with replacement); then the update's b new fakes refresh the buffer: appended while it has
 room, afterwards each one overwrites a uniformly drawn slot. The draws come from a stream fixed by (seed, D update,
 process), like the step's latents, and the buffer is in the checkpoint: a resumed run replays what an uninterrupted
-one does. Under DDP each process keeps its own buffer of its own fakes. G's update uses the new fakes only.
+one does. Under DDP each process keeps its own buffer of its own fakes. G's update uses the new fakes only, and so do
+the unrolled copies of D's update (--unroll-steps: G's reaction term needs fakes with a gradient path to G).
 """
 from __future__ import annotations
 
