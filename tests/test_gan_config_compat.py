@@ -74,12 +74,19 @@ def test_an_old_run_and_its_checkpoint_file_load_and_sample_bit_for_bit(name, tm
 
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_an_old_config_reads_back_as_it_was_written(name):
-    """The flat view of the composed config is the old flat model_config, value for value, and the composed form
-    (what config.json holds now) rebuilds the same config."""
+    """The flat view of the composed config is the old flat model_config, value for value (plus the options added
+    since, issue 38's, at their defaults), and the composed form (what config.json holds now) rebuilds the same
+    config."""
+    from dgm.models.gan import option_defaults
+
     old = _old_config(name)["model_config"]
     cls = dgm.models.MODELS.get(_old_config(name)["model"]).Config
     c = cls.from_dict(old)
-    assert c.flat() == old
+    flat = c.flat()
+    assert {k: flat[k] for k in old} == old
+    assert {k: flat[k] for k in set(flat) - set(old)} == {k: option_defaults()[k] for k in set(flat) - set(old)}
+    assert set(flat) - set(old) == {"replay", "replay_share", "flip_labels", "g_layer_noise", "g_noise_decay_steps",
+                                    "g_noise_constant", "d_batches", "upsample", "downsample", "g_activation"}
     assert all(getattr(c, k) == v for k, v in old.items())
     assert cls.from_dict(json.loads(json.dumps(c.to_dict()))) == c
 

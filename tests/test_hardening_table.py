@@ -293,7 +293,8 @@ TRACEBACK = [
         "--truncation") for v in ("nan", "inf", "-0.5")),
     *(C("traceback", f"train-{flag[2:]}-{v}", [*GAN, *extra, flag, v], flag)
       for flag, extra in (("--gp-weight", ["--objective", "wgan-gp"]), ("--r1", []), ("--drift", []),
-                          ("--instance-noise", []), ("--gdpp", []), ("--ema-decay", []))
+                          ("--instance-noise", []), ("--gdpp", []), ("--ema-decay", []), ("--flip-labels", []),
+                          ("--g-layer-noise", []), ("--replay-share", ["--replay", "8"]))
       for v in ("nan", "inf", "-1")),
     C("traceback", "eval-per-class-too-few", ["eval", "{gan-cond}", "--metric", "fid", "-n", "10", "--per-class"],
       "--per-class"),

@@ -218,6 +218,10 @@ class GANConfig(ModelConfig):
             raise DgmError(f"--update-order simultaneous is for dgm train gan; {model} updates alternately: drop it")
         if self.gdpp:
             raise DgmError(f"--gdpp is for dgm train gan; {model}'s generator loss has no GDPP term: drop it")
+        for part in self.regularisers.values():
+            if part.gan_step_only:
+                raise DgmError(f"{flag(names(type(part))[0])} is for dgm train gan; {model} has a training step of its "
+                               "own that does not implement it: drop it")
 
     # -- composing the parts -------------------------------------------------------------------------------------
     def __post_init__(self):

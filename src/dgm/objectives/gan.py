@@ -276,6 +276,9 @@ class Objective:
     #                                                 BiGAN): the generator side's term on D's outputs of real pairs
     boundary: float = 0.0              # D's output between "real" and "fake" (its accuracy's threshold): 0 for
     #                                    logits and symmetric critics, 0.5 for LSGAN's 0-1 targets
+    targets: Optional[Callable[..., Tuple[float, float]]] = None  # (config) -> D's (real, fake) targets, for an
+    #                                    objective whose D loss is a per-example loss against them (None: no targets)
+    target_loss: Optional[Callable[[Tensor, Tensor], Tensor]] = None  # (outputs, targets) -> per-example loss
 
     @property
     def options(self) -> Tuple[str, ...]:
@@ -323,6 +326,14 @@ class Objective:
         extra = self.g_extra(code, config)
         return loss if extra is None else loss + extra
 
+    def d_loss_flipped(self, d_real: Tensor, d_fake: Tensor, flip_real: Tensor, flip_fake: Tensor, config) -> Tensor:
+        """D's loss with the targets of the examples marked in ``flip_real`` / ``flip_fake`` (bool, one per output)
+        swapped, real <-> fake (label flipping); with no flip it is ``d_loss`` (an objective with ``targets``)."""
+        t_real, t_fake = self.targets(config)
+        real_to = torch.where(flip_real, t_fake, t_real).to(d_real.dtype)
+        fake_to = torch.where(flip_fake, t_real, t_fake).to(d_fake.dtype)
+        return self.target_loss(d_real, real_to).mean() + self.target_loss(d_fake, fake_to).mean()
+
     def penalties(self, config) -> List[Penalty]:
         """This objective's gradient penalty of D (target 1, weight --gp-weight), if it has one (R1, which any scoring
         D may add, is a regulariser: ``models/gan_regularisers/r1.py``)."""
@@ -333,6 +344,24 @@ class Objective:
 
 # ---------------------------------------------------------------------------------------------------
 # Per-objective extras, called through the hooks above.
+
+
+def _bce(d: Tensor, target: Tensor) -> Tensor:
+    """-[t log D + (1 - t) log(1 - D)] per example, on logits (the classic family's D loss against targets t)."""
+    return F.binary_cross_entropy_with_logits(d, target, reduction="none")
+
+
+def _squared(d: Tensor, target: Tensor) -> Tensor:
+    """(D - t)^2 per example (LSGAN's D loss against its 0-1 targets)."""
+    return (d - target) ** 2
+
+
+def _one_zero(config) -> Tuple[float, float]:
+    return 1.0, 0.0
+
+
+def _smoothed(config) -> Tuple[float, float]:
+    return config.smooth_alpha, config.smooth_beta
 
 
 def _pulling_away_term(code: Optional[Tensor], config) -> Optional[Tensor]:
@@ -423,14 +452,17 @@ def _add(obj: Objective, help: str) -> None:
     OBJECTIVES.add(obj.name, obj, help + (f" [flags: {flags}]" if flags else ""))
 
 
-_add(Objective("minimax", minimax_d, minimax_g, e=minimax_e, reference="Goodfellow et al. 2014"),
+_LOGIT_TARGETS = dict(targets=_one_zero, target_loss=_bce)
+_add(Objective("minimax", minimax_d, minimax_g, e=minimax_e, reference="Goodfellow et al. 2014", **_LOGIT_TARGETS),
      "saturating minimax: G minimises E log(1 - D(G(z)))")
-_add(Objective("non-saturating", minimax_d, non_saturating_g, e=non_saturating_e, reference="Goodfellow et al. 2014"),
+_add(Objective("non-saturating", minimax_d, non_saturating_g, e=non_saturating_e, reference="Goodfellow et al. 2014",
+               **_LOGIT_TARGETS),
      "non-saturating: G maximises E log D(G(z))")
 _add(Objective("label-smoothing", label_smoothing_d, non_saturating_g, d_options=(("alpha", "smooth_alpha"), ("beta", "smooth_beta")),
-               Options=LabelSmoothingOptions, reference="Salimans et al. 2016"),
+               Options=LabelSmoothingOptions, reference="Salimans et al. 2016", targets=_smoothed, target_loss=_bce),
      "non-saturating GAN with one-sided label smoothing (targets alpha=0.9 / beta=0)")
-_add(Objective("lsgan", lsgan_d, lsgan_g, kind="critic", e=lsgan_e, boundary=0.5, reference="Mao et al. 2017"),
+_add(Objective("lsgan", lsgan_d, lsgan_g, kind="critic", e=lsgan_e, boundary=0.5, reference="Mao et al. 2017",
+               targets=_one_zero, target_loss=_squared),
      "least squares: E(D(x)-1)^2 + E D(G(z))^2; G: E(D(G(z))-1)^2")
 _add(Objective("wgan", wasserstein_d, wasserstein_g, kind="critic", clip=True, lr_d=5e-5, lr_g=5e-5,
                optimizer="rmsprop", n_critic=5, Options=WGANOptions, after_d=_wasserstein_estimate,
@@ -441,7 +473,7 @@ _add(Objective("wgan-gp", wasserstein_d, wasserstein_g, kind="critic", penalty="
                d_options=(("drift", "drift"),), reference="Gulrajani et al. 2017"),
      "WGAN with gradient penalty on interpolates (lambda=10, Adam 1e-4 (0, 0.9), n_critic=5)")
 _add(Objective("dragan", minimax_d, non_saturating_g, penalty="perturbed", Options=DRAGANOptions,
-               reference="Kodali et al. 2017"),
+               reference="Kodali et al. 2017", **_LOGIT_TARGETS),
      "non-saturating GAN + gradient penalty around perturbed real points (lambda=10)")
 _add(Objective("hinge", hinge_d, hinge_g, kind="critic", e=critic_e, lr_d=4e-4, lr_g=1e-4, betas=(0.0, 0.9),
                reference="Lim & Ye 2017; Zhang et al. 2019 (TTUR 4e-4 / 1e-4)"),

@@ -5,8 +5,9 @@ updates the generator. The step knows n_critic, TTUR learning rates, the list of
 unrolling (Metz et al. 2017, with ``torch.func.functional_call``) and class labels. What is particular to an
 objective (its losses, its state such as BEGAN's k_t, EBGAN's pulling-away term, the logged estimates) comes
 through the hooks of ``dgm.objectives.Objective``, and what a regulariser adds (R1's penalty, instance noise, GDPP's
-and the orthogonal term of G's loss, the EMA of G, packing's batch check) through the hooks of
-``models.gan_regularisers.Regulariser``; this file never tests an objective's or a regulariser's name.
+and the orthogonal term of G's loss, the EMA of G, packing's batch check, replayed fakes, label flips, D's joint
+batches) through the hooks of ``models.gan_regularisers.Regulariser``; this file never tests an objective's or a
+regulariser's name.
 """
 from __future__ import annotations
 
@@ -35,9 +36,9 @@ class _Critic(nn.Module):
     between a real image and a fake one of another class takes the real one's label).
     """
 
-    def __init__(self, d: nn.Module, energy: bool):
+    def __init__(self, d: nn.Module, energy: bool, joint: bool = False):
         super().__init__()
-        self.d, self.energy = d, energy
+        self.d, self.energy, self.joint = d, energy, joint
 
     def _out(self, x, y, rep: bool = False):
         if self.energy:
@@ -52,11 +53,25 @@ class _Critic(nn.Module):
         score, logits = self.d.scores(x, y)
         return score, None, logits, None
 
+    def _joint(self, real, fake, y_real, y_fake, reps):
+        """``_out`` of the concatenated batch, split back into the reals' and the fakes' parts (D outputs one row per
+        sample, or per pack of m: the reals' rows are the first n_real / (n_real + n_fake) of them)."""
+        y = None if y_real is None else torch.cat([y_real, y_fake])
+        outs = self._out(torch.cat([real, fake]), y, reps)
+        score = outs[0]
+        k = score.shape[0] * real.shape[0] // (real.shape[0] + fake.shape[0])
+        (d_real, d_fake), (_, code), (l_real, l_fake), (h_real, h_fake) = [
+            (None, None) if t is None else (t[:k], t[k:]) for t in outs]
+        return d_real, d_fake, code, l_real, l_fake, h_real, h_fake
+
     def forward(self, real: Optional[Tensor], fake: Tensor, points: Sequence[Tensor] = (),
                 targets: Tuple[float, ...] = (), y_real: Optional[Tensor] = None, y_fake: Optional[Tensor] = None,
                 reps: bool = False):
-        d_real, _, l_real, h_real = self._out(real, y_real, reps) if real is not None else (None,) * 4
-        d_fake, code, l_fake, h_fake = self._out(fake, y_fake, reps)
+        if self.joint and real is not None:  # --d-batches joint: one pass over [real; fake], split after
+            d_real, d_fake, code, l_real, l_fake, h_real, h_fake = self._joint(real, fake, y_real, y_fake, reps)
+        else:
+            d_real, _, l_real, h_real = self._out(real, y_real, reps) if real is not None else (None,) * 4
+            d_fake, code, l_fake, h_fake = self._out(fake, y_fake, reps)
         gps = [gradient_penalty(self.d, x, t, y_real) for x, t in zip(points, targets)]
         return d_real, d_fake, gps, code, (None if l_fake is None else (l_real, l_fake)), \
             ((h_real, h_fake) if reps else None)
@@ -71,7 +86,9 @@ class GANStep(TrainStep):
         super().setup(engine)
         m, c = self.model, self.model.config
         obj = m.objective
-        self._wire(engine, _Critic(m.discriminator, obj.kind == "energy"), m.discriminator.parameters())
+        joint = any(r.d_joint for r in c.regularisers.values())  # --d-batches joint
+        self._wire(engine, _Critic(m.discriminator, obj.kind == "energy", joint),
+                   m.discriminator.parameters())
         self.penalties = c.penalties()  # the objective's, then the regularisers' (R1)
         self.pack = getattr(m.discriminator, "pack", 1)  # PacGAN: D scores packs of m of the batch's samples
         self.classes = c.num_classes if m.conditional else 0  # class-conditional: labels to D and G
@@ -95,9 +112,10 @@ class GANStep(TrainStep):
         for r in self.regularisers:
             r.setup(self)
         # --compile leaves eager a critic with a gradient penalty (its backward is differentiated again: compiled graphs
-        # have no double backward) and a growing architecture (its fade-in would recompile the graph at every step)
+        # have no double backward) and a growing architecture (its fade-in would recompile the graph at every step), and
+        # G where a regulariser asks (an annealed --g-layer-noise: a new std each step would recompile it too)
         growing = any(hasattr(mod, "set_progress") for mod in m.modules())
-        self.G = engine.wrap(m.generator, compile=not growing)
+        self.G = engine.wrap(m.generator, compile=not (growing or any(r.eager_g for r in self.regularisers)))
         self.critic = critic  # unwrapped: --update-order simultaneous calls it on D's parameters before the update
         self.D = engine.wrap(critic, compile=not (growing or c.penalties()))
         lr_d, lr_g_default, betas = m.optimizer_defaults
@@ -158,8 +176,26 @@ class GANStep(TrainStep):
             xs = r.d_inputs(self, xs)
         return xs
 
-    def _d_loss(self, d_real: Tensor, d_fake: Tensor) -> Tensor:
+    def _d_loss(self, d_real: Tensor, d_fake: Tensor, flips=None) -> Tensor:
+        """D's loss; ``flips``: (masks of the real and fake outputs whose targets are swapped) or None (label
+        flipping)."""
+        if flips is not None:
+            return self.obj.d_loss_flipped(d_real, d_fake, *flips, self.c)
         return self.obj.d_loss(d_real, d_fake, self.state, self.c)
+
+    def _flips(self, n_real: int, n_fake: int):
+        """The regularisers' label flips of D's outputs this update (the first one that flips), or None."""
+        for r in self.regularisers:
+            masks = r.flips(self, n_real, n_fake)
+            if masks is not None:
+                return masks
+        return None
+
+    def _d_fakes(self, fake: Tensor, y: Optional[Tensor]):
+        """The fakes D is shown and their labels, as the regularisers make them (experience replay)."""
+        for r in self.regularisers:
+            fake, y = r.d_fakes(self, fake, y)
+        return fake, y
 
     def _g_loss(self, d_fake: Tensor, code: Optional[Tensor]) -> Tensor:
         return self.obj.g_loss(d_fake, code, self.c)
@@ -212,9 +248,16 @@ class GANStep(TrainStep):
         state = {n: dict(opt.state.get(p, {})) for n, p in named.items()}
         real_in = (real,) if y_real is None else (real, y_real)
         fake_in = (fake,) if y_fake is None else (fake, y_fake)
+        joint = self.critic.joint
         for _ in range(steps):
-            d_real = functional_call(d, (params, buffers), real_in)
-            d_fake = functional_call(d, (params, buffers), fake_in)
+            if joint:  # one pass over [real; fake], as D's own update with --d-batches joint
+                both = tuple(torch.cat([a, b]) for a, b in zip(real_in, fake_in))
+                out = functional_call(d, (params, buffers), both)
+                k = out.shape[0] * real.shape[0] // both[0].shape[0]
+                d_real, d_fake = out[:k], out[k:]
+            else:
+                d_real = functional_call(d, (params, buffers), real_in)
+                d_fake = functional_call(d, (params, buffers), fake_in)
             loss = self._d_loss(d_real, d_fake)
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
             params = {n: differentiable_step(opt, group, p, g, state[n]) for (n, p), g in zip(params.items(), grads)}
@@ -233,17 +276,18 @@ class GANStep(TrainStep):
         with torch.set_grad_enabled(g_turn):
             g_in = self._g_inputs(x.shape[0])
             fake = self.G(z, **g_in) if y_fake is None else self.G(z, y_fake, **g_in)
-        real_n, fake_n = self._noise(x, fake.detach())
+        fake_d, y_shown = self._d_fakes(fake.detach(), y_fake)  # replay: some of them from past steps
+        real_n, fake_n = self._noise(x, fake_d)
         penalties = [p for p in self.penalties if p.applies(self.d_steps)]  # lazy ones on every k-th update
         points = [p.sample(real_n, fake_n, self.pack) for p in penalties]
         with e.autocast():
             d_real, d_fake, gps, _, logits, _ = self.D(real_n, fake_n, points, tuple(p.target for p in penalties),
-                                                    y_real, y_fake)
+                                                    y_real, y_shown)
         d_real, d_fake = d_real.float(), d_fake.float()
-        loss_d = self._d_loss(d_real, d_fake)
+        loss_d = self._d_loss(d_real, d_fake, self._flips(d_real.shape[0], d_fake.shape[0]))
         out = {"d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
         if logits is not None:  # ACGAN: the class loss on the real batch and on the fakes
-            class_d = acgan_d_class_loss(logits[0], y_real, logits[1], y_fake, c.ac_weight)
+            class_d = acgan_d_class_loss(logits[0], y_real, logits[1], y_shown, c.ac_weight)
             out["class_loss_d"] = class_d.detach()
             loss_d = loss_d + class_d
         before = self._d_before() if g_turn else None
@@ -328,10 +372,14 @@ class GANStep(TrainStep):
         return self.model.to_unit(x)
 
     def state_dict(self):
-        return {**self.state, "d_steps": self.d_steps, "last": dict(self.last)}
+        parts = {r.part_name: r.state_dict(self) for r in self.regularisers}
+        parts = {k: v for k, v in parts.items() if v}  # (runs without such a regulariser: the old family state)
+        return {**self.state, "d_steps": self.d_steps, "last": dict(self.last), **({"parts": parts} if parts else {})}
 
     def load_state_dict(self, state):
         self.state = {k: type(v)(state.get(k, v)) for k, v in self.obj.init_state().items()}
         self.d_steps = int(state.get("d_steps", 0))
         self.last = dict(state.get("last", {}))
+        for r in self.regularisers:
+            r.load_state_dict(self, state.get("parts", {}).get(r.part_name, {}))
 

@@ -28,7 +28,9 @@ class GANArch:
     another architecture they are refused, not ignored. ``defaults``: options the architecture's paper sets (SAGAN's
     hinge objective, StyleGAN's R1 gamma), filled only where the user gave none; ``ttur``: the paper's Adam
     (lr_d, lr_g, betas) (SAGAN's two time-scale rule), ahead of the objective's but behind --lr-d / --lr-g / --lr /
-    --beta1 / --beta2; ``truncation_modes``: the model's truncations, default first (() = the GAN's)."""
+    --beta1 / --beta2; ``truncation_modes``: the model's truncations, default first (() = the GAN's);
+    ``activation_modules``: whether every hidden layer of G ends in an activation module (``--g-layer-noise`` hooks
+    them; False where G applies its activations as functions)."""
 
     build: Callable[..., Tuple[nn.Module, nn.Module]]
     data_kinds: Tuple[str, ...] = ("images", "points")
@@ -38,6 +40,7 @@ class GANArch:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     ttur: Optional[Tuple[float, float, Tuple[float, float]]] = None
     truncation_modes: Tuple[str, ...] = ()
+    activation_modules: bool = True
 
     @property
     def options(self) -> Tuple[str, ...]:

@@ -198,6 +198,6 @@ def build(c, energy):
 GAN_ARCHS.add("biggan", GANArch(build, data_kinds=("images",), hidden=32,
                                 Options=BigGANOptions,
                                 defaults={"objective": "hinge", "spectral_norm": True, "ortho_reg": 1e-4}, ttur=TTUR,
-                                truncation_modes=("resample", "interpolate")),
+                                truncation_modes=("resample", "interpolate"), activation_modules=False),
               "BigGAN (Brock et al. 2019): residual G/D, skip-z into conditional batch norm, shared class embedding, "
               "orthogonal regularisation, truncation by resampling; SAGAN's attention, spectral norm, hinge, TTUR")

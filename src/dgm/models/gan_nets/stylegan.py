@@ -308,6 +308,6 @@ def build(c, energy):
 
 
 GAN_ARCHS.add("stylegan", GANArch(build, data_kinds=("images",), hidden=32,
-                                  Options=StyleGANOptions, defaults={"r1": 10.0}),
+                                  Options=StyleGANOptions, defaults={"r1": 10.0}, activation_modules=False),
               "StyleGAN (Karras et al. 2019): mapping network, AdaIN or StyleGAN2 demodulation, constant input, noise, "
               "style mixing, W truncation; fixed resolution; R1 gamma 10 by default")

@@ -1,5 +1,6 @@
 """GAN regularisers by name (``GANConfig.regularisers``): R1, packing, minibatch features, EMA, conditioning,
-unrolling, instance noise, GDPP, orthogonal regularisation.
+unrolling, instance noise, GDPP, orthogonal regularisation, and the practice options of issue 38 (experience replay,
+label flipping, noise in G's layers, D's joint batches).
 
 Each module of this package is one regulariser registered with ``@register`` (see ``base.py``); every module here is
 imported, in the order of the file names, so adding a regulariser is adding one file (plus its test and a line of

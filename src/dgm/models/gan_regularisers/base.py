@@ -33,6 +33,12 @@ class Regulariser(Options):
     d_batch_features = 0
     #: True: the GAN step computes D's representations of the reals and fakes for ``g_loss_on_d``
     wants_representations = False
+    #: True: D scores the real and fake batches in one joint pass (``--d-batches joint``)
+    d_joint = False
+    #: True: G stays eager under --compile (a value its forward reads changes every step and would recompile it)
+    eager_g = False
+    #: True: only ``dgm train gan``'s step implements it; the GAN models with a step of their own refuse it
+    gan_step_only = False
 
     # -- declarations --------------------------------------------------------------------------------------------
     def active(self) -> bool:
@@ -73,9 +79,24 @@ class Regulariser(Options):
         """Gradient penalties of D this regulariser adds (``objectives.Penalty`` entries; R1)."""
         return []
 
+    def d_fakes(self, step, fake, y) -> Tuple:
+        """(the fake batch D is shown, its labels or None) from G's detached fakes and their labels (replay)."""
+        return fake, y
+
     def d_inputs(self, step, xs: Tuple) -> Tuple:
         """D's inputs (real and fake batches) before D sees them (instance noise)."""
         return xs
+
+    def flips(self, step, n_real: int, n_fake: int) -> Optional[Tuple[Any, Any]]:
+        """(bool masks of D's real and fake outputs whose targets D's loss swaps) or None (label flipping)."""
+        return None
+
+    def state_dict(self, step) -> Dict[str, Any]:
+        """What the regulariser keeps across steps, for the checkpoint ({}: nothing; the replay buffer)."""
+        return {}
+
+    def load_state_dict(self, step, state: Dict[str, Any]) -> None:
+        """Restore ``state_dict``'s output on resume."""
 
     def g_loss_on_d(self, step, h_real, h_fake) -> Optional[Tuple[Any, Dict[str, float]]]:
         """(a term of G's loss from D's representations of the reals and fakes, values to log) or None (GDPP)."""
