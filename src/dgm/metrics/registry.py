@@ -83,6 +83,7 @@ class Metric:
     per_class: bool = False  # also measured per class with --per-class (class-conditional samples vs real classes)
     conditional: bool = False  # measures class-conditional samples: needs their labels and the dataset's classifier
     check: Optional[Callable[["EvalContext"], None]] = None  # one-line DgmError for what it cannot measure here
+    needs_train: bool = False  # also compares with the training split (c.train, c.train_features): copying
 
     def __post_init__(self):
         if self.needs not in NEEDS:
@@ -195,6 +196,8 @@ class Comparison:
     fake_labels: Optional[np.ndarray] = None  # int64 (N_fake,) classes the fakes were drawn for (conditional runs)
     per_class: bool = False  # --per-class: per_class metrics also report one value per class
     options: Dict[str, Any] = field(default_factory=dict)  # the evaluation's option values (image metrics' own too)
+    train: Optional[torch.Tensor] = None  # the training split's images, for metrics registered with needs_train
+    train_features: Optional[np.ndarray] = None  # their features (float32 (N_train, dim)), when the network ran
     _shared: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
