@@ -136,3 +136,53 @@ def test_copying_on_fashion_mnist_features():
     novel = copying_test(train, test, val, cells=10)
     assert copier["statistic"] < -10 and abs(novel["statistic"]) < 3
     assert closer_to_train(train, test, train[:1000])[0] == 1.0
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("nearest") / "run"
+    assert main(["train", "vae", "--data", "digits", "--steps", "1", "--hidden", "8", "--latent-dim", "2", "--out",
+                 str(run), "--batch-size", "16", "--no-progress", "--n-samples", "0", "--eval-every", "1000"]) == 0
+    return run
+
+
+def test_nearest_finds_a_training_image_given_as_a_sample_at_distance_zero(vae_run, tmp_path, capsys):
+    import dgm
+    from dgm.figures import FIGURES
+    from dgm.figures.nearest import nearest_training
+    from dgm.metrics.extractors import load_features
+    from dgm.runs import load_data
+
+    train = real_images({"name": "digits"}, "train")
+    flat = train.flatten(1)
+    picks = [i for i in (5, 400, 1256, 77) if (flat == flat[i]).all(1).sum() == 1]  # images without a duplicate
+    found = nearest_training(train[picks], train, load_features("digits"), 4)
+    for space in ("pixels", "features"):
+        assert (found[space]["index"][:, 0] == picks).all(), space
+        assert (found[space]["distance"][:, 0] == 0).all() and (found[space]["distance"][:, 1] > 0).all(), space
+        assert (np.diff(found[space]["distance"], axis=1) >= 0).all()
+    np.testing.assert_allclose(found["pixels"]["distance"], np.sort(cdist(flat[picks].double(), flat.double()),
+                                                                     1)[:, :4], rtol=1e-12)
+    # the figure end to end: a "model" whose samples are those training images, on the model's own scale
+    model = dgm.load(vae_run)
+    levels = load_data(model.run_config["data"], "train").tensors()[0]
+    model.sample = lambda n, generator=None, **kw: levels[picks][:n]
+    out = tmp_path / "nn.png"
+    paths = FIGURES.get("nearest").make(model, out, len(picks), 0, nearest=2)
+    assert [p.name for p in paths] == ["nn.png", "nn-features.png", "nn.json"] and all(p.is_file() for p in paths)
+    table = json.loads((tmp_path / "nn.json").read_text())
+    for space in ("pixels", "feature_space"):
+        assert [row[0] for row in table[space]["index"]] == picks
+        assert [row[0] for row in table[space]["distance"]] == [0.0] * len(picks)
+    # the command line: files beside each other in RUN/samples/, refusals in one line
+    assert main(["sample", str(vae_run), "--nearest", "3", "-n", "2"]) == 0
+    assert sorted(p.name for p in (vae_run / "samples").iterdir()) == \
+        ["nearest3-seed0-features.png", "nearest3-seed0.json", "nearest3-seed0.png"]
+    capsys.readouterr()
+    for args, msg in ((["--nearest", "0"], "--nearest K must be in 1..100"),
+                      (["--figure", "samples", "--nearest", "2"], "--nearest makes figure nearest"),
+                      (["--figure", "nearest"], "--nearest is needed"),
+                      (["--nearest", "2", "--features", "nope"], "nope")):
+        assert main(["sample", str(vae_run), *args]) == 2, args
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1, (args, err)
