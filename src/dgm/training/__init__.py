@@ -9,7 +9,8 @@ from .cyclegan_step import CycleGANStep
 from .info_step import InfoGANStep
 from .ssgan_step import SSGANStep
 from .ali_step import ALIStep
+from .vae_gan_step import VAEGANStep
 
 __all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep",
            "VAEStep", "VQStep", "AAEStep", "AVBStep", "FactorVAEStep", "CycleGANStep",
-           "InfoGANStep", "SSGANStep", "ALIStep"]
+           "InfoGANStep", "SSGANStep", "ALIStep", "VAEGANStep"]
