@@ -21,15 +21,18 @@ import torch
 
 from ..errors import DgmError
 from ..options import Option, at_least
+from .manifold import DEFAULT_BUDGET
 from .registry import Metric, register
 
 MIN_CELL = 20  # fewest samples a cell needs to count (Meehan et al. 2020: the normal approximation of U)
 
 
-def nearest_neighbours(query, ref, k: int = 1, chunk: int = 1024) -> Tuple[np.ndarray, np.ndarray]:
+def nearest_neighbours(query, ref, k: int = 1, chunk: int = 0, budget_bytes: int = DEFAULT_BUDGET
+                       ) -> Tuple[np.ndarray, np.ndarray]:
     """The k nearest rows of ``ref`` (N, D) to each row of ``query`` (M, D) in Euclidean distance: (distances float64
     (M, k), indices int64 (M, k)), nearest first. Candidates come from one float64 matrix product per chunk of
-    rows; the distances returned are recomputed as ||q - r|| directly, so an identical row is at exactly 0."""
+    rows; the distances returned are recomputed as ||q - r|| directly, so an identical row is at exactly 0.
+    ``chunk``: query rows per pass (0: as many as keep each pass's temporaries within ``budget_bytes``)."""
     q = torch.as_tensor(np.asarray(query, dtype=np.float64)).flatten(1)
     r = torch.as_tensor(np.asarray(ref, dtype=np.float64)).flatten(1)
     if q.shape[1] != r.shape[1]:
@@ -37,6 +40,8 @@ def nearest_neighbours(query, ref, k: int = 1, chunk: int = 1024) -> Tuple[np.nd
     if not 1 <= k <= len(r):
         raise ValueError(f"k must be in 1..{len(r)}, got {k}")
     r2 = (r * r).sum(1)
+    per_row = 8 * (len(r) + min(len(r), k + 8) * (r.shape[1] + 2))  # distances, and the candidates' differences
+    chunk = chunk or max(1, min(4096, budget_bytes // per_row))
     dist, idx = [], []
     for i in range(0, len(q), chunk):
         qs = q[i:i + chunk]

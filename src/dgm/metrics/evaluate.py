@@ -30,7 +30,7 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, options: Optiona
     seed, checkpoint, device, progress, ema: False evaluates a GAN's raw generator instead of the EMA of its
     weights, compile: True compiles the model's networks, ``dgm.compiling.compile_model``) and the options the
     metrics declare (``dgm.metrics.metric_options()``: k, observe, orders_used,
-    per_class, n, real, fake, data_dir, save_samples, truncation, truncation_mode, features, weights, no_cache;
+    per_class, cells, n, real, fake, data_dir, save_samples, truncation, truncation_mode, features, weights, no_cache;
     ``use_cache=False`` is the old spelling of no_cache). An option that no selected metric reads, or that a
     selected metric cannot take here (its ``check``), is refused with a one-line DgmError before anything is
     computed; so are image sets smaller than a metric is defined on.

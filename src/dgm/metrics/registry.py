@@ -180,7 +180,8 @@ IMAGE_METRICS: Mapping = _ImageMetricNames()
 class Comparison:
     """What an image metric's ``compute`` receives: real and fake images (float (N, C, H, W) in [0, 1]), the names
     of the selected metrics, the evaluation settings and, when a selected metric needs them, the feature network
-    with both sets' features (float32 (N, dim)) and class probabilities (float64 (N, K))."""
+    with both sets' features (float32 (N, dim)) and class probabilities (float64 (N, K)); for a metric registered with
+    ``needs_train`` (copying) also the training split's images and features."""
     real: torch.Tensor
     fake: torch.Tensor
     metrics: Tuple[str, ...]
