@@ -186,3 +186,11 @@ def test_nearest_finds_a_training_image_given_as_a_sample_at_distance_zero(vae_r
         assert main(["sample", str(vae_run), *args]) == 2, args
         err = capsys.readouterr().err
         assert msg in err and err.count("\n") == 1, (args, err)
+
+
+def test_copying_of_a_run_draws_its_samples_and_reads_its_own_training_split(vae_run, capsys):
+    assert main(["eval", str(vae_run), "--metric", "copying", "-n", "100", "--cells", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_fake"] == 100 and out["n_train"] == 1257 and out["provenance"]["checkpoint_sha256"]
+    assert out["provenance"]["n_train"] == 1257 and out["copying_cells"] == 2
+    assert isinstance(out["copying_statistic"], float) and 0 <= out["closer_to_train"] <= 1
