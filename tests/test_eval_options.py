@@ -33,7 +33,7 @@ def test_every_option_is_declared_by_a_metric_and_read_by_someone():
 
 
 @pytest.mark.parametrize("flags,needle", [
-    (["--metric", "nll", "--no-cache"], "--no-cache is an option of the fid, kid, is, pr, dc, cas metrics, not of nll"),
+    (["--metric", "nll", "--no-cache"], "--no-cache is an option of the fid, kid, is, pr, dc, cas, copying metrics, not of nll"),
     (["--metric", "nll", "-n", "20"], "-n is an option of the"),
     (["--metric", "nll", "--save-samples", "{tmp}/s.npz"], "--save-samples is an option of the"),
     (["--metric", "nll", "--observe", "top"], "--observe is an option of the completion metric, not of nll"),

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 # what a figure needs on the command line where its options have no default
 REQUIRED = {"complete": ["--complete-from", "{img}"], "truncation": ["--truncation", "0.5"],
-            "arithmetic": ["--arithmetic", "3,8"]}
+            "arithmetic": ["--arithmetic", "3,8"], "nearest": ["--nearest", "2"]}
 SMALL_N = {"samples": "3", "interpolate": "2", "truncation": "3", "complete": "2", "audio": "1", "translate": "2",
            "reconstructions": "4", "plots": "3", "arithmetic": "2", "attention-maps": "2"}
 
@@ -43,6 +43,10 @@ def _valid(path: Path) -> None:
     if path.suffix == ".png":
         with Image.open(path) as im:
             im.verify()
+    elif path.suffix == ".json":  # a figure's numbers beside its PNG (nearest: the distances)
+        import json
+
+        json.loads(path.read_text())
     elif path.suffix == ".wav":
         with wave.open(str(path), "rb") as w:
             assert w.getnframes() > 0

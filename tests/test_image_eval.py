@@ -200,9 +200,9 @@ def test_too_few_fakes_name_the_minimum_and_write_nothing(tmp_path, capsys, metr
 def test_options_no_selected_metric_uses_are_refused(tiny_run, tmp_path, capsys):
     fake = _fakes(tmp_path)
     for argv, words in ((["--real", "digits", "--fake", str(fake), "--metric", "swd", "--features", "digits"],
-                         "--features is an option of the fid, kid, is, pr, dc, cas metrics, not of swd"),
+                         "--features is an option of the fid, kid, is, pr, dc, cas, copying metrics, not of swd"),
                         (["--real", "digits", "--fake", str(fake), "--metric", "msssim", "--weights", "w.pth"],
-                         "--weights is an option of the fid, kid, is, pr, dc, cas metrics, not of msssim"),
+                         "--weights is an option of the fid, kid, is, pr, dc, cas, copying metrics, not of msssim"),
                         (["--real", "digits", "--fake", str(fake), "--metric", "fid", "-k", "5"], "drop -k"),
                         ([str(tiny_run), "-k", "5"], "is exact"),
                         ([str(tiny_run), "--seed", "-1", "--metric", "msssim"], "0..4294967295")):

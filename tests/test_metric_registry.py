@@ -54,10 +54,10 @@ def test_every_registered_metric_is_a_metric_object():
         if m.needs != "run":
             assert callable(m.label) and not m.settings  # image metrics get the seed through the Comparison
     # the public views that used to be hand-written lists, now derived from the registry (order = the old one)
-    assert list(IMAGE_METRICS) == [m.name for m in image_metrics()] == FEATURE_METRICS + ["swd", "msssim", "cas"]
+    assert list(IMAGE_METRICS) == [m.name for m in image_metrics()] == FEATURE_METRICS + ["swd", "msssim", "cas", "copying"]
     assert IMAGE_METRICS["fid"] == METRICS.help("fid") and "nll" not in IMAGE_METRICS
     assert default_image_metrics() == FEATURE_METRICS
-    assert [m.name for m in image_metrics() if m.uses_network] == FEATURE_METRICS + ["cas"]  # cas: class probs
+    assert [m.name for m in image_metrics() if m.uses_network] == FEATURE_METRICS + ["cas", "copying"]  # cas: class probs
     assert [o if isinstance(o, str) else o.name for o in METRICS.get("nll").options] == ["k", "seed"]
 
 

@@ -30,7 +30,7 @@ def evaluate(run=None, metrics: Optional[Iterable[str]] = None, options: Optiona
     seed, checkpoint, device, progress, ema: False evaluates a GAN's raw generator instead of the EMA of its
     weights, compile: True compiles the model's networks, ``dgm.compiling.compile_model``) and the options the
     metrics declare (``dgm.metrics.metric_options()``: k, observe, orders_used,
-    per_class, n, real, fake, data_dir, save_samples, truncation, truncation_mode, features, weights, no_cache;
+    per_class, cells, n, real, fake, data_dir, save_samples, truncation, truncation_mode, features, weights, no_cache;
     ``use_cache=False`` is the old spelling of no_cache). An option that no selected metric reads, or that a
     selected metric cannot take here (its ``check``), is refused with a one-line DgmError before anything is
     computed; so are image sets smaller than a metric is defined on.
@@ -142,6 +142,13 @@ def _evaluate_images(result: Dict, model, image, o: Dict, s: Dict):
     with_labels = o["per_class"] or any(m.conditional for m in chosen)  # real labels: per-class FID, cas_real
     reals, real_labels = real_images(data_cfg, split, labels=True) if with_labels else \
         (real_images(data_cfg, split), None)
+    train = None
+    if any(m.needs_train for m in chosen):  # memorisation: the held-out split is compared with the training one
+        names = ", ".join(m.name for m in chosen if m.needs_train)
+        if split == "train":
+            raise DgmError(f"{names} compares the samples with the training images and a held-out split; --split "
+                           "train is the training split itself: use --split test or val")
+        train = real_images(data_cfg, "train")
     net = None  # loaded before sampling, so that a missing weights file fails fast
     if any(m.uses_network for m in chosen):
         net = load_features(o["features"] or default_features(data_cfg["name"]), o["weights"], device=s["device"])
@@ -170,7 +177,7 @@ def _evaluate_images(result: Dict, model, image, o: Dict, s: Dict):
                                       dataset=data_cfg["name"], batch_size=s["batch_size"], seed=s["seed"],
                                       use_cache=not o["no_cache"], progress=s["progress"], device=s["device"],
                                       real_labels=real_labels, fake_labels=fake_labels, per_class=o["per_class"],
-                                      options=o))
+                                      options=o, train=train))
     return net
 
 

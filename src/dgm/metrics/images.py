@@ -222,7 +222,7 @@ def evaluate_images(real: torch.Tensor, fake: torch.Tensor, metrics: Iterable[st
                     weights: Optional[str] = None, dataset: Optional[str] = None, batch_size: int = 256,
                     seed: int = 0, use_cache: bool = True, progress: bool = False, device="cpu",
                     swd_images: int = 4096, real_labels=None, fake_labels=None, per_class: bool = False,
-                    options: Optional[Dict] = None) -> Dict:
+                    options: Optional[Dict] = None, train: Optional[torch.Tensor] = None) -> Dict:
     """The named image metrics of fake vs real images (both float (N, C, H, W) in [0, 1]), as a flat dict.
 
     Feature metrics use ``features`` (a FEATURES name or a loaded network; default: dgm's classifier for ``dataset``
@@ -231,7 +231,8 @@ def evaluate_images(real: torch.Tensor, fake: torch.Tensor, metrics: Iterable[st
     at most ``swd_images`` of each. Metrics are computed in registration order; ``labels`` says what each measured.
 
     ``real_labels`` / ``fake_labels``: (N,) classes of the reals and the classes the fakes were drawn for, for the
-    conditional metrics (cas) and ``per_class`` (fid: intra-class FID).
+    conditional metrics (cas) and ``per_class`` (fid: intra-class FID). ``train``: the training split's images (float
+    (N, C, H, W) in [0, 1]), for the metrics that compare with it (copying); their features are cached as the reals'.
     """
     names = parse_metrics(metrics)
     chosen = [m for m in image_metrics() if m.name in names]
@@ -254,9 +255,19 @@ def evaluate_images(real: torch.Tensor, fake: torch.Tensor, metrics: Iterable[st
         raise DgmError(f"real images are {tuple(real.shape[1:])} but fakes are {tuple(fake.shape[1:])} "
                        f"(C, H, W); evaluate fakes of the dataset's size")
     check_counts(chosen, len(real), len(fake))
+    needs_train = [m.name for m in chosen if m.needs_train]
+    if needs_train and train is None:
+        raise DgmError(f"{', '.join(needs_train)} need(s) the training images: evaluate through dgm.metrics.evaluate "
+                       "or pass train=")
+    if needs_train and train.shape[1:] != real.shape[1:]:
+        raise DgmError(f"training images are {tuple(train.shape[1:])} but the reals are {tuple(real.shape[1:])} "
+                       "(C, H, W); compare images of one dataset")
     out: Dict = {"n_real": len(real), "n_fake": len(fake)}
+    if needs_train:
+        out["n_train"] = len(train)
     c = Comparison(real, fake, tuple(m.name for m in chosen), seed=seed, progress=progress, swd_images=swd_images,
-                   real_labels=real_labels, fake_labels=fake_labels, per_class=per_class, options=dict(options or {}))
+                   real_labels=real_labels, fake_labels=fake_labels, per_class=per_class, options=dict(options or {}),
+                   train=train if needs_train else None)
     if any(m.uses_network for m in chosen):
         net = features if isinstance(features, torch.nn.Module) else \
             load_features(features or default_features(dataset), weights, device=device)
@@ -266,6 +277,8 @@ def evaluate_images(real: torch.Tensor, fake: torch.Tensor, metrics: Iterable[st
         c.net = net
         c.real_features, c.real_probs = reference_features(net, real, batch_size, use_cache, progress)
         c.fake_features, c.fake_probs = extract(net, fake, batch_size, progress, desc="fake features")
+        if needs_train:
+            c.train_features = reference_features(net, train, batch_size, use_cache, progress)[0]
     labels = {}
     for m in chosen:
         out.update(m.compute(c))

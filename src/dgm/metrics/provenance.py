@@ -15,7 +15,7 @@ def provenance(model, result: Dict[str, Any], *, split: str, seed: int, features
 
     ``model``: the loaded model (``dgm.runs.load`` sets ``checkpoint_file`` and ``trained_steps``), None for
     --real/--fake; ``result``: the metrics' values, whose own counts give ``n_real`` / ``n_fake`` (image metrics
-    report both; ``n`` is the examples of the split a run metric read, ``n_samples`` the points it drew);
+    report both, and ``n_train`` the training images a memorisation metric compared with; ``n`` is the examples of the split a run metric read, ``n_samples`` the points it drew);
     ``features``: the feature network used, if any. The checkpoint hash is the full sha256 of the file that
     was loaded (streamed); ``features_sha256`` is the feature weights' 16-digit prefix used everywhere else.
     """
@@ -31,6 +31,8 @@ def provenance(model, result: Dict[str, Any], *, split: str, seed: int, features
         "n_fake": result.get("n_fake", result.get("n_samples")),
         "n_real": result.get("n_real", result.get("n")),
     }
+    if "n_train" in result:  # a memorisation metric compared with the training split too
+        out["n_train"] = result["n_train"]
     if features is not None:
         out.update(features=features.name, features_sha256=features.weights_sha256)
     return out

@@ -83,6 +83,7 @@ class Metric:
     per_class: bool = False  # also measured per class with --per-class (class-conditional samples vs real classes)
     conditional: bool = False  # measures class-conditional samples: needs their labels and the dataset's classifier
     check: Optional[Callable[["EvalContext"], None]] = None  # one-line DgmError for what it cannot measure here
+    needs_train: bool = False  # also compares with the training split (c.train, c.train_features): copying
 
     def __post_init__(self):
         if self.needs not in NEEDS:
@@ -179,7 +180,8 @@ IMAGE_METRICS: Mapping = _ImageMetricNames()
 class Comparison:
     """What an image metric's ``compute`` receives: real and fake images (float (N, C, H, W) in [0, 1]), the names
     of the selected metrics, the evaluation settings and, when a selected metric needs them, the feature network
-    with both sets' features (float32 (N, dim)) and class probabilities (float64 (N, K))."""
+    with both sets' features (float32 (N, dim)) and class probabilities (float64 (N, K)); for a metric registered with
+    ``needs_train`` (copying) also the training split's images and features."""
     real: torch.Tensor
     fake: torch.Tensor
     metrics: Tuple[str, ...]
@@ -195,6 +197,8 @@ class Comparison:
     fake_labels: Optional[np.ndarray] = None  # int64 (N_fake,) classes the fakes were drawn for (conditional runs)
     per_class: bool = False  # --per-class: per_class metrics also report one value per class
     options: Dict[str, Any] = field(default_factory=dict)  # the evaluation's option values (image metrics' own too)
+    train: Optional[torch.Tensor] = None  # the training split's images, for metrics registered with needs_train
+    train_features: Optional[np.ndarray] = None  # their features (float32 (N_train, dim)), when the network ran
     _shared: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
