@@ -1,5 +1,5 @@
 """Datasets (images, toy mixtures, translation pairs and audio), the IDX reader and model-input transforms."""
-from . import audio as _audio, captions as _captions, folder as _folder, pairs as _pairs, shapes as _shapes, sources as _sources  # noqa: F401  (register the datasets)
+from . import adult as _adult, audio as _audio, captions as _captions, folder as _folder, pairs as _pairs, shapes as _shapes, sources as _sources  # noqa: F401  (register the datasets)
 from .catalog import DATASETS, SPLITS
 from .idx import read_idx
 from .image import ImageDataset, ImageSpec, fixed_draw
