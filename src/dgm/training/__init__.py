@@ -9,7 +9,8 @@ from .cyclegan_step import CycleGANStep
 from .info_step import InfoGANStep
 from .ssgan_step import SSGANStep
 from .ali_step import ALIStep
+from .adapt_step import AdaptStep
 
 __all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep",
            "VAEStep", "VQStep", "AAEStep", "AVBStep", "FactorVAEStep", "CycleGANStep",
-           "InfoGANStep", "SSGANStep", "ALIStep"]
+           "InfoGANStep", "SSGANStep", "ALIStep", "AdaptStep"]
