@@ -13,7 +13,8 @@ DANN's schedules (Ganin & Lempitsky 2015, sec. 5.2) by default, with p = step / 
 lambda_p = w (2 / (1 + exp(-gamma p)) - 1) and lr_p = lr / (1 + 10 p)^0.75; SGD with momentum 0.9 and lr 0.01
 (--lr, --optimizer, --beta1 override). Both schedules follow --steps, so a run resumed with a larger --steps
 continues on the stretched schedule. Logged: loss (the class loss), loss_class, loss_domain (D's), domain_acc (D's
-accuracy on the batch), lambda, lr; validation: source_accuracy, target_accuracy, domain_acc.
+accuracy on the batch), class_acc, lambda (the step's), lr (the engine's: F's and C's rate after the step, i.e. of
+the next one); validation: source_accuracy, target_accuracy, domain_acc.
 """
 from __future__ import annotations
 
@@ -106,7 +107,7 @@ class AdaptStep(TrainStep):
         x, y = batch
         e, c = self.engine, self.c
         b = x.shape[0]
-        lam, lr = self.lam(self.steps), e.optimizers["model"].param_groups[0]["lr"]
+        lam = self.lam(self.steps)
         with e.autocast():
             f, logits = self.FC(torch.cat([x[:, 0], x[:, 1]]))
         f, logits = f.float(), logits.float()
@@ -125,7 +126,7 @@ class AdaptStep(TrainStep):
         e.update(loss, "model")
         self.steps += 1
         return {"loss": loss_class.detach(), "loss_class": loss_class.detach(), "loss_domain": loss_d.detach(),
-                "domain_acc": acc, "lambda": torch.tensor(lam), "lr": torch.tensor(lr),
+                "domain_acc": acc, "lambda": torch.tensor(lam),
                 "class_acc": (rows.argmax(1) == labels).float().mean()}
 
     @torch.no_grad()
