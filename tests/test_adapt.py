@@ -269,10 +269,10 @@ class _Fake:
     device = torch.device("cpu")
     run_config = {"model": "adapt", "data": {"name": "fake"}}
 
-    def encode(self, x):
+    def encode(self, x, domain):
         return x
 
-    def classify(self, x):
+    def classify(self, x, domain):
         return torch.stack([-x[:, 0], x[:, 0]], 1)
 
 
@@ -350,3 +350,102 @@ def test_fashion_pairs_are_deterministic_shifted_and_keep_labels(name, channels)
     assert (xt - xs).abs().mean() > 0.1
     assert a.model_fields() == {"data_kind": "domains", "channels": channels, "height": 28, "width": 28, "levels": 0,
                                 "num_classes": 10}
+
+
+# -- ADDA (--adda-pretrain N) -------------------------------------------------------------------------------------
+
+def test_inverted_label_loss_equals_its_formula():
+    from dgm.objectives.adaptation import inverted_label_loss
+
+    dt = torch.tensor([-1.0, 0.5, 3.0])  # the target features called source (domain 0): -log(1 - s(l))
+    want = np.mean([-math.log(1 - _sig(v)) for v in (-1.0, 0.5, 3.0)])
+    assert float(inverted_label_loss(dt)) == pytest.approx(want, rel=1e-6)
+
+
+def _weights(run, step, prefix):
+    state = ckpt.load_checkpoint(run / "checkpoints" / f"ckpt-{step:08d}.pt")["model"]
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _same_weights(a, b):
+    return set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_adda_freezes_the_source_encoder_and_classifier_and_trains_an_untied_target_encoder(tmp_path):
+    run = tmp_path / "adda"
+    assert _train(run, "--steps", "4", "--adda-pretrain", "2", "--ckpt-every", "2") == 0
+    for part in ("feature_net.", "classifier."):  # frozen in stage two
+        assert _same_weights(_weights(run, 2, part), _weights(run, 4, part)), part
+    assert not _same_weights(_weights(run, 2, "discriminator."), _weights(run, 4, "discriminator."))
+    assert not _same_weights(_weights(run, 4, "target_net."), _weights(run, 4, "feature_net."))
+    cfg = json.loads((run / "config.json").read_text())["model_config"]
+    assert cfg["domain_loss"] == "flip" and cfg["adda_pretrain"] == 2
+
+
+def test_adda_target_encoder_starts_as_the_source_encoder(tmp_path, monkeypatch):
+    # with the target encoder's loss made 0, Adam leaves it where stage two put it: the source encoder's weights
+    monkeypatch.setattr("dgm.training.adapt_step.inverted_label_loss", lambda d: 0 * d.sum())
+    run = tmp_path / "adda"
+    assert _train(run, "--steps", "4", "--adda-pretrain", "2", "--ckpt-every", "2") == 0
+    assert not _same_weights(_weights(run, 2, "target_net."), _weights(run, 2, "feature_net."))  # its own init
+    assert _same_weights(_weights(run, 4, "target_net."), _weights(run, 2, "feature_net."))
+
+
+def test_adda_resumed_across_the_stage_switch_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+    assert _train(tmp_path / "full", "--steps", "5", "--adda-pretrain", "2") == 0
+    step = AdaptStep.__call__
+
+    def stop_after_two(self, batch):
+        out = step(self, batch)
+        if self.steps == 2:
+            self.engine._signal = signal.SIGINT
+        return out
+
+    monkeypatch.setattr(AdaptStep, "__call__", stop_after_two)
+    assert _train(tmp_path / "half", "--steps", "5", "--adda-pretrain", "2") != 0
+    monkeypatch.setattr(AdaptStep, "__call__", step)
+    assert _train(tmp_path / "half", "--steps", "5", "--resume") == 0
+    a, b = (ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / r)) for r in ("full", "half"))
+    assert a["step"] == b["step"] == 5
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+
+
+def test_adda_runs_classify_the_target_with_the_target_encoder(tmp_path, capsys):
+    import dgm
+
+    run = tmp_path / "adda"
+    assert _train(run, "--steps", "4", "--adda-pretrain", "2") == 0
+    model = dgm.load(run)
+    data = load_dataset("moons:moons-rotated", "test")
+    xt, yt = data.domain("target")
+    assert not torch.equal(model.classify(xt, "target"), model.classify(xt, "source"))
+    capsys.readouterr()
+    assert main(["eval", str(run), "--metric", "adaptation"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["target_accuracy"] == pytest.approx(float((model.classify(xt, "target").argmax(1) == yt).float().mean()))
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--oracle"], "drop --oracle"), (["--domain-loss", "reverse"], "inverted labels"),
+    (["--gamma", "3"], "--gamma"), (["--lambda-schedule", "constant"], "--lambda-schedule")])
+def test_adda_refuses_what_does_not_apply_in_one_line(tmp_path, capsys, args, words):
+    assert _train(tmp_path / "r", "--steps", "1", "--adda-pretrain", "2", *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and words in err, err
+
+
+@pytest.mark.slow
+def test_adda_stage_two_raises_target_accuracy_over_its_own_source_pretraining(tmp_path, capsys):
+    run = tmp_path / "adda"
+    assert main(["train", "adapt", "--data", "moons:moons-rotated", "--adda-pretrain", "1500", "--steps", "3000",
+                 "--batch-size", "64", "--seed", "1", "--out", str(run), "--no-progress", "--n-samples", "0",
+                 "--eval-every", "100000", "--ckpt-every", "1500"]) == 0
+    acc = {}
+    for step in (1500, 3000):
+        capsys.readouterr()
+        assert main(["eval", str(run / "checkpoints" / f"ckpt-{step:08d}.pt"), "--metric", "adaptation"]) == 0
+        acc[step] = json.loads(capsys.readouterr().out)["target_accuracy"]
+    # seed 1, as run here: val target accuracy 0.99 at the end; a source-only run of 1500 steps with the same Adam
+    # reaches 0.75
+    assert acc[3000] > acc[1500] + 0.1, acc

@@ -8,20 +8,25 @@ import torch
 from .registry import Figure, register, undo_on_failure
 
 
+def _predict(model, x, domain):
+    return torch.cat([model.classify(x[s:s + 512].to(model.device), domain).argmax(1).cpu()
+                      for s in range(0, len(x), 512)])
+
+
 @torch.no_grad()
 def _make(model, out, n, seed):
     from ..runs import load_data
 
     data = load_data(model.run_config["data"], "test")
     xt, yt = data.domain("target")
-    pred = torch.cat([model.classify(xt[s:s + 512].to(model.device)).argmax(1).cpu() for s in range(0, len(xt), 512)])
+    pred = _predict(model, xt, "target")
     acc = float((pred == yt).float().mean())
     if model.points:
         from ..viz.toy import _require_plt, _save
 
         plt = _require_plt()
         xs, _ = data.domain("source")
-        ps = torch.cat([model.classify(xs[s:s + 512].to(model.device)).argmax(1).cpu() for s in range(0, len(xs), 512)])
+        ps = _predict(model, xs, "source")
         with undo_on_failure(out):
             fig, ax = plt.subplots(figsize=(5.5, 4.8), dpi=110)
             ax.scatter(xs[:, 0], xs[:, 1], c=ps, cmap="coolwarm", marker="x", s=8, alpha=0.35, label="source")

@@ -52,18 +52,18 @@ def domain_classifier_accuracy(fs: np.ndarray, ft: np.ndarray, seed: int = 0) ->
 
 
 @torch.no_grad()
-def _features_and_predictions(model, x: torch.Tensor, batch_size: int):
+def _features_and_predictions(model, x: torch.Tensor, batch_size: int, domain: str):
     feats, preds = [], []
     for s in range(0, len(x), batch_size):
         xb = x[s:s + batch_size].to(model.device)
-        feats.append(model.encode(xb).float().cpu())
-        preds.append(model.classify(xb).argmax(1).cpu())
+        feats.append(model.encode(xb, domain).float().cpu())
+        preds.append(model.classify(xb, domain).argmax(1).cpu())
     return torch.cat(feats).numpy(), torch.cat(preds)
 
 
 def target_accuracy(model, dataset, batch_size: int = 256) -> float:
     x, y = dataset.domain("target")
-    return float((_features_and_predictions(model, x, batch_size)[1] == y).float().mean())
+    return float((_features_and_predictions(model, x, batch_size, "target")[1] == y).float().mean())
 
 
 def _baseline(path: str, model, dataset, batch_size: int, role: str) -> float:
@@ -95,8 +95,8 @@ def adaptation(model, dataset, batch_size: int = 256, progress: bool = False, se
         raise DgmError(f"the adaptation metric needs a domain-adaptation run (dgm train adapt); this "
                        f"{type(model).__name__} has none")
     (xs, ys), (xt, yt) = dataset.domain("source"), dataset.domain("target")
-    fs, ps = _features_and_predictions(model, xs, batch_size)
-    ft, pt = _features_and_predictions(model, xt, batch_size)
+    fs, ps = _features_and_predictions(model, xs, batch_size, "source")
+    ft, pt = _features_and_predictions(model, xt, batch_size, "target")
     acc_d, n_d = domain_classifier_accuracy(fs, ft, seed)
     out = {"target_accuracy": float((pt == yt).float().mean()), "source_accuracy": float((ps == ys).float().mean()),
            "domain_accuracy": acc_d, "proxy_a_distance": proxy_a_distance(1.0 - acc_d), "domain_test_n": n_d,

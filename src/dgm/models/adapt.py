@@ -6,7 +6,9 @@ C learns the source labels; F is trained against D so that the features of the t
 carries over to the target. ``--domain-loss`` picks how F plays against D (``dgm.objectives.adaptation``):
 reverse (a gradient reversal layer), flip (D's loss with flipped labels), uniform (confusion: D's prediction to
 [1/2, 1/2]) or none (the source-only baseline). ``--oracle`` trains C on the target's labels instead (the upper
-bound). F is a small LeNet (two 5x5 convolutions with max pooling) on images and an MLP on 2-D points; the step is
+bound). ``--adda-pretrain N`` is ADDA (Tzeng et al. 2017) in two stages: N steps on the source, then an untied
+target encoder, initialised from F, trained against D with inverted labels while F and C stay frozen. F is a small
+LeNet (two 5x5 convolutions with max pooling) on images and an MLP on 2-D points; the step is
 ``dgm.training.adapt_step``.
 """
 from __future__ import annotations
@@ -37,6 +39,7 @@ class AdaptConfig(ModelConfig):
     lr_schedule: str = "dann"         # dann: lr_p = lr / (1 + 10 p)^0.75 | constant
     hidden: int = 0                   # units of C's and D's hidden layers and of F's MLP (0: 100 on images, 32 on points)
     filters: int = 32                 # F's first convolution's filters (images; the second has 1.5x)
+    adda_pretrain: int = 0            # 0: one tied F | N > 0: ADDA, N steps on the source, then an untied target F (from the source F) against D with inverted labels, C and the source F frozen
 
     @classmethod
     def tiny(cls) -> Dict[str, Any]:
@@ -55,6 +58,16 @@ class AdaptConfig(ModelConfig):
             if unused:
                 raise DgmError(f"{', '.join('--' + k.replace('_', '-') for k in unused)} weigh(s) a domain loss; "
                                "this run has none (--domain-loss none or --oracle): drop it")
+        if given.get("adda_pretrain"):
+            if given.get("oracle"):
+                raise DgmError("--adda-pretrain trains a target encoder without target labels; drop --oracle")
+            if given.get("domain_loss") not in (None, "flip"):
+                raise DgmError(f"ADDA (--adda-pretrain) trains its target encoder with inverted labels (--domain-loss "
+                               f"flip); drop --domain-loss {given['domain_loss']}")
+            unused = [k for k in ("domain_weight", "lambda_schedule", "gamma") if given.get(k) is not None]
+            if unused:
+                raise DgmError(f"{', '.join('--' + k.replace('_', '-') for k in unused)}: ADDA's target encoder "
+                               "minimises the inverted-label loss alone (no lambda); drop it")
         if given.get("lambda_schedule") == "constant" and given.get("gamma") is not None:
             raise DgmError("--gamma shapes the dann lambda schedule; --lambda-schedule constant has none: drop it")
 
@@ -70,8 +83,14 @@ class AdaptConfig(ModelConfig):
             raise DgmError(f"--domain-weight and --gamma must be >= 0, got {self.domain_weight} and {self.gamma}")
         if self.data_kind != "domains":
             raise DgmError(f"adapt needs a domain pair (--data SOURCE:TARGET), got {self.data_kind} data")
+        if self.adda_pretrain < 0:
+            raise DgmError(f"--adda-pretrain must be >= 0 (0: joint training), got {self.adda_pretrain}")
+        if self.oracle and self.adda_pretrain:
+            raise DgmError("--adda-pretrain trains a target encoder without target labels; drop --oracle")
         if self.oracle:
             self.domain_loss = "none"
+        if self.adda_pretrain:
+            self.domain_loss = "flip"
         if self.hidden == 0:
             self.hidden = 32 if self.height == self.width == 1 else 100
 
@@ -109,18 +128,30 @@ class Adapt(ImageModel):
     def __init__(self, config: AdaptConfig):
         super().__init__(config)
         c = config
-        if self.points:
-            self.feature_net = mlp([c.channels, c.hidden, c.hidden], nn.ReLU)
-            self.feature_net.append(nn.ReLU())
-            dim = c.hidden
-        else:
-            if c.height < 4 or c.width < 4:
-                raise DgmError(f"adapt's LeNet needs images of at least 4x4, got {c.height}x{c.width}")
-            self.feature_net = LeNet(c.channels, c.height, c.width, c.filters)
-            dim = self.feature_net.dim
-        self.feature_dim = dim
+        if not self.points and (c.height < 4 or c.width < 4):
+            raise DgmError(f"adapt's LeNet needs images of at least 4x4, got {c.height}x{c.width}")
+        self.feature_net = self._extractor()
+        if c.adda_pretrain:  # ADDA's untied target encoder (its weights are the source F's at the end of pretraining)
+            self.target_net = self._extractor()
+        dim = self.feature_dim
         self.classifier = mlp([dim, c.hidden, max(c.num_classes, 1)], nn.ReLU)
         self.discriminator = mlp([dim, c.hidden, c.hidden, 1], nn.ReLU)
+
+    def _extractor(self) -> nn.Module:
+        c = self.config
+        if self.points:
+            net = mlp([c.channels, c.hidden, c.hidden], nn.ReLU)
+            net.append(nn.ReLU())
+            self.feature_dim = c.hidden
+            return net
+        net = LeNet(c.channels, c.height, c.width, c.filters)
+        self.feature_dim = net.dim
+        return net
+
+    @property
+    def adda(self) -> bool:
+        """Two-stage ADDA: an untied target encoder (``target_net``)."""
+        return bool(self.config.adda_pretrain)
 
     @property
     def points(self) -> bool:
@@ -140,27 +171,30 @@ class Adapt(ImageModel):
         if x.is_complex() or not bool(torch.isfinite(x).all()):
             raise InputError("expected x to hold finite real numbers")
 
-    def features(self, x: Tensor) -> Tensor:
-        """F(x), (B, feature_dim) (unchecked; the step's path)."""
-        return self.feature_net(x.to(next(self.parameters()).dtype))
+    def features(self, x: Tensor, domain: str = "source") -> Tensor:
+        """F(x), (B, feature_dim) (unchecked; the step's path): ADDA's target encoder for ``domain`` "target"."""
+        net = self.target_net if self.adda and domain == "target" else self.feature_net
+        return net(x.to(next(self.parameters()).dtype))
 
     def domain_logit(self, f: Tensor) -> Tensor:
         """D's logit of "target" for features f, (B,)."""
         return self.discriminator(f).reshape(f.shape[0])
 
     @torch.no_grad()
-    def encode(self, x: Tensor) -> Tensor:
-        """F's features of x (checked; eval mode)."""
+    def encode(self, x: Tensor, domain: str = "source") -> Tensor:
+        """F's features of inputs x of ``domain`` (checked; eval mode; one F for both but with ADDA)."""
         self.check_x(x)
+        if domain not in ("source", "target"):
+            raise InputError(f"domain must be 'source' or 'target', got {domain!r}")
         with evaluating(self):
-            return self.features(x.to(self.device))
+            return self.features(x.to(self.device), domain)
 
     @torch.no_grad()
-    def classify(self, x: Tensor) -> Tensor:
-        """C(F(x)): (B, K) class logits of inputs of either domain (checked; eval mode)."""
-        self.check_x(x)
+    def classify(self, x: Tensor, domain: str = "source") -> Tensor:
+        """C(F(x)): (B, K) class logits of inputs x of ``domain`` (checked; eval mode)."""
+        f = self.encode(x, domain)
         with evaluating(self):
-            return self.classifier(self.features(x.to(self.device)))
+            return self.classifier(f)
 
     def sample(self, n: int, y: Optional[Tensor] = None, generator: Optional[torch.Generator] = None, **kw):
         raise DgmError("an adapt run is a classifier and draws no samples; dgm sample RUN --figure domains shows its "

@@ -36,6 +36,12 @@ def uniform_loss(d_source: Tensor, d_target: Tensor) -> Tensor:
     return ce.mean()
 
 
+def inverted_label_loss(d_target: Tensor) -> Tensor:
+    """ADDA's target-encoder loss (Tzeng et al. 2017): the target features called source, BCE(d_t, 0) = mean
+    softplus(d_t)."""
+    return F.softplus(d_target).mean()
+
+
 def domain_accuracy(d_source: Tensor, d_target: Tensor) -> Tensor:
     """The fraction of both halves D puts on their own side of logit 0 (each half weighted 1/2)."""
     return 0.5 * ((d_source < 0).float().mean() + (d_target > 0).float().mean())
@@ -69,5 +75,5 @@ def dann_lr_factor(p: float, alpha: float = 10.0, beta: float = 0.75) -> float:
     return 1.0 / (1.0 + alpha * p) ** beta
 
 
-__all__ = ["DOMAIN_LOSSES", "domain_loss", "flipped_loss", "uniform_loss", "domain_accuracy", "reverse_gradient",
+__all__ = ["DOMAIN_LOSSES", "domain_loss", "flipped_loss", "uniform_loss", "inverted_label_loss", "domain_accuracy", "reverse_gradient",
            "dann_lambda", "dann_lr_factor"]

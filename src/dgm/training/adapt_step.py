@@ -9,6 +9,11 @@ the adversarial term of ``--domain-loss`` against the updated D:
 * flip: lambda times D's loss with the domain labels flipped; uniform: lambda times the cross-entropy of D's
   prediction to [1/2, 1/2]; none: nothing (D is still fitted, for the logged domain accuracy).
 
+ADDA (--adda-pretrain N, Tzeng et al. 2017): the first N steps are the source-only step above; from step N on an
+untied target encoder, initialised from F, is trained against D with inverted labels (optimizer "target") while F
+and C stay frozen. Its optimizers are Adam with beta1 0.5 (as ADDA) at lr 1e-3; with SGD the target encoder
+collapsed on the moons (every target point on one class).
+
 DANN's schedules (Ganin & Lempitsky 2015, sec. 5.2) by default, with p = step / --steps the training progress:
 lambda_p = w (2 / (1 + exp(-gamma p)) - 1) and lr_p = lr / (1 + 10 p)^0.75; SGD with momentum 0.9 and lr 0.01
 (--lr, --optimizer, --beta1 override). Both schedules follow --steps, so a run resumed with a larger --steps
@@ -27,10 +32,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..objectives.adaptation import (dann_lambda, dann_lr_factor, domain_accuracy, domain_loss, flipped_loss,
-                                     reverse_gradient, uniform_loss)
+                                     inverted_label_loss, reverse_gradient, uniform_loss)
 from .steps import STEPS, TrainStep
 
 LR, MOMENTUM = 0.01, 0.9  # DANN's mu_0 and SGD momentum
+ADDA_LR = 1e-3  # ADDA: Adam with beta1 0.5 as Tzeng et al. 2017 (their rate, 2e-4, is slower than needed on the moons)
 
 
 class _FeaturesAndClasses(nn.Module):
@@ -87,11 +93,15 @@ class AdaptStep(TrainStep):
         self.c = m.config
         self.FC = engine.wrap(_FeaturesAndClasses(m))
         self.D = engine.wrap(_Domain(m))
+        self.T = engine.wrap(m.target_net) if m.adda else None
         decay = (lambda s: dann_lr_factor(self.progress(s))) if self.c.lr_schedule == "dann" else None
-        for name, params in (("model", itertools.chain(m.feature_net.parameters(), m.classifier.parameters())),
-                             ("domain", m.discriminator.parameters())):
-            engine.optimizer(name, params, lr=tc.lr if tc.lr is not None else LR, betas=(MOMENTUM, 0.999),
-                             kind="sgd", decay=decay)
+        parts = [("model", itertools.chain(m.feature_net.parameters(), m.classifier.parameters())),
+                 ("domain", m.discriminator.parameters())]
+        if m.adda:  # the target encoder's own (its schedule counts its own updates, from the start of stage two)
+            parts.append(("target", m.target_net.parameters()))
+        kind, lr, betas = ("adam", ADDA_LR, (0.5, 0.999)) if m.adda else ("sgd", LR, (MOMENTUM, 0.999))
+        for name, params in parts:
+            engine.optimizer(name, params, lr=tc.lr if tc.lr is not None else lr, betas=betas, kind=kind, decay=decay)
         self.steps = 0
 
     def progress(self, step: int) -> float:
@@ -104,6 +114,39 @@ class AdaptStep(TrainStep):
         return c.domain_weight * (dann_lambda(self.progress(step), c.gamma) if c.lambda_schedule == "dann" else 1.0)
 
     def __call__(self, batch) -> Dict[str, Tensor]:
+        if self.model.adda and self.steps >= self.c.adda_pretrain:
+            return self._adda(batch)
+        return self._joint(batch, "none" if self.model.adda else self.c.domain_loss)
+
+    def _adda(self, batch) -> Dict[str, Tensor]:
+        """ADDA's second stage (Tzeng et al. 2017): the target encoder, a copy of the source F at the first step of
+        the stage, is trained against D with inverted labels (its features called source: BCE(l_t, 0)); D learns
+        source F's features of the source against the target encoder's of the target; F and C stay frozen."""
+        x, y = batch
+        e, m = self.engine, self.model
+        b = x.shape[0]
+        if self.steps == self.c.adda_pretrain:
+            with torch.no_grad():
+                m.target_net.load_state_dict(m.feature_net.state_dict())
+        with torch.no_grad(), e.autocast():
+            fs, logits = self.FC(x[:, 0])
+        with e.autocast():
+            ft = self.T(x[:, 1])
+            d = self.D(torch.cat([fs, ft.detach()]))
+        d = d.float()
+        loss_d = domain_loss(d[:b], d[b:])
+        acc = domain_accuracy(d[:b], d[b:])
+        e.update(loss_d, "domain")
+        with e.autocast():
+            g = self.D(ft)
+        loss_t = inverted_label_loss(g.float())
+        e.update(loss_t, "target")
+        self.steps += 1
+        loss_class = F.cross_entropy(logits.float(), y[:, 0])
+        return {"loss": loss_class.detach(), "loss_class": loss_class.detach(), "loss_domain": loss_d.detach(),
+                "domain_acc": acc, "lambda": torch.tensor(1.0), "class_acc": (logits.argmax(1) == y[:, 0]).float().mean()}
+
+    def _joint(self, batch, kind: str) -> Dict[str, Tensor]:
         x, y = batch
         e, c = self.engine, self.c
         b = x.shape[0]
@@ -120,9 +163,9 @@ class AdaptStep(TrainStep):
         acc = domain_accuracy(d[:b], d[b:])
         e.update(loss_d, "domain")
         loss = loss_class
-        if c.domain_loss != "none":
+        if kind != "none":
             with e.autocast():
-                loss = loss_class + feature_loss(c.domain_loss, self.D, f, b, lam)
+                loss = loss_class + feature_loss(kind, self.D, f, b, lam)
         e.update(loss, "model")
         self.steps += 1
         return {"loss": loss_class.detach(), "loss_class": loss_class.detach(), "loss_domain": loss_d.detach(),
@@ -140,7 +183,7 @@ class AdaptStep(TrainStep):
         try:
             for x, y in batches:
                 b = x.shape[0]
-                f = m.features(torch.cat([x[:, 0], x[:, 1]]))
+                f = torch.cat([m.features(x[:, 0], "source"), m.features(x[:, 1], "target")])
                 pred = m.classifier(f).argmax(1)
                 hits["source"] += int((pred[:b] == y[:, 0]).sum())
                 hits["target"] += int((pred[b:] == y[:, 1]).sum())
