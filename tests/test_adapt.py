@@ -449,3 +449,32 @@ def test_adda_stage_two_raises_target_accuracy_over_its_own_source_pretraining(t
     # seed 1, as run here: val target accuracy 0.99 at the end; a source-only run of 1500 steps with the same Adam
     # reaches 0.75
     assert acc[3000] > acc[1500] + 0.1, acc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", [[], ["--adda-pretrain", "2"]], ids=["reverse", "adda"])
+def test_two_processes_equal_one_process_on_the_union_batch(tmp_path, extra):
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT, torchrun
+
+    common = ["train", "adapt", "--data", "digits:digits-textured", "--batch-size", "32", "--steps", "4",
+              "--hidden", "8", "--filters", "4", "--n-samples", "0", "--no-progress", "--device", "cpu", *extra]
+    torchrun(common, tmp_path / "ddp")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    one = subprocess.run([sys.executable, "-m", "dgm.cli", *common, "--out", str(tmp_path / "one")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr[-2000:]
+    a, b = (ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / r)) for r in ("ddp", "one"))
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)
+    from dgm.training import seed_everything
+
+    seed_everything(0)  # as the run did before building its model: its initial weights
+    init = build_model("adapt", json.loads((tmp_path / "one" / "config.json").read_text())["model_config"])
+    parts = ("feature_net.", "classifier.", "discriminator.") + (("target_net.",) if extra else ())
+    for part in parts:  # the runs moved every part (not two untouched inits compared)
+        moved = max(float((b["model"][k] - v).abs().max()) for k, v in init.state_dict().items() if k.startswith(part))
+        assert moved > 1e-5, part
