@@ -111,7 +111,8 @@ class LeNet(nn.Module):
 
 
 @MODELS.register("adapt", help="domain adaptation (DANN, Ganin & Lempitsky 2015): features shared by a labelled source "
-                 "and an unlabelled target, --domain-loss reverse|flip|uniform|none; --data SOURCE:TARGET")
+                 "and an unlabelled target, --domain-loss reverse|flip|uniform|none, ADDA with --adda-pretrain N; "
+                 "--data SOURCE:TARGET; SGD (lr 0.01, momentum 0.9) with DANN's lambda and lr schedules by default")
 class Adapt(ImageModel):
     """F (features), C (class logits) and D (domain logit); ``classify(x)`` gives C(F(x)) for either domain."""
 
