@@ -22,6 +22,7 @@ from dgm.metrics import METRICS, evaluate
 from dgm.models import MODELS
 
 SMALLEST = {"images": ["--data", "digits", "--binarize"], "points": ["--data", "ring8"], "pairs": ["--data", "digits-labels"],
+            "domains": ["--data", "digits:digits-inverted"],
             "audio": ["--data", "tones"]}
 
 

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 REQUIRED = {"complete": ["--complete-from", "{img}"], "truncation": ["--truncation", "0.5"],
             "arithmetic": ["--arithmetic", "3,8"], "nearest": ["--nearest", "2"]}
 SMALL_N = {"samples": "3", "interpolate": "2", "truncation": "3", "complete": "2", "audio": "1", "translate": "2",
-           "reconstructions": "4", "plots": "3", "arithmetic": "2", "attention-maps": "2"}
+           "reconstructions": "4", "plots": "3", "arithmetic": "2", "attention-maps": "2", "domains": "3"}
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def _valid(path: Path) -> None:
 
 
 CASES = [(f, r) for f in FIGURES.names() for r in ("gpcnn", "gpcnn-cond", "made", "vae", "vqvae", "gan", "ring",
-                                                     "stylegan", "sagan", "infogan", "cyclegan", "wavenet")]
+                                                     "stylegan", "sagan", "infogan", "cyclegan", "wavenet", "adapt")]
 
 
 @pytest.mark.parametrize("figure,run", CASES, ids=[f"{f}-{r}" for f, r in CASES])
@@ -89,7 +89,8 @@ def test_the_test_runs_cover_every_figure(loaded):
 @pytest.mark.parametrize("run,default,files", [("vqvae", "reconstructions", ["reconstructions-seed0.png"]),
                                                ("cyclegan", "translate", ["translate-test-x_to_y.png",
                                                                           "translate-test-y_to_x.png"]),
-                                               ("wavenet", "audio", ["sample-seed0-0.wav", "sample-seed0.png"])])
+                                               ("wavenet", "audio", ["sample-seed0-0.wav", "sample-seed0.png"]),
+                                               ("adapt", "domains", ["domains.png"])])
 def test_models_draw_their_default_figure_with_no_flag(reference_runs, loaded, tmp_path, run, default, files):
     import shutil
 

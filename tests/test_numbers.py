@@ -17,7 +17,8 @@ from dgm.training import TrainConfig
 
 SPEC = {"images": dict(data_kind="images", channels=1, height=8, width=8, levels=2, num_classes=10),
         "points": dict(data_kind="points", channels=2, height=1, width=1, levels=0, num_classes=0),
-        "audio": dict(data_kind="audio", channels=1, height=1, width=200, levels=256, num_classes=0)}
+        "audio": dict(data_kind="audio", channels=1, height=1, width=200, levels=256, num_classes=0),
+        "domains": dict(data_kind="domains", channels=3, height=8, width=8, levels=0, num_classes=10)}
 HOSTILE = (float("nan"), float("inf"), float("-inf"))
 
 

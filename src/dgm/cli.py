@@ -187,6 +187,8 @@ def _train_arguments(t) -> None:
                    "translate between, e.g. sneaker,sandal (default: none)")
     t.add_argument("--paired", action="store_true", default=None, help="(fashion-labels, digits-labels) train on the "
                    "true pairs: the supervised upper bound of a translation model (default: off)")
+    t.add_argument("--rotation", type=float, default=None, metavar="DEGREES", help="(moons:moons-rotated) the "
+                   "target's rotation about the moons' centre (default: 30)")
     t.add_argument("--window", type=int, default=None, help="(audio datasets) training window in samples "
                    "(default: 4000 for speech and audio, 500 for tones)")
     t.add_argument("--sample-rate", type=int, default=None, metavar="HZ", help="(speech, audio) resample every "
@@ -355,7 +357,7 @@ def _train(args) -> int:
         options["image_size"] = args.image_size
     if args.image_channels is not None:
         options["channels"] = args.image_channels
-    for key in ("data_dir_b", "classes", "paired"):  # options of the translation datasets (data/pairs.py)
+    for key in ("data_dir_b", "classes", "paired", "rotation"):  # options of the translation datasets (data/pairs.py)
         if getattr(args, key) is not None:
             options[key] = getattr(args, key)
     if args.window is not None:

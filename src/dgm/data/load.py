@@ -27,6 +27,9 @@ def load_dataset(name: str, split: str = "train", *, data_dir: Optional[str] = N
     if getattr(loader, "is_pairs", False):  # two image domains for a translation model (data/pairs.py)
         if binarize is not None or levels is not None:
             raise DgmError(f"{name} is a translation dataset with levels of its own; drop --binarize / --quantize")
+    elif getattr(loader, "is_domains", False):  # a source and a target domain (data/domains.py)
+        if binarize is not None or levels is not None:
+            raise DgmError(f"{name} is a domain-adaptation pair with inputs of its own; drop --binarize / --quantize")
     elif getattr(loader, "is_audio", False):
         if binarize is not None or levels is not None or scale != "levels":
             raise DgmError(f"{name} is an audio dataset (8-bit mu-law levels); drop --binarize/--quantize")

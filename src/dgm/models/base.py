@@ -21,7 +21,7 @@ class InputError(DgmError, ValueError):
 
 # Config fields filled in from the dataset, not from the command line.
 DATA_FIELDS = ("data_kind", "channels", "height", "width", "levels", "num_classes")
-DATA_KINDS = ("images", "points", "pairs", "audio")
+DATA_KINDS = ("images", "points", "pairs", "audio", "domains")
 # What a model may declare in ``ImageModel.capabilities``, and the methods each promises.
 CAPABILITIES = {
     "log_prob": "log_prob(x, y): log p(x) in nats per example (the nll metric)",
@@ -30,6 +30,8 @@ CAPABILITIES = {
     "latent": "reconstruct(x) and sample(z=, mean=) through a Gaussian latent (dgm sample --plots)",
     "codes": "codes(x), terms(x) and reconstruct(x) of a discrete code map (the recon metric)",
     "translate": "translate(x, direction) and triplets(x, direction) between two image domains (dgm sample --translate)",
+    "adapt": "encode(x) and classify(x) of a domain-adaptation classifier on a source and a target domain (the "
+             "adaptation metric)",
     "classify": "classify(x): K class logits of a semi-supervised classifier (the accuracy metric)",
     "info_codes": "sample(n, cat=, cont=) and q(x) of InfoGAN's codes (dgm sample --vary-code)",
     "attention": "attention_maps(n): samples and their generator's self-attention maps (dgm sample --attention-maps)",
@@ -52,7 +54,8 @@ class ModelConfig:
     ``data_kind`` "images": (channels, height, width) images of ``levels`` integer levels; "points": vectors of
     ``channels`` real numbers (height = width = 1, levels = 0); "pairs": two image domains of one shape for a
     translation model (levels: domain X's; the model's config adds domain Y's); "audio": waveforms of ``levels``
-    mu-law levels, trained on windows of ``width`` samples (channels = height = 1).
+    mu-law levels, trained on windows of ``width`` samples (channels = height = 1); "domains": a source and a
+    target domain of one shape for domain adaptation (images on [-1, 1], or points with height = width = 1; levels 0).
     """
 
     data_kind: str = "images"

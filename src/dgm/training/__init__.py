@@ -11,7 +11,8 @@ from .ssgan_step import SSGANStep
 from .ali_step import ALIStep
 from .dvae_step import DVAEStep
 from .vae_gan_step import VAEGANStep
+from .adapt_step import AdaptStep
 
 __all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep",
            "VAEStep", "VQStep", "AAEStep", "AVBStep", "FactorVAEStep", "CycleGANStep",
-           "InfoGANStep", "SSGANStep", "ALIStep", "DVAEStep", "VAEGANStep"]
+           "InfoGANStep", "SSGANStep", "ALIStep", "DVAEStep", "VAEGANStep", "AdaptStep"]

@@ -110,6 +110,10 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
         history = [*(saved.get("commands") or [first]), command]
         run_id = saved.get("run_id") or run_id  # a run saved before run ids gets one now
     cls = MODELS.get(model_name)
+    if "domains" in cls.data_kinds:  # SOURCE:TARGET: a plain dataset or an unknown target is one line
+        from ..data.domains import check_domain_name
+
+        check_domain_name(data_cfg["name"])
     audio = bool(getattr(DATASETS.get(data_cfg["name"]), "is_audio", False))
     if audio != ("audio" in cls.data_kinds):
         need = "audio data (dgm list datasets: speech, audio, tones)" if not audio else "image data"
@@ -130,7 +134,11 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
     pairs = getattr(train_set, "data_kind", None) == "pairs"
     if pairs != ("pairs" in cls.data_kinds):
         raise DgmError(_pairs_mismatch(model_name, data_cfg["name"], pairs))
-    if pairs:  # two image domains (data/pairs.py): their shape and both domains' levels
+    domains = getattr(train_set, "data_kind", None) == "domains"
+    if domains != ("domains" in cls.data_kinds):
+        raise DgmError(f"{data_cfg['name']} is a domain-adaptation pair (source and target) for the adapt model; "
+                       f"{model_name} models one domain: train it on a dataset such as digits")
+    if pairs or domains:  # two image domains (data/pairs.py): their shape and both domains' levels
         spec = train_set.model_fields()
     elif audio:  # waveforms of mu-law levels, trained on windows of `window` samples
         spec = {"data_kind": "audio", "channels": 1, "height": 1, "width": train_set.window, "levels": 256,
