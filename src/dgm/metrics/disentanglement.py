@@ -152,8 +152,13 @@ def _check(ctx) -> None:
         known = ", ".join(n for n in DATASETS.names() if getattr(DATASETS.get(n), "factors", None))
         raise DgmError(f"--metric disentanglement needs a dataset that knows its generative factors ({known}); "
                        f"{ctx.dataset} does not")
+    needs_encoder(ctx, "disentanglement")
+
+
+def needs_encoder(ctx, metric: str) -> None:
+    """One line refusing a run whose model has no ``encode(x)`` (metrics of an encoder's codes)."""
     if ctx.model is not None and not hasattr(ctx.model, "encode"):
-        raise DgmError(f"--metric disentanglement measures the codes of an encoder (vae, beta-vae, factor-vae, ...); "
+        raise DgmError(f"--metric {metric} measures the codes of an encoder (ali, vae, beta-vae, factor-vae, ...); "
                        f"this {type(ctx.model).__name__} has no encode(x)")
 
 

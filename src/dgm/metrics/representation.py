@@ -177,10 +177,10 @@ def _class_preservation(model, data, x, y, recon, batch_size: int, device) -> Di
 
 
 def _check(ctx) -> None:
-    """A model without an encoder is refused in one line."""
-    if ctx.model is not None and not hasattr(ctx.model, "encode"):
-        raise DgmError(f"--metric representation measures an encoder's codes (ali, vae, beta-vae, factor-vae, ...); "
-                       f"this {type(ctx.model).__name__} has no encode(x)")
+    """A model without an encoder, or without reconstructions, is refused in one line."""
+    from .disentanglement import needs_encoder
+
+    needs_encoder(ctx, "representation")
     if ctx.model is not None and not hasattr(ctx.model, "reconstruct"):
         raise DgmError(f"--metric representation also measures reconstructions G(E(x)); this "
                        f"{type(ctx.model).__name__} has no reconstruct(x)")

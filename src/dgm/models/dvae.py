@@ -23,9 +23,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import DgmError
-from ..nn.pixels import PixelLikelihood
-from .base import MODELS, ImageModel, ModelConfig
-from .vqvae import _Residual
+from .base import MODELS, ModelConfig
+from .vqvae import CodeModel, conv_decoder, conv_encoder, resolve_downsample
 
 
 def gumbel_softmax(logits: Tensor, tau: float, hard: bool = False, dim: int = 1,
@@ -99,52 +98,27 @@ class DVAEConfig(ModelConfig):
             raise DgmError("--downsample, --kl-weight, --kl-warmup and --temp-steps must be >= 0")
         if not (self.temp_start > 0 and self.temp_end > 0):
             raise DgmError(f"--temp-start and --temp-end must be > 0, got {self.temp_start} and {self.temp_end}")
-        if self.downsample == 0:
-            self.downsample = 1 if max(self.height, self.width) <= 16 else 2
-        f = 2 ** self.downsample
-        if self.height % f or self.width % f:
-            raise DgmError(f"{self.height}x{self.width} images do not divide by 2^{self.downsample}; "
-                           f"use --downsample {self.downsample - 1 or 1}")
+        resolve_downsample(self)
 
 
 @MODELS.register("dvae", help="discrete VAE (DALL-E): K-way code logits per cell, Gumbel-softmax relaxation with "
                  "an annealed temperature, KL to the uniform prior with a warm-up")
-class DVAE(ImageModel):
+class DVAE(CodeModel):
     Config = DVAEConfig
-    train_step = "dvae"
-    default_metrics = ("recon",)
-    default_figure = "reconstructions"  # its prior is a later model (the transformer): reconstructions
-    capabilities = ("codes",)
-    can_sample = False
+    train_step = "dvae"  # its prior is a later model (the transformer)
     summary_format = ("val reconstruction NLL {rec_nats:.3f} nats/example, {codes_used:.0f} codes used, "
                       "perplexity {perplexity:.1f}")
 
     def __init__(self, config: DVAEConfig):
         super().__init__(config)
         c = config
-        self.likelihood = "bernoulli" if c.levels == 2 else "categorical"
-        self.pixels = PixelLikelihood(self.likelihood, c.levels)  #: p(x | z)
-        h = c.hidden
-        enc = [nn.Conv2d(c.channels, h, 4, 2, 1)]
-        for _ in range(c.downsample - 1):
-            enc += [nn.ReLU(), nn.Conv2d(h, h, 4, 2, 1)]
-        enc += [nn.ReLU(), nn.Conv2d(h, h, 3, padding=1), _Residual(h), nn.ReLU(), nn.Conv2d(h, c.codes, 1)]
-        self.encoder = nn.Sequential(*enc)
+        self.encoder = conv_encoder(c.channels, c.hidden, c.downsample, c.codes)
         self.codebook = nn.Embedding(c.codes, c.code_dim)
-        dec = [nn.Conv2d(c.code_dim, h, 3, padding=1), _Residual(h)]
-        for _ in range(c.downsample - 1):
-            dec += [nn.ReLU(), nn.ConvTranspose2d(h, h, 4, 2, 1)]
-        dec += [nn.ReLU(), nn.ConvTranspose2d(h, c.channels * self.pixels.params_per_pixel, 4, 2, 1)]
-        self.decoder = nn.Sequential(*dec)
+        self.decoder = conv_decoder(c.code_dim, c.hidden, c.downsample, c.channels * self.pixels.params_per_pixel)
 
     @property
     def num_codes(self) -> int:
         return self.config.codes
-
-    @property
-    def code_shape(self):
-        f = 2 ** self.config.downsample
-        return self.config.height // f, self.config.width // f
 
     def temperature(self, step: int) -> float:
         c = self.config
@@ -175,22 +149,13 @@ class DVAE(ImageModel):
         return {"rec": rec, "kl": kl_to_uniform(logits), "logits": logits}
 
     @torch.no_grad()
-    def codes_of(self, x: Tensor) -> Tensor:
-        return self.logits(x).argmax(1)
-
-    @torch.no_grad()
     def codes(self, x: Tensor) -> Tensor:
         """The code map of x: (B, h, w) indices in 0..K-1 (argmax of the logits)."""
-        return self.codes_of(x)
+        return self.logits(x).argmax(1)
 
     def decode_codes(self, codes: Tensor) -> Tensor:
         """Decoder output (likelihood parameters, (B, C * P, H, W)) for a code map (B, h, w)."""
         return self.decoder(self.codebook(codes).movedim(-1, 1))
-
-    @torch.no_grad()
-    def reconstruct(self, x: Tensor, mean: bool = True) -> Tensor:
-        """E[x | argmax codes of x] in levels (mean=True) or a draw from p(x | codes)."""
-        return self.pixels.image_draw(self.decode_codes(self.codes(x)), mean)
 
     def sample(self, n: int, y=None, generator=None) -> Tensor:
         raise DgmError("a discrete VAE alone has no prior to sample from; its prior is the text-image transformer")

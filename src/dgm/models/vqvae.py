@@ -45,12 +45,7 @@ class VQVAEConfig(ModelConfig):
             raise DgmError("--codebook-size must be >= 2, --code-dim and --hidden >= 1")
         if self.downsample < 0 or not 0 < self.ema_decay < 1 or self.commitment < 0:
             raise DgmError("--downsample must be >= 0, --ema-decay in (0, 1), --commitment >= 0")
-        if self.downsample == 0:
-            self.downsample = 1 if max(self.height, self.width) <= 16 else 2
-        f = 2 ** self.downsample
-        if self.height % f or self.width % f:
-            raise DgmError(f"{self.height}x{self.width} images do not divide by 2^{self.downsample}; "
-                           f"use --downsample {self.downsample - 1 or 1}")
+        resolve_downsample(self)
 
 
 class _Residual(nn.Module):
@@ -62,44 +57,79 @@ class _Residual(nn.Module):
         return x + self.body(x)
 
 
-@MODELS.register("vq-vae", help="VQ-VAE: conv encoder, nearest-neighbour codebook (straight-through), commitment "
-                 "loss or EMA codebook; prior: dgm train vq-vae-prior --from RUN")
-class VQVAE(ImageModel):
-    Config = VQVAEConfig
-    train_step = "vq"
+def conv_encoder(channels: int, hidden: int, downsample: int, out: int) -> nn.Sequential:
+    """``downsample`` stride-2 4x4 convolutions, a 3x3 convolution, a residual block and a 1x1 projection to ``out``
+    channels (the VQ-VAE's encoder; the discrete VAE's, with out = K logits)."""
+    enc = [nn.Conv2d(channels, hidden, 4, 2, 1)]
+    for _ in range(downsample - 1):
+        enc += [nn.ReLU(), nn.Conv2d(hidden, hidden, 4, 2, 1)]
+    enc += [nn.ReLU(), nn.Conv2d(hidden, hidden, 3, padding=1), _Residual(hidden), nn.ReLU(), nn.Conv2d(hidden, out, 1)]
+    return nn.Sequential(*enc)
+
+
+def conv_decoder(code_dim: int, hidden: int, upsample: int, out: int) -> nn.Sequential:
+    """The mirror of ``conv_encoder``: a 3x3 convolution, a residual block and ``upsample`` stride-2 4x4 transposed
+    convolutions to ``out`` channels (likelihood parameters per pixel)."""
+    dec = [nn.Conv2d(code_dim, hidden, 3, padding=1), _Residual(hidden)]
+    for _ in range(upsample - 1):
+        dec += [nn.ReLU(), nn.ConvTranspose2d(hidden, hidden, 4, 2, 1)]
+    dec += [nn.ReLU(), nn.ConvTranspose2d(hidden, out, 4, 2, 1)]
+    return nn.Sequential(*dec)
+
+
+def resolve_downsample(cfg) -> None:
+    """A code model's config: --downsample 0 (auto) becomes 1 up to 16x16 images, else 2; the image size must
+    divide by 2^downsample (one line naming the fix otherwise)."""
+    if cfg.downsample == 0:
+        cfg.downsample = 1 if max(cfg.height, cfg.width) <= 16 else 2
+    f = 2 ** cfg.downsample
+    if cfg.height % f or cfg.width % f:
+        raise DgmError(f"{cfg.height}x{cfg.width} images do not divide by 2^{cfg.downsample}; "
+                       f"use --downsample {cfg.downsample - 1 or 1}")
+
+
+class CodeModel(ImageModel):
+    """An image model through a map of discrete codes (VQ-VAE, the discrete VAE): pixel likelihood p(x | codes),
+    ``codes(x)``, ``decode_codes(codes)``, ``reconstruct(x)``; ``num_codes`` and ``code_shape``."""
     default_metrics = ("recon",)
     default_figure = "reconstructions"  # it cannot sample alone: test images beside their reconstructions
     capabilities = ("codes",)
-    can_sample = False  # samples come from a prior over its codes (vq-vae-prior)
+    can_sample = False
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.likelihood = "bernoulli" if config.levels == 2 else "categorical"
+        self.pixels = PixelLikelihood(self.likelihood, config.levels)  #: p(x | codes)
+
+    @property
+    def code_shape(self):
+        f = 2 ** self.config.downsample
+        return self.config.height // f, self.config.width // f
+
+    @torch.no_grad()
+    def reconstruct(self, x: Tensor, mean: bool = True) -> Tensor:
+        """E[x | codes(x)] in levels (mean=True) or a draw from p(x | codes(x))."""
+        return self.pixels.image_draw(self.decode_codes(self.codes(x)), mean)
+
+
+@MODELS.register("vq-vae", help="VQ-VAE: conv encoder, nearest-neighbour codebook (straight-through), commitment "
+                 "loss or EMA codebook; prior: dgm train vq-vae-prior --from RUN")
+class VQVAE(CodeModel):
+    Config = VQVAEConfig
+    train_step = "vq"  # samples come from a prior over its codes (vq-vae-prior)
     summary_format = ("val reconstruction NLL {rec_nats:.3f} nats/example, MSE {mse:.4f}, code perplexity "
                       "{perplexity:.1f}")
 
     def __init__(self, config: VQVAEConfig):
         super().__init__(config)
         c = config
-        self.likelihood = "bernoulli" if c.levels == 2 else "categorical"
-        self.pixels = PixelLikelihood(self.likelihood, c.levels)  #: p(x | z_q)
-        h = c.hidden
-        enc = [nn.Conv2d(c.channels, h, 4, 2, 1)]
-        for _ in range(c.downsample - 1):
-            enc += [nn.ReLU(), nn.Conv2d(h, h, 4, 2, 1)]
-        enc += [nn.ReLU(), nn.Conv2d(h, h, 3, padding=1), _Residual(h), nn.ReLU(), nn.Conv2d(h, c.code_dim, 1)]
-        self.encoder = nn.Sequential(*enc)
+        self.encoder = conv_encoder(c.channels, c.hidden, c.downsample, c.code_dim)
         self.quantizer = VectorQuantizer(c.codebook_size, c.code_dim, ema=c.ema, decay=c.ema_decay)
-        dec = [nn.Conv2d(c.code_dim, h, 3, padding=1), _Residual(h)]
-        for _ in range(c.downsample - 1):
-            dec += [nn.ReLU(), nn.ConvTranspose2d(h, h, 4, 2, 1)]
-        dec += [nn.ReLU(), nn.ConvTranspose2d(h, c.channels * self.pixels.params_per_pixel, 4, 2, 1)]
-        self.decoder = nn.Sequential(*dec)
+        self.decoder = conv_decoder(c.code_dim, c.hidden, c.downsample, c.channels * self.pixels.params_per_pixel)
 
     @property
     def num_codes(self) -> int:
         return self.config.codebook_size
-
-    @property
-    def code_shape(self):
-        f = 2 ** self.config.downsample
-        return self.config.height // f, self.config.width // f
 
     def encode(self, x: Tensor) -> Tensor:
         """z_e(x): (B, D, h, w); x is checked (``check_input``)."""
@@ -124,12 +154,6 @@ class VQVAE(ImageModel):
     def loss(self, t: Dict[str, Tensor]) -> Tensor:
         """-log p(x|z_q) per dimension + codebook loss + beta * commitment loss."""
         return t["rec"].float().mean() / self.dims + t["codebook"] + self.config.commitment * t["commitment"]
-
-    @torch.no_grad()
-    def reconstruct(self, x: Tensor, mean: bool = True) -> Tensor:
-        """E[x | z_q(x)] in levels (mean=True) or a draw from p(x | z_q(x))."""
-        out = self.decode_codes(self.codes(x))
-        return self.pixels.image_draw(out, mean)
 
     def sample(self, n: int, y=None, generator=None) -> Tensor:
         raise DgmError("a VQ-VAE alone has no prior to sample from; fit one: dgm train vq-vae-prior --from RUN")

@@ -7,19 +7,15 @@ from typing import Dict
 
 import torch
 
-from .steps import STEPS, ModelCall, TrainStep
+from .steps import STEPS
+from .vq_step import VQStep
 
 
 @STEPS.register("dvae", help="discrete VAE: Gumbel-softmax relaxation (annealed temperature), KL to the uniform "
                 "prior (warmed-up weight)")
-class DVAEStep(TrainStep):
-    best_key = "rec_nats"  # lower validation reconstruction NLL -> checkpoints/best.pt
-
-    def setup(self, engine) -> None:
-        super().setup(engine)
-        self.forward = engine.wrap(ModelCall(self.model, "terms"))
-        engine.optimizer("model", self.model.parameters())
-        self._shown = None
+class DVAEStep(VQStep):
+    """Setup (one Adam over the model), validation (the recon metric) and the sample grid (reconstructions) are the
+    VQ-VAE step's."""
 
     def __call__(self, batch) -> Dict[str, torch.Tensor]:
         x, _ = batch
@@ -38,17 +34,3 @@ class DVAEStep(TrainStep):
             perplexity = torch.exp(-(p * torch.log(p + 1e-12)).sum())
         return {"loss": loss.detach(), "rec_nats": rec.detach(), "kl_nats": kl.detach(), "temperature": torch.tensor(tau),
                 "kl_weight": torch.tensor(beta), "perplexity": perplexity, "codes_used": (used > 0).sum().double()}
-
-    @torch.no_grad()
-    def evaluate(self, batches) -> Dict[str, float]:
-        from ..metrics.recon import recon_from_batches
-
-        return recon_from_batches(self.model, batches)
-
-    @torch.no_grad()
-    def samples(self, n, generator):
-        """The grid shows reconstructions from the argmax codes of the first training images (no prior here)."""
-        if self._shown is None:
-            return None
-        x = self._shown[:n].to(self.model.device)
-        return self.model.to_unit(self.model.reconstruct(x))
