@@ -90,6 +90,7 @@ RUNS = {
                  "4", "--batch-size", "16", "--steps", "2"],
     "adapt": ["adapt", "--data", "digits:digits-textured", "--hidden", "8", "--filters", "4", "--batch-size", "16",
               "--steps", "2"],
+    "fair": ["fair", "--data", "fair-toy", "--hidden", "8", "--batch-size", "32", "--steps", "3"],
     "wavenet": ["wavenet", "--data", "tones", "--layers", "3", "--stacks", "1", "--residual", "8", "--skip", "8",
                 "--batch-size", "8", "--steps", "2"],
 }

@@ -90,7 +90,8 @@ def test_the_test_runs_cover_every_figure(loaded):
                                                ("cyclegan", "translate", ["translate-test-x_to_y.png",
                                                                           "translate-test-y_to_x.png"]),
                                                ("wavenet", "audio", ["sample-seed0-0.wav", "sample-seed0.png"]),
-                                               ("adapt", "domains", ["domains.png"])])
+                                               ("adapt", "domains", ["domains.png"]),
+                                               ("fair", "fair-codes", ["fair-codes-seed0.png"])])
 def test_models_draw_their_default_figure_with_no_flag(reference_runs, loaded, tmp_path, run, default, files):
     import shutil
 

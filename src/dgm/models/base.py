@@ -33,6 +33,8 @@ CAPABILITIES = {
     "adapt": "encode(x) and classify(x) of a domain-adaptation classifier on a source and a target domain (the "
              "adaptation metric)",
     "classify": "classify(x): K class logits of a semi-supervised classifier (the accuracy metric)",
+    "fair": "encode(x) and classify(x) of a fair representation of rows with a sensitive attribute (the fairness "
+            "metric)",
     "info_codes": "sample(n, cat=, cont=) and q(x) of InfoGAN's codes (dgm sample --vary-code)",
     "attention": "attention_maps(n): samples and their generator's self-attention maps (dgm sample --attention-maps)",
     "styles": "sampling_generator() with map/synthesis/broadcast of a style-based G (dgm sample --style-mix, "

@@ -12,7 +12,8 @@ from .ali_step import ALIStep
 from .dvae_step import DVAEStep
 from .vae_gan_step import VAEGANStep
 from .adapt_step import AdaptStep
+from .fair_step import FairStep
 
 __all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep",
            "VAEStep", "VQStep", "AAEStep", "AVBStep", "FactorVAEStep", "CycleGANStep",
-           "InfoGANStep", "SSGANStep", "ALIStep", "DVAEStep", "VAEGANStep", "AdaptStep"]
+           "InfoGANStep", "SSGANStep", "ALIStep", "DVAEStep", "VAEGANStep", "AdaptStep", "FairStep"]
