@@ -22,7 +22,7 @@ from dgm.metrics import METRICS, evaluate
 from dgm.models import MODELS
 
 SMALLEST = {"images": ["--data", "digits", "--binarize"], "points": ["--data", "ring8"], "pairs": ["--data", "digits-labels"],
-            "audio": ["--data", "tones"]}
+            "audio": ["--data", "tones"], "captioned": ["--data", "captions-digits"]}
 
 
 def _cases():

@@ -393,7 +393,8 @@ def _train(args) -> int:
         nll = f"; {summary['val_summary']}" if summary["val_summary"] else ""
         print(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s ({summary['images_per_sec']:.0f} images/s, "
               f"{summary['world_size']} process(es)){nll}\n"
-              f"samples: {summary['samples']}\nrun: {summary['run_dir']}  (evaluate: dgm eval {summary['run_dir']} "
+              f"samples: {summary['samples'] or 'none (this model draws no sample grid: dgm sample RUN)'}\n"
+              f"run: {summary['run_dir']}  (evaluate: dgm eval {summary['run_dir']} "
               f"--metric {summary.get('default_metric', 'nll')})")
     from .training.distributed import teardown
 

@@ -10,7 +10,8 @@ from .info_step import InfoGANStep
 from .ssgan_step import SSGANStep
 from .ali_step import ALIStep
 from .dvae_step import DVAEStep
+from .clip_step import ClipStep
 
 __all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep",
            "VAEStep", "VQStep", "AAEStep", "AVBStep", "FactorVAEStep", "CycleGANStep",
-           "InfoGANStep", "SSGANStep", "ALIStep", "DVAEStep"]
+           "InfoGANStep", "SSGANStep", "ALIStep", "DVAEStep", "ClipStep"]
