@@ -199,3 +199,34 @@ def test_cli_refuses_clip_on_data_without_captions(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "needs captioned images" in err and "captions-digits" in err and "\n" not in err
     assert not (out / "config.json").exists()
+
+
+@pytest.mark.slow  # multi-process (about 30 s: each process builds the captioned splits)
+def test_ddp_two_processes_equal_one_process_on_the_union_batch(tmp_path):
+    """Each process gathers the others' embeddings (differentiably), so the contrastive loss of 2 x 16 pairs is the
+    one-process loss of the 32 pairs, and the weights after 3 steps agree."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT, torchrun
+    from dgm import checkpoint as ckpt
+
+    common = ["train", "clip", "--data", "captions-digits", "--batch-size", "32", "--steps", "3", "--n-samples", "0",
+              "--no-progress", "--device", "cpu", "--embed-dim", "8", "--hidden", "4", "--text-dim", "8",
+              "--text-heads", "2", "--log-every", "1", "--optimizer", "sgd", "--lr", "0.5"]
+    # SGD: Adam would blow the float noise in the gradient of the attention's key bias (zero in exact arithmetic:
+    # softmax ignores a constant added to every logit of a row) up to full steps that differ between the two runs
+    torchrun(common, tmp_path / "ddp")
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OMP_NUM_THREADS": "1"}
+    single = subprocess.run([sys.executable, "-m", "dgm.cli", *common, "--out", str(tmp_path / "one")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    a, b = (ckpt.load_checkpoint(ckpt.latest_checkpoint(tmp_path / r)) for r in ("ddp", "one"))
+    for k in a["model"]:
+        torch.testing.assert_close(a["model"][k], b["model"][k], rtol=1e-5, atol=1e-6)
+    losses = [[json.loads(line)["loss"] for line in (tmp_path / r / "metrics.jsonl").read_text().splitlines()
+               if json.loads(line).get("split") == "train"] for r in ("ddp", "one")]
+    assert len(losses[0]) == 3 and losses[0] == pytest.approx(losses[1], rel=1e-5)
+    init = build_model("clip", json.loads((tmp_path / "one" / "config.json").read_text())["model_config"])
+    assert max((v - b["model"][k]).abs().max().item() for k, v in init.state_dict().items()) > 1e-4

@@ -8,6 +8,7 @@ import torch
 
 from ..nn.blocks import evaluating
 from ..objectives.contrastive import clip_logits, clip_loss
+from .distributed import gather_batch
 from .steps import STEPS, ModelCall, TrainStep
 
 
@@ -31,6 +32,8 @@ class ClipStep(TrainStep):
         x, ids = batch
         with self.engine.autocast():
             img, txt, scale = self.forward(x, ids)
+        # under DDP every process scores the union batch (each pair against every process's other pairs), as CLIP
+        img, txt = gather_batch(img, self.engine.info), gather_batch(txt, self.engine.info)
         loss = clip_loss(img, txt, scale)
         self.engine.update(loss, "model")
         with torch.no_grad():
