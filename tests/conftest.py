@@ -88,6 +88,8 @@ RUNS = {
                 "--latent-dim", "4", "--layers", "1", "--batch-size", "16", "--steps", "2"],
     "cyclegan": ["cyclegan", "--data", "digits-labels", "--base-channels", "4", "--res-blocks", "1", "--d-channels",
                  "4", "--batch-size", "16", "--steps", "2"],
+    "clip": ["clip", "--data", "captions-digits", "--embed-dim", "8", "--hidden", "4", "--text-dim", "8", "--text-heads",
+             "2", "--batch-size", "16", "--steps", "2"],
     "wavenet": ["wavenet", "--data", "tones", "--layers", "3", "--stacks", "1", "--residual", "8", "--skip", "8",
                 "--batch-size", "8", "--steps", "2"],
 }

@@ -146,7 +146,8 @@ def test_each_model_states_its_summary_line():
 _PROMISES = {"log_prob": ("log_prob",), "elbo": ("elbo_terms", "log_prob"), "complete": ("complete",),
              "latent": ("reconstruct", "sample"), "codes": ("codes", "terms", "reconstruct"),
              "translate": ("translate", "triplets"), "classify": ("classify",), "info_codes": ("sample", "q"),
-             "attention": ("attention_maps",), "styles": ("sampling_generator",)}
+             "attention": ("attention_maps",), "styles": ("sampling_generator",),
+             "text_image": ("embed_images", "embed_texts", "score")}
 
 
 @pytest.mark.parametrize("name", MODELS.names())
