@@ -157,6 +157,10 @@ def test_model_refuses_bad_texts_in_one_line():
             m.embed_texts(bad)
     with pytest.raises(DgmError, match="draws no images"):
         m.sample(2)
+    with pytest.raises(DgmError, match="--text-layers 0 has none"):
+        m.Config.refuse_unused({"text_layers": 0, "text_heads": 2})
+    with pytest.raises(DgmError, match="must divide --text-dim"):
+        _model(text_heads=3)
 
 
 # -- the command line ---------------------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ class ClipConfig(ModelConfig):
         return {**super().tiny(), "embed_dim": 8, "hidden": 4, "text_dim": 8, "text_heads": 2}
 
     def __post_init__(self):
+        # a clip run is always "captioned" (dgm train sets it with vocab); "images" lets a config be built bare (no
+        # words yet: every text is then refused by the tokenizer), as the tests that build every model do
         if self.data_kind not in ("captioned", "images"):
             raise DgmError("clip needs captioned images (dgm list datasets: captions-digits, captions-fashion)")
         for name in ("embed_dim", "hidden", "text_dim", "text_heads", "text_length"):
