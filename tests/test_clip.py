@@ -152,7 +152,8 @@ def test_logit_scale_starts_at_clip_s_and_is_clamped_at_100():
 def test_model_refuses_bad_texts_in_one_line():
     m = _model()
     for bad, match in ((["a smal one"], "nearest: 'small'"), (torch.zeros(2, 6, dtype=torch.int64), "pads only"),
-                       (torch.full((1, 6), 99), "token ids in 0..8"), (torch.ones(1, 5, dtype=torch.int64), r"\(n, 6\)")):
+                       (torch.full((1, 6), 99), "token ids in 0..8"),
+                       (torch.ones(1, 5, dtype=torch.int64), r"\(n, 6\)")):
         with pytest.raises(DgmError, match=match):
             m.embed_texts(bad)
     with pytest.raises(DgmError, match="draws no images"):

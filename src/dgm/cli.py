@@ -273,8 +273,9 @@ def _build_parser_rest(sub) -> None:
     from .metrics.registry import metric_options, option_readers
 
     e.add_argument("--metric", default=None, help=f"metric name(s), comma-separated ({', '.join(METRICS.names())}; "
-                   "dgm list metrics; default: nll for likelihood and latent-variable runs, recon for a VQ-VAE, modes "
-                   f"for a GAN on 2-D points, {','.join(default_image_metrics())} for an image GAN or --fake)")
+                   "dgm list metrics; default: nll for likelihood and latent-variable runs, recon for a VQ-VAE or "
+                   "dVAE, retrieval for clip, modes for a GAN on 2-D points, "
+                   f"{','.join(default_image_metrics())} for an image GAN or --fake)")
     e.add_argument("--split", default="test", choices=["train", "val", "test"],
                    help="data split for NLL and for the real images (default: test)")
     e.add_argument("--seed", type=int, default=0)
