@@ -91,6 +91,8 @@ RUNS = {
     "adapt": ["adapt", "--data", "digits:digits-textured", "--hidden", "8", "--filters", "4", "--batch-size", "16",
               "--steps", "2"],
     "fair": ["fair", "--data", "fair-toy", "--hidden", "8", "--batch-size", "32", "--steps", "3"],
+    "clip": ["clip", "--data", "captions-digits", "--embed-dim", "8", "--hidden", "4", "--text-dim", "8", "--text-heads",
+             "2", "--batch-size", "16", "--steps", "2"],
     "wavenet": ["wavenet", "--data", "tones", "--layers", "3", "--stacks", "1", "--residual", "8", "--skip", "8",
                 "--batch-size", "8", "--steps", "2"],
 }

@@ -23,7 +23,7 @@ from dgm.models import MODELS
 
 SMALLEST = {"images": ["--data", "digits", "--binarize"], "points": ["--data", "ring8"], "pairs": ["--data", "digits-labels"],
             "domains": ["--data", "digits:digits-inverted"],
-            "audio": ["--data", "tones"]}
+            "audio": ["--data", "tones"], "captioned": ["--data", "captions-digits"]}
 SMALLEST_FOR = {"fair": ["--data", "fair-toy"]}  # models that need more than their data kind (a sensitive attribute)
 
 

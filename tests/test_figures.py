@@ -27,7 +27,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 REQUIRED = {"complete": ["--complete-from", "{img}"], "truncation": ["--truncation", "0.5"],
             "arithmetic": ["--arithmetic", "3,8"], "nearest": ["--nearest", "2"]}
 SMALL_N = {"samples": "3", "interpolate": "2", "truncation": "3", "complete": "2", "audio": "1", "translate": "2",
-           "reconstructions": "4", "plots": "3", "arithmetic": "2", "attention-maps": "2", "domains": "3"}
+           "reconstructions": "4", "plots": "3", "arithmetic": "2", "attention-maps": "2", "domains": "3",
+           "fair-codes": "50"}
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +51,15 @@ def _valid(path: Path) -> None:
     elif path.suffix == ".wav":
         with wave.open(str(path), "rb") as w:
             assert w.getnframes() > 0
+    elif path.suffix == ".txt":  # the captions of the retrieval figure
+        assert path.read_text().strip()
     else:
         raise AssertionError(f"unexpected file {path}")
 
 
 CASES = [(f, r) for f in FIGURES.names() for r in ("gpcnn", "gpcnn-cond", "made", "vae", "vqvae", "gan", "ring",
-                                                     "stylegan", "sagan", "infogan", "cyclegan", "wavenet", "adapt")]
+                                                     "stylegan", "sagan", "infogan", "cyclegan", "wavenet", "adapt", "clip",
+                                                     "fair")]
 
 
 @pytest.mark.parametrize("figure,run", CASES, ids=[f"{f}-{r}" for f, r in CASES])

@@ -147,7 +147,7 @@ _PROMISES = {"log_prob": ("log_prob",), "elbo": ("elbo_terms", "log_prob"), "com
              "latent": ("reconstruct", "sample"), "codes": ("codes", "terms", "reconstruct"),
              "translate": ("translate", "triplets"), "classify": ("classify",), "info_codes": ("sample", "q"),
              "attention": ("attention_maps",), "styles": ("sampling_generator",), "adapt": ("encode", "classify"),
-             "fair": ("encode", "classify")}
+             "fair": ("encode", "classify"), "text_image": ("embed_images", "embed_texts", "score")}
 
 
 @pytest.mark.parametrize("name", MODELS.names())

@@ -275,8 +275,9 @@ def _build_parser_rest(sub) -> None:
     from .metrics.registry import metric_options, option_readers
 
     e.add_argument("--metric", default=None, help=f"metric name(s), comma-separated ({', '.join(METRICS.names())}; "
-                   "dgm list metrics; default: nll for likelihood and latent-variable runs, recon for a VQ-VAE, modes "
-                   f"for a GAN on 2-D points, {','.join(default_image_metrics())} for an image GAN or --fake)")
+                   "dgm list metrics; default: nll for likelihood and latent-variable runs, recon for a VQ-VAE or "
+                   "dVAE, retrieval for clip, modes for a GAN on 2-D points, "
+                   f"{','.join(default_image_metrics())} for an image GAN or --fake)")
     e.add_argument("--split", default="test", choices=["train", "val", "test"],
                    help="data split for NLL and for the real images (default: test)")
     e.add_argument("--seed", type=int, default=0)
@@ -395,7 +396,8 @@ def _train(args) -> int:
         nll = f"; {summary['val_summary']}" if summary["val_summary"] else ""
         print(f"done: {summary['steps']} steps in {summary['seconds']:.1f} s ({summary['images_per_sec']:.0f} images/s, "
               f"{summary['world_size']} process(es)){nll}\n"
-              f"samples: {summary['samples']}\nrun: {summary['run_dir']}  (evaluate: dgm eval {summary['run_dir']} "
+              f"samples: {summary['samples'] or 'none (this model draws no sample grid: dgm sample RUN)'}\n"
+              f"run: {summary['run_dir']}  (evaluate: dgm eval {summary['run_dir']} "
               f"--metric {summary.get('default_metric', 'nll')})")
     from .training.distributed import teardown
 

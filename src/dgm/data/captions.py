@@ -16,8 +16,9 @@ the Debian package dataset-fashion-mnist.
 """
 from __future__ import annotations
 
+import copy
 import itertools
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -116,6 +117,8 @@ class CaptionDataset(ImageDataset):
     the first item."""
 
     attribute_names = ATTRIBUTES
+    #: (N, L) token ids of the captions in a copy made by ``with_text`` (batches are then (image, ids))
+    text_ids: Optional[torch.Tensor] = None
 
     def __init__(self, name: str, base: str, split: str, image_size: int = 32, colour: bool = False,
                  unseen_share: float = 0.25, data_dir: Optional[str] = None, binarize: Optional[str] = None,
@@ -158,6 +161,31 @@ class CaptionDataset(ImageDataset):
     def words(self) -> List[str]:
         """Every word of this split's captions, sorted."""
         return sorted({w for c in self.captions for w in c.split()})
+
+    def text_fields(self) -> dict:
+        """The config fields a text model takes from this (training) split: ``vocab``, its tokenizer's words, and
+        ``text_length``, the most words of a caption (every split's captions have at most this many: one or two
+        items of at most 6 words, joined by "and")."""
+        from .tokenizer import Tokenizer
+
+        per_item = 5 + self.colour  # "a small red sandal top left"
+        return {"vocab": Tokenizer.from_texts(self.captions).words, "text_length": MAX_ITEMS * per_item + 1}
+
+    def with_text(self, encode: Callable[[List[str]], torch.Tensor]) -> "CaptionDataset":
+        """A copy whose examples are (image, token ids) instead of (image, label): ``encode(captions)`` gives the
+        (N, L) ids of every caption once (a text model's tokenizer). What a text model trains on; ``labels``,
+        ``captions`` and every other attribute stay as they are."""
+        d = copy.copy(self)
+        d.text_ids = encode(self.captions)
+        return d
+
+    def __getitem__(self, i):
+        x, y = super().__getitem__(i)
+        return (x, self.text_ids[i]) if self.text_ids is not None else (x, y)
+
+    def tensors(self):
+        x, y = super().tensors()
+        return (x, self.text_ids.clone()) if self.text_ids is not None else (x, y)
 
 
 def _image_size(name: str, image_size) -> int:

@@ -21,7 +21,7 @@ class InputError(DgmError, ValueError):
 
 # Config fields filled in from the dataset, not from the command line.
 DATA_FIELDS = ("data_kind", "channels", "height", "width", "levels", "num_classes")
-DATA_KINDS = ("images", "points", "pairs", "audio", "domains")
+DATA_KINDS = ("images", "points", "pairs", "audio", "domains", "captioned")
 # What a model may declare in ``ImageModel.capabilities``, and the methods each promises.
 CAPABILITIES = {
     "log_prob": "log_prob(x, y): log p(x) in nats per example (the nll metric)",
@@ -37,6 +37,8 @@ CAPABILITIES = {
             "metric)",
     "info_codes": "sample(n, cat=, cont=) and q(x) of InfoGAN's codes (dgm sample --vary-code)",
     "attention": "attention_maps(n): samples and their generator's self-attention maps (dgm sample --attention-maps)",
+    "text_image": "embed_images(x), embed_texts(texts) and score(x, texts) in one unit-norm space (the retrieval "
+                  "metric and figure)",
     "styles": "sampling_generator() with map/synthesis/broadcast of a style-based G (dgm sample --style-mix, "
               "--noise-sweep)",
 }
@@ -57,7 +59,8 @@ class ModelConfig:
     ``channels`` real numbers (height = width = 1, levels = 0); "pairs": two image domains of one shape for a
     translation model (levels: domain X's; the model's config adds domain Y's); "audio": waveforms of ``levels``
     mu-law levels, trained on windows of ``width`` samples (channels = height = 1); "domains": a source and a
-    target domain of one shape for domain adaptation (images on [-1, 1], or points with height = width = 1; levels 0).
+    target domain of one shape for domain adaptation (images on [-1, 1], or points with height = width = 1; levels 0);
+    "captioned": images as "images" each with a caption (a text model's config adds its tokenizer's words, ``vocab``).
     """
 
     data_kind: str = "images"

@@ -13,7 +13,8 @@ from .dvae_step import DVAEStep
 from .vae_gan_step import VAEGANStep
 from .adapt_step import AdaptStep
 from .fair_step import FairStep
+from .clip_step import ClipStep
 
 __all__ = ["TrainConfig", "Trainer", "TrainingStopped", "seed_everything", "STEPS", "LikelihoodStep", "TrainStep", "GANStep",
            "VAEStep", "VQStep", "AAEStep", "AVBStep", "FactorVAEStep", "CycleGANStep",
-           "InfoGANStep", "SSGANStep", "ALIStep", "DVAEStep", "VAEGANStep", "AdaptStep", "FairStep"]
+           "InfoGANStep", "SSGANStep", "ALIStep", "DVAEStep", "VAEGANStep", "AdaptStep", "FairStep", "ClipStep"]

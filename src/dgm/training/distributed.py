@@ -68,6 +68,17 @@ def wrap(module: torch.nn.Module, info: DistInfo) -> torch.nn.Module:
     return DistributedDataParallel(module, device_ids=ids)
 
 
+def gather_batch(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Every process's ``t`` concatenated in rank order, differentiably (the gradient of each process's part flows
+    back to it, summed over the processes: with DDP's averaging, a loss every process computes alike on the gathered
+    batch trains as the one-process loss on the union batch). ``t`` itself when not distributed."""
+    if not info.distributed:
+        return t
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(t.contiguous()))
+
+
 def barrier(info: DistInfo) -> None:
     if info.distributed:
         dist.barrier()

@@ -145,6 +145,12 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
                 "num_classes": train_set.num_classes, "sample_rate": train_set.rate}
     elif isinstance(train_set, ImageDataset):
         spec = {"data_kind": "images", **{k: getattr(train_set.spec, k) for k in DATA_FIELDS if k != "data_kind"}}
+        captioned = hasattr(train_set, "with_text")
+        if not captioned and "captioned" in cls.data_kinds and "images" not in cls.data_kinds:
+            names = ", ".join(n for n in DATASETS.names() if getattr(DATASETS.get(n), "captioned", False))
+            raise DgmError(f"model {model_name} needs captioned images ({names}); {data_cfg['name']} has no captions")
+        if captioned and "captioned" in cls.data_kinds:  # a text model: its tokenizer's words from the train captions
+            spec = {**spec, "data_kind": "captioned", **train_set.text_fields()}
     elif "points" in cls.data_kinds:  # vectors of real numbers: no levels, no image shape
         spec = {"data_kind": "points", "channels": train_set.dim, "height": 1, "width": 1, "levels": 0,
                 "num_classes": 0}
@@ -159,6 +165,9 @@ def _train_in(run_dir: Path, model_name: str, data_cfg: Dict[str, Any], model_op
         model.init_from_sources(load)
     if info.is_main and model.start_note():
         print(f"dgm: note: {model.start_note()}", file=sys.stderr)
+    if model.config.data_kind == "captioned":  # batches of (image, token ids of its caption): data/captions.py
+        encode = lambda texts: model.tokenizer.encode(texts, model.config.text_length)  # noqa: E731
+        train_set, val_set = train_set.with_text(encode), val_set.with_text(encode)
     step = STEPS.get(model.train_step)(model)
     record = {"dgm_version": __version__, "model": model_name, "family": model.train_step,
               "model_config": model.config.to_dict(), "data": data_cfg, "train": train_cfg.to_dict(),
