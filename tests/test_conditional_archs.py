@@ -63,6 +63,7 @@ def test_d_and_g_read_the_labels_and_sample_returns_the_requested_shape(arch, co
         g(z)
 
 
+@pytest.mark.slow  # 11 s; that D and G read the labels is proved per architecture and --cond above
 def test_g_conditioning_per_architecture():
     """sagan: one-hot CBN (projection / ac) or [z, embed(y)] (concat); biggan: shared embedding into every CBN, or
     with concat into the input layer only; progan: [z, one-hot(y)] pixel-normalised together; stylegan: the

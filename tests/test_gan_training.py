@@ -140,7 +140,8 @@ def test_resumed_gan_run_equals_uninterrupted(tmp_path, objective, opts):
                     assert torch.equal(v, sb[i][k]) if exact else torch.allclose(v, sb[i][k], rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.parametrize("extra", [[], pytest.param(["--update-order", "simultaneous"], marks=pytest.mark.slow)])
+@pytest.mark.slow  # 11 s each; the default run keeps the engine's DDP check (tests/test_engine.py)
+@pytest.mark.parametrize("extra", [[], ["--update-order", "simultaneous"]])
 def test_ddp_gan_two_processes_equal_one_process(tmp_path, extra):
     common = ["train", "gan", "--data", "ring8", "--steps", "3", "--batch-size", "32", "--hidden", "16",
               "--no-progress", "--n-samples", "0", "--device", "cpu", *extra]

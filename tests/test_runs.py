@@ -259,6 +259,7 @@ def test_modes_table_counts_a_retrained_row_once_and_draws_without_lost_run_fold
     assert (tmp_path / "copy" / "samples-ring8.png").is_file() and (tmp_path / "copy" / "snapshots-ring8.png").is_file()
 
 
+@pytest.mark.slow  # 8 s: two worker processes
 def test_bench_modes_in_parallel_gives_the_rows_of_one_process(tmp_path):
     """--jobs 2 runs each (entry, data, seed) in its own process and logs it when it ends (not in job order):
     the same rows as --jobs 1, each once."""
@@ -275,7 +276,7 @@ def test_bench_modes_in_parallel_gives_the_rows_of_one_process(tmp_path):
     assert got[1] == got[2]
 
 
-@pytest.mark.parametrize("jobs", [1, 2])
+@pytest.mark.parametrize("jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_bench_modes_records_a_diverged_run_instead_of_stopping(tmp_path, jobs):
     """A GAN whose loss becomes non-finite is a result: its row says it stopped and the bench goes on (also from a
     worker process, which must send the engine's TrainingStopped back), and the table lists it."""

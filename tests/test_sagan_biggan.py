@@ -68,7 +68,7 @@ def test_rgb_folder_at_32_trains(tmp_path):
     assert dgm.load(out).sample(2).shape == (2, 3, 32, 32)
 
 
-@pytest.mark.parametrize("arch", ["sagan", "biggan"])
+@pytest.mark.parametrize("arch", ["sagan", pytest.param("biggan", marks=pytest.mark.slow)])
 def test_resumed_run_equals_uninterrupted(tmp_path, arch):
     common = ["--arch", arch, "--ckpt-every", "2", "--deterministic"]
     assert _train(tmp_path / "full", *common, "--steps", "3") == 0

@@ -23,7 +23,8 @@ def _equal(a, b):
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
-@pytest.mark.parametrize("extra", [["--objective", "non-saturating"], ["--objective", "hinge", "--spectral-norm"],
+@pytest.mark.parametrize("extra", [["--objective", "non-saturating"],
+                                   pytest.param(["--objective", "hinge", "--spectral-norm"], marks=pytest.mark.slow),
                                    ["--objective", "wgan-gp", "--n-critic", "1"]])
 def test_simultaneous_g_step_does_not_see_this_steps_d_update(tmp_path, extra):
     """After one step G's weights do not depend on D's learning rate under the simultaneous order (its gradient

@@ -509,6 +509,7 @@ def _dead_pid() -> int:
     return p.pid
 
 
+@pytest.mark.slow  # 15 s; the run lock itself: tests/test_no_dead_ends.py
 def test_two_concurrent_trainings_into_one_folder(tmp_path, capsys):
     """The second `dgm train --out D` (and a --resume) while the first still trains: one line, D left to it."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "DGM_CACHE_DIR": str(tmp_path / "cache")}
