@@ -55,16 +55,18 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--cpu-minutes", type=float, default=5.0)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--rows", default=None, help="comma-separated row names to run (default: all)")
+    ap.add_argument("--rows", default=None, help="comma-separated row names, or their first words, to run "
+                    "(default: all)")
     ap.add_argument("--out", default=None, help=f"default: {RESULTS}/TABLE")
     ap.add_argument("--table", action="store_true", help="print the recorded table and exit")
     a = ap.parse_args(argv)
     out = Path(a.out or RESULTS / a.which)
     jobs = TABLES[a.which](a.seeds, a.cpu_minutes)
-    if a.rows:
-        keep = set(a.rows.split(","))
-        jobs = [j for j in jobs if j.row in keep]
-    rows = list(stored(out).values()) if a.table else run_table(jobs, out, a.jobs)
+    if a.rows:  # names or their starts, e.g. "gan,ali" (row names hold commas themselves)
+        keep = [r.strip() for r in a.rows.split(",") if r.strip()]
+        jobs = [j for j in jobs if any(j.row == k or j.row.startswith(k) for k in keep)]
+    recorded = stored(out)  # --table: only the jobs these arguments name (other budgets stay apart)
+    rows = [recorded[j.key] for j in jobs if j.key in recorded] if a.table else run_table(jobs, out, a.jobs)
     text = table(rows, COLUMNS)
     print(text)
     out.mkdir(parents=True, exist_ok=True)
