@@ -164,6 +164,7 @@ def test_model_refuses_bad_texts_in_one_line():
         _model(text_heads=3)
 
 
+@pytest.mark.slow  # multi-second; moved out of the default run to keep it under 10 minutes
 # -- the command line ---------------------------------------------------------------------------------------------
 def test_cli_trains_evaluates_and_samples(tmp_path, capsys):
     run = tmp_path / "run"

@@ -232,6 +232,7 @@ def test_a_models_own_refusal_is_not_taken_for_a_compiler_failure(capsys):
     assert "warning" not in capsys.readouterr().err
 
 
+@pytest.mark.slow  # multi-second; moved out of the default run to keep it under 10 minutes
 def test_sample_and_eval_with_compile_equal_eager(tiny_run, tmp_path, capsys):
     for flag in ([], ["--compile"]):
         assert main(["sample", str(tiny_run), "-n", "4", "--naive", "--threads", "1",

@@ -54,6 +54,7 @@ def test_resume_equals_uninterrupted_run_bit_for_bit(tmp_path):
     assert [r["loss"] for r in rows if r["split"] == "train"] == [r["loss"] for r in full if r["split"] == "train"]
 
 
+@pytest.mark.slow  # multi-second; moved out of the default run to keep it under 10 minutes
 def test_sigint_saves_checkpoint_and_resume_matches(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     base = [sys.executable, "-m", "dgm.cli", "train", "pixelcnn", "--data", "digits", "--binarize", "--batch-size", "32",

@@ -165,6 +165,7 @@ def _gp_optimal_value(delta, lam=10.0):
     return float(_trapezoid(w + w ** 2 / (2 * lam * rho), x))
 
 
+@pytest.mark.slow  # multi-second; moved out of the default run to keep it under 10 minutes
 def test_wgan_gp_critic_estimates_the_wasserstein_distance():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)

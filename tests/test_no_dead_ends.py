@@ -142,6 +142,7 @@ def test_without_out_a_folder_locked_by_another_process_is_skipped(tmp_path, cap
     assert _files(busy) == [".dgm.lock"]
 
 
+@pytest.mark.slow  # multi-second; moved out of the default run to keep it under 10 minutes
 def test_fresh_folders_claimed_at_once_are_distinct(tmp_path):
     """Processes that pick runs/X at the same instant each lock a different folder (choose and lock are one step)."""
     code = ("import sys, time; from pathlib import Path; from dgm.lock import claim_new\n"

@@ -291,6 +291,7 @@ def test_bench_modes_records_a_diverged_run_instead_of_stopping(tmp_path, jobs):
     json.loads((tmp_path / "b" / "results.json").read_text(), parse_constant=lambda c: pytest.fail(f"JSON has {c}"))
 
 
+@pytest.mark.slow  # multi-second; moved out of the default run to keep it under 10 minutes
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads worker processes from /proc (Linux)")
 def test_bench_modes_workers_end_when_the_bench_is_killed(tmp_path):
     """A bench killed from outside (SIGKILL: no clean-up at all) takes its worker processes with it: they would

@@ -122,6 +122,7 @@ def test_sagan_attention_in_g_is_active():
     assert attn_d.f.in_channels == 8
 
 
+@pytest.mark.slow  # multi-second; moved out of the default run to keep it under 10 minutes
 def test_attention_maps_saved_and_refused_without_attention(tmp_path, capsys):
     out = tmp_path / "sa"
     assert _train(out, "--arch", "sagan", "--steps", "1") == 0
@@ -237,6 +238,7 @@ def _optim(tmp_path, arch, **opts):
                           for o in (step.engine.optimizers["d"], step.engine.optimizers["g"])]
 
 
+@pytest.mark.slow  # multi-second; moved out of the default run to keep it under 10 minutes
 def test_defaults_apply_only_when_not_given(tmp_path):
     ttur = [(4e-4, (0.0, 0.9)), (1e-4, (0.0, 0.9))]
     for arch in ("sagan", "biggan"):

@@ -185,6 +185,7 @@ def test_aae_resume_equals_uninterrupted_run_bit_for_bit(tmp_path):
         assert torch.equal(st["exp_avg"], b["optimizers"]["d"]["state"][i]["exp_avg"])
 
 
+@pytest.mark.slow  # multi-second; moved out of the default run to keep it under 10 minutes
 def test_aae_matches_the_aggregate_posterior_to_the_prior(tmp_path):
     """The defining property: with the adversarial term, the codes of the test set look like N(0, I); without it
     (a plain autoencoder) they do not. Measured as KL(N(mean, cov) of the codes || N(0, I))."""
