@@ -12,13 +12,12 @@ not recorded yet (``dgm.bench.table``), so the tables grow across sessions (e.g.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from dgm.bench.table import Job, run_table, stored, table
+from dgm.bench.table import Job, add_arguments, run_or_show
 
 RESULTS = Path(__file__).parent / "results" / "feature_space"
 POINTS = ["--data", "grid25", "--hidden", "128", "--batch-size", "128"]
@@ -93,31 +92,18 @@ def main(argv=None) -> int:
     ap.add_argument("which", choices=sorted(TABLES))
     ap.add_argument("--seeds", type=int, default=None)
     ap.add_argument("--steps", type=int, default=None)
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--rows", default=None, help="comma-separated row names, or their first words, to run "
-                    "(default: all)")
-    ap.add_argument("--out", default=None, help=f"default: {RESULTS}/TABLE")
-    ap.add_argument("--table", action="store_true", help="print the recorded table and exit")
+    add_arguments(ap)
     a = ap.parse_args(argv)
     make, seeds, steps, columns = TABLES[a.which]
     out = Path(a.out or RESULTS / a.which)
-    jobs = make(a.seeds or seeds, a.steps or steps)
-    if a.rows:  # names or their starts, e.g. "gan,ali" (row names hold commas themselves)
-        keep = [r.strip() for r in a.rows.split(",") if r.strip()]
-        jobs = [j for j in jobs if any(j.row == k or j.row.startswith(k) for k in keep)]
-    if a.table:
-        recorded = stored(out)  # only the jobs these arguments name (other lengths/seeds stay apart)
-        rows = [recorded[j.key] for j in jobs if j.key in recorded]
-    else:
-        rows = run_table(jobs, out, a.jobs)
-    text = table(rows, columns)
+    _, text = run_or_show(make(a.seeds or seeds, a.steps or steps), out, a, columns)
     if a.which == "digits":
         base = digits_baselines()
         text += "\n" + "\n".join(f"| {k} | {v['knn_accuracy']:.3f} | {v['logistic_accuracy']:.3f} | "
                                  f"{v.get('reconstruction_ratio', float('nan')):.3f} | - | - | 0 |"
                                  for k, v in base.items())
+        (out / "table.md").write_text(text + "\n")
     print(text)
-    (out / "table.md").write_text(text + "\n")
     return 0
 
 

@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dgm.bench.table import Job, run_table, stored, table
+from dgm.bench.table import Job, add_arguments, run_or_show
 
 RESULTS = Path(__file__).parent / "results" / "gan_practice"
 EVAL = [["--metric", "fid,pr,copying", "-n", "2000"]]
@@ -54,23 +54,11 @@ def main(argv=None) -> int:
     ap.add_argument("which", choices=sorted(TABLES))
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--cpu-minutes", type=float, default=5.0)
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--rows", default=None, help="comma-separated row names, or their first words, to run "
-                    "(default: all)")
-    ap.add_argument("--out", default=None, help=f"default: {RESULTS}/TABLE")
-    ap.add_argument("--table", action="store_true", help="print the recorded table and exit")
+    add_arguments(ap)
     a = ap.parse_args(argv)
     out = Path(a.out or RESULTS / a.which)
-    jobs = TABLES[a.which](a.seeds, a.cpu_minutes)
-    if a.rows:  # names or their starts, e.g. "gan,ali" (row names hold commas themselves)
-        keep = [r.strip() for r in a.rows.split(",") if r.strip()]
-        jobs = [j for j in jobs if any(j.row == k or j.row.startswith(k) for k in keep)]
-    recorded = stored(out)  # --table: only the jobs these arguments name (other budgets stay apart)
-    rows = [recorded[j.key] for j in jobs if j.key in recorded] if a.table else run_table(jobs, out, a.jobs)
-    text = table(rows, COLUMNS)
+    _, text = run_or_show(TABLES[a.which](a.seeds, a.cpu_minutes), out, a, COLUMNS)
     print(text)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "table.md").write_text(text + "\n")
     return 0
 
 

@@ -2,7 +2,6 @@
 G, D's separate or joint batches, and DCGAN's resampling choices; each one's defining property and its refusals."""
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -79,15 +78,7 @@ def test_replay_keeps_each_samples_label_in_a_conditional_run(tmp_path):
     assert step.replay_buffer.labels.shape[0] == len(step.replay_buffer) == 50
 
 
-def _final(run):
-    ck = sorted((Path(run) / "checkpoints").glob("ckpt-*.pt"))[-1]
-    return torch.load(ck, weights_only=True)
-
-
-def _train(out, *extra):
-    args = ["train", "gan", "--data", "ring8", "--batch-size", "32", "--hidden", "16", "--layers", "2",
-            "--no-progress", "--n-samples", "0", "--ckpt-every", "3", "--deterministic", "--out", str(out), *extra]
-    assert main(args) == 0
+from test_gan_training import _final, _train  # noqa: E402  (the GAN run and checkpoint helpers of those tests)
 
 
 def test_resume_with_a_partly_filled_replay_buffer_equals_the_uninterrupted_run(tmp_path):

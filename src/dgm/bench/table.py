@@ -156,3 +156,30 @@ def table(rows: Sequence[Dict], columns: Sequence[str], order: Optional[Sequence
         cpu = mean_se([r["train_cpu_s"] for r in mine])[0]
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {len(mine)} | {cpu:.0f} |")
     return "\n".join(lines)
+
+
+def add_arguments(ap) -> None:
+    """The options every table script shares: --jobs, --rows, --out, --table."""
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--rows", default=None, help="comma-separated row names, or their first words, to run "
+                    "(default: all)")
+    ap.add_argument("--out", default=None, help="the table's folder (default: under benchmarks/results/)")
+    ap.add_argument("--table", action="store_true", help="print the recorded table and exit")
+
+
+def run_or_show(jobs: Sequence[Job], out, args, columns: Sequence[str]):
+    """Keep the jobs --rows names (names or their starts: row names hold commas themselves), then run them (or with
+    --table only read what is recorded for them); print the table, write out/table.md; returns (rows, text)."""
+    if args.rows:
+        keep = [r.strip() for r in args.rows.split(",") if r.strip()]
+        jobs = [j for j in jobs if any(j.row == k or j.row.startswith(k) for k in keep)]
+    out = Path(out)
+    if args.table:  # only the jobs these arguments name: other lengths, budgets or seeds stay apart
+        recorded = stored(out)
+        rows = [recorded[j.key] for j in jobs if j.key in recorded]
+    else:
+        rows = run_table(jobs, out, args.jobs)
+    text = table(rows, columns)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(text + "\n")
+    return rows, text
